@@ -1,0 +1,270 @@
+//! The verified JSON payload of a token, with typed accessors that treat a claim of the wrong
+//! JSON type as an error rather than as absent.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::error::AuthError;
+
+/// The JSON payload of a verified token.
+///
+/// Typed accessors return `Ok(None)` when a claim is absent and
+/// [`AuthError::InvalidClaim`] when it has the wrong type: a `"exp": "tomorrow"` must never be
+/// read as "no expiry".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Claims {
+    map: Map<String, Value>,
+}
+
+/// The `aud` claim: a single string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Clone, Copy, Debug)]
+pub enum Audience<'a> {
+    /// No `aud` claim.
+    Absent,
+    /// `"aud": "x"`.
+    One(&'a str),
+    /// `"aud": ["x", "y"]`; every element is known to be a string.
+    Many(&'a [Value]),
+}
+
+impl<'a> Audience<'a> {
+    /// Whether `audience` is one of the token's audiences.
+    pub fn contains(&self, audience: &str) -> bool {
+        self.iter().any(|a| a == audience)
+    }
+
+    /// The audiences.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (one, many): (Option<&'a str>, &'a [Value]) = match *self {
+            Audience::Absent => (None, &[]),
+            Audience::One(a) => (Some(a), &[]),
+            Audience::Many(all) => (None, all),
+        };
+        one.into_iter().chain(many.iter().filter_map(Value::as_str))
+    }
+}
+
+impl Claims {
+    /// Wraps an already-parsed JSON object.
+    pub fn new(map: Map<String, Value>) -> Self {
+        Self { map }
+    }
+
+    /// The raw claims.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
+    /// Consumes the claims, returning the raw map.
+    pub fn into_map(self) -> Map<String, Value> {
+        self.map
+    }
+
+    /// A top-level claim.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(name)
+    }
+
+    /// A string claim; `Err(InvalidClaim)` when present but not a string.
+    pub fn string(&self, name: &'static str) -> Result<Option<&str>, AuthError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(AuthError::InvalidClaim(Cow::Borrowed(name))),
+        }
+    }
+
+    /// A NumericDate claim (seconds since the epoch) such as `exp`.
+    ///
+    /// Integers and finite fractions are accepted (a fraction is truncated towards the past);
+    /// strings, booleans, objects and values outside ±2^53 are `InvalidClaim`.
+    pub fn numeric_date(&self, name: &'static str) -> Result<Option<i64>, AuthError> {
+        const MAX: i64 = 1 << 53;
+        let invalid = || AuthError::InvalidClaim(Cow::Borrowed(name));
+        let Some(value) = self.map.get(name) else {
+            return Ok(None);
+        };
+        let Value::Number(n) = value else {
+            return Err(invalid());
+        };
+        let secs = if let Some(i) = n.as_i64() {
+            i
+        } else if let Some(f) = n.as_f64() {
+            if !f.is_finite() || f.abs() >= MAX as f64 {
+                return Err(invalid());
+            }
+            #[allow(clippy::cast_possible_truncation)] // bounded just above
+            let whole = f.floor() as i64;
+            whole
+        } else {
+            return Err(invalid()); // u64 above i64::MAX
+        };
+        if !(-MAX..=MAX).contains(&secs) {
+            return Err(invalid());
+        }
+        Ok(Some(secs))
+    }
+
+    /// `iss`.
+    pub fn issuer(&self) -> Result<Option<&str>, AuthError> {
+        self.string("iss")
+    }
+
+    /// `sub`.
+    pub fn subject(&self) -> Result<Option<&str>, AuthError> {
+        self.string("sub")
+    }
+
+    /// `exp`.
+    pub fn expires_at(&self) -> Result<Option<i64>, AuthError> {
+        self.numeric_date("exp")
+    }
+
+    /// `nbf`.
+    pub fn not_before(&self) -> Result<Option<i64>, AuthError> {
+        self.numeric_date("nbf")
+    }
+
+    /// `iat`.
+    pub fn issued_at(&self) -> Result<Option<i64>, AuthError> {
+        self.numeric_date("iat")
+    }
+
+    /// `jti`.
+    pub fn jwt_id(&self) -> Result<Option<&str>, AuthError> {
+        self.string("jti")
+    }
+
+    /// `azp` (OIDC authorized party).
+    pub fn authorized_party(&self) -> Result<Option<&str>, AuthError> {
+        self.string("azp")
+    }
+
+    /// `aud`, as a string or an array of strings; any other shape (including an array with a
+    /// non-string element) is `InvalidClaim`.
+    pub fn audience(&self) -> Result<Audience<'_>, AuthError> {
+        match self.map.get("aud") {
+            None | Some(Value::Null) => Ok(Audience::Absent),
+            Some(Value::String(s)) => Ok(Audience::One(s)),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                Ok(Audience::Many(items))
+            }
+            Some(_) => Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),
+        }
+    }
+
+    /// Looks up a claim by path, with the reference system's rule: a top-level key equal to the
+    /// whole path wins (`https://example.com/roles`, or a flat `a.b`), otherwise the path is
+    /// split on `.` and objects are walked. A missing step gives `None`.
+    pub fn path(&self, path: &str) -> Option<&Value> {
+        if path.is_empty() {
+            return None;
+        }
+        if let Some(v) = self.map.get(path) {
+            return Some(v);
+        }
+        let mut parts = path.split('.');
+        let mut current = self.map.get(parts.next()?)?;
+        for part in parts {
+            current = current.as_object()?.get(part)?;
+        }
+        Some(current)
+    }
+
+    /// The string elements of the array at `path` (see [`Claims::path`]).
+    ///
+    /// A missing path or a non-array leaf gives nothing; non-string elements are skipped. This
+    /// is the reference system's role-extraction rule and never fails.
+    pub fn strings_at<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.path(path)
+            .and_then(Value::as_array)
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_str)
+    }
+}
+
+impl From<Map<String, Value>> for Claims {
+    fn from(map: Map<String, Value>) -> Self {
+        Self::new(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Claims {
+        match v {
+            Value::Object(m) => Claims::new(m),
+            _ => unreachable!("test claims are objects"),
+        }
+    }
+
+    #[test]
+    fn flat_key_equal_to_whole_path_wins_over_dotted_walk() {
+        let c = claims(json!({
+            "https://example.com/roles": ["flat-url"],
+            "a.b": ["flat"],
+            "a": {"b": ["nested"]},
+        }));
+        assert_eq!(c.strings_at("https://example.com/roles").collect::<Vec<_>>(), ["flat-url"]);
+        assert_eq!(c.strings_at("a.b").collect::<Vec<_>>(), ["flat"]);
+    }
+
+    #[test]
+    fn dotted_path_walks_objects() {
+        let c = claims(json!({"realm_access": {"roles": ["x", 1, null, "y", {"z": 1}]}}));
+        assert_eq!(c.strings_at("realm_access.roles").collect::<Vec<_>>(), ["x", "y"]);
+    }
+
+    #[test]
+    fn missing_steps_and_non_array_leaves_give_no_roles() {
+        let c = claims(json!({"a": {"b": "not-an-array", "c": 5}, "s": "x", "arr": [1]}));
+        for path in ["", "a.b", "a.c", "a.d", "a.b.c", "s.x", "nope", ".", "a.", "arr.0", "a..b"] {
+            assert_eq!(c.strings_at(path).count(), 0, "path {path:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_dates_of_the_wrong_type_are_errors_not_absent() {
+        let c = claims(json!({
+            "s": "1700000000", "b": true, "o": {}, "a": [1], "n": null,
+            "f": 1700000000.9, "neg": -5, "big": 18446744073709551615u64, "huge": 1e300,
+        }));
+        for name in ["s", "b", "o", "a", "big", "huge"] {
+            let err = c.numeric_date(name).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidClaim, "{name}");
+        }
+        // `null` is not a number either.
+        assert_eq!(c.numeric_date("n").unwrap_err().code(), ErrorCode::InvalidClaim);
+        assert_eq!(c.numeric_date("f").unwrap(), Some(1_700_000_000));
+        assert_eq!(c.numeric_date("neg").unwrap(), Some(-5));
+        assert_eq!(c.numeric_date("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn audience_accepts_string_or_string_array_only() {
+        assert!(claims(json!({"aud": "x"})).audience().unwrap().contains("x"));
+        let c = claims(json!({"aud": ["a", "x"]}));
+        assert!(c.audience().unwrap().contains("x"));
+        assert!(!c.audience().unwrap().contains("b"));
+        assert!(matches!(claims(json!({})).audience().unwrap(), Audience::Absent));
+        for bad in [json!({"aud": 5}), json!({"aud": ["x", 5]}), json!({"aud": {"x": 1}})] {
+            assert_eq!(claims(bad).audience().unwrap_err().code(), ErrorCode::InvalidClaim);
+        }
+    }
+
+    #[test]
+    fn string_claims_of_the_wrong_type_are_errors() {
+        let c = claims(json!({"iss": 5, "sub": ["x"], "jti": "j"}));
+        assert_eq!(c.issuer().unwrap_err().code(), ErrorCode::InvalidClaim);
+        assert_eq!(c.subject().unwrap_err().code(), ErrorCode::InvalidClaim);
+        assert_eq!(c.jwt_id().unwrap(), Some("j"));
+        assert_eq!(c.authorized_party().unwrap(), None);
+    }
+}

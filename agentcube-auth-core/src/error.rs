@@ -1,0 +1,417 @@
+//! Rejections: one error type for authentication and authorization, with a stable machine code,
+//! an HTTP status and the RFC 6750 challenge.
+//!
+//! Messages are lowercase, have no trailing period and never contain the token. Values that come
+//! from an attacker (an `alg` name, a claim name) are bounded and sanitised before they are stored.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::role::Role;
+
+/// A stable, machine-readable code for every rejection.
+///
+/// The string forms ([`ErrorCode::as_str`]) are part of the public contract: logs, metrics, JSON
+/// error bodies and the `verify-token` tool all use them. New codes may be added; existing ones
+/// never change meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// No `Authorization` header (or other credential carrier) was sent.
+    MissingAuthorization,
+    /// The `Authorization` header is not `Bearer <token>`.
+    InvalidAuthorizationFormat,
+    /// `Bearer` followed by nothing but whitespace.
+    EmptyBearerToken,
+    /// The token is not a well-formed compact JWS.
+    Malformed,
+    /// The token is longer than the configured limit.
+    TokenTooLarge,
+    /// The header `alg` is not in the allowlist (this includes `none` and HMAC for remote keys).
+    AlgorithmNotAllowed,
+    /// The header carries a `crit` member; no extension is understood, so all are rejected.
+    UnsupportedCriticalHeader,
+    /// The header or payload `typ` names a kind of token that is not accepted here.
+    TokenTypeMismatch,
+    /// No key in the key set has the token's `kid`.
+    UnknownKid,
+    /// A key with the token's `kid` exists but cannot be used with the token's `alg`.
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    InvalidSignature,
+    /// The token's issuer is not one of the configured issuers.
+    UnknownIssuer,
+    /// `iss` differs from the configured issuer.
+    IssuerMismatch,
+    /// `aud` contains none of the accepted audiences.
+    AudienceMismatch,
+    /// `exp` is in the past (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// A required claim is absent or empty.
+    MissingClaim,
+    /// A claim has the wrong JSON type or an impossible value.
+    InvalidClaim,
+    /// `exp - iat` is longer than the configured maximum lifetime.
+    LifetimeTooLong,
+    /// `azp` is not in the configured allowlist.
+    AzpNotAllowed,
+    /// The token's `jti` was already used.
+    TokenReplayed,
+    /// No verification keys are available yet (the issuer is unreachable or not loaded).
+    KeysUnavailable,
+    /// The caller is authenticated but lacks a required role.
+    InsufficientRole,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order (useful for metrics tables and exhaustive tests).
+    pub const ALL: [ErrorCode; 24] = [
+        Self::MissingAuthorization,
+        Self::InvalidAuthorizationFormat,
+        Self::EmptyBearerToken,
+        Self::Malformed,
+        Self::TokenTooLarge,
+        Self::AlgorithmNotAllowed,
+        Self::UnsupportedCriticalHeader,
+        Self::TokenTypeMismatch,
+        Self::UnknownKid,
+        Self::KeyAlgorithmMismatch,
+        Self::InvalidSignature,
+        Self::UnknownIssuer,
+        Self::IssuerMismatch,
+        Self::AudienceMismatch,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::IssuedInFuture,
+        Self::MissingClaim,
+        Self::InvalidClaim,
+        Self::LifetimeTooLong,
+        Self::AzpNotAllowed,
+        Self::TokenReplayed,
+        Self::KeysUnavailable,
+        Self::InsufficientRole,
+    ];
+
+    /// The stable snake_case name of the code.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingAuthorization => "missing_authorization",
+            Self::InvalidAuthorizationFormat => "invalid_authorization_format",
+            Self::EmptyBearerToken => "empty_bearer_token",
+            Self::Malformed => "malformed",
+            Self::TokenTooLarge => "token_too_large",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::UnsupportedCriticalHeader => "unsupported_critical_header",
+            Self::TokenTypeMismatch => "token_type_mismatch",
+            Self::UnknownKid => "unknown_kid",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::InvalidSignature => "invalid_signature",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaim => "invalid_claim",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::AzpNotAllowed => "azp_not_allowed",
+            Self::TokenReplayed => "token_replayed",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::InsufficientRole => "insufficient_role",
+        }
+    }
+
+    /// The HTTP status a server should answer with: 401, 403 or 503.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Self::InsufficientRole => 403,
+            Self::KeysUnavailable => 503,
+            _ => 401,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge for this code (RFC 6750 §3), if the response carries one.
+    ///
+    /// A request without credentials gets a bare `Bearer` challenge (RFC 6750 §3.1 says not to
+    /// name an error then); a bad token gets `invalid_token`; a missing role gets
+    /// `insufficient_scope`; an unavailable key set (503) gets none, since the client did
+    /// nothing wrong.
+    pub const fn www_authenticate(self) -> Option<&'static str> {
+        match self {
+            Self::MissingAuthorization => Some("Bearer"),
+            Self::InsufficientRole => Some("Bearer error=\"insufficient_scope\""),
+            Self::KeysUnavailable => None,
+            _ => Some("Bearer error=\"invalid_token\""),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a token is not a well-formed compact JWS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MalformedReason {
+    /// The token is empty.
+    Empty,
+    /// The token does not have exactly three dot-separated segments.
+    SegmentCount,
+    /// A segment is not unpadded base64url.
+    Base64,
+    /// The header is not a JSON object.
+    HeaderJson,
+    /// The payload is not a JSON object.
+    PayloadJson,
+    /// A JSON object in the header or payload has the same member twice.
+    DuplicateMember,
+    /// The header has no `alg`, or a member of the wrong type.
+    HeaderField,
+    /// The token is an encrypted JWT (JWE), which is not accepted.
+    Encrypted,
+    /// The signature has the wrong length or encoding for the algorithm.
+    SignatureEncoding,
+    /// The `kid` is empty, too long or not printable.
+    KeyId,
+}
+
+impl MalformedReason {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty token",
+            Self::SegmentCount => "expected three dot-separated segments",
+            Self::Base64 => "segment is not unpadded base64url",
+            Self::HeaderJson => "header is not a json object",
+            Self::PayloadJson => "payload is not a json object",
+            Self::DuplicateMember => "duplicate json member",
+            Self::HeaderField => "header member missing or of the wrong type",
+            Self::Encrypted => "encrypted tokens are not accepted",
+            Self::SignatureEncoding => "signature has the wrong length or encoding",
+            Self::KeyId => "kid is empty, too long or not printable",
+        }
+    }
+}
+
+impl fmt::Display for MalformedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which part of the token carried an unacceptable `typ`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TypeLocation {
+    /// The JOSE header `typ`.
+    Header,
+    /// The payload `typ` claim (Keycloak: `Bearer`, `ID`, `Refresh`, `Logout`).
+    Payload,
+}
+
+/// Why verification keys are unavailable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeysUnavailableReason {
+    /// No key set has been loaded yet and the last attempt failed (or none was made).
+    NotLoaded,
+    /// The last good key set is older than the permitted staleness and refreshes keep failing.
+    TooStale,
+}
+
+/// A short, printable, bounded copy of a value the attacker chose (an `alg`, a claim name).
+///
+/// Keeps at most 32 characters; anything outside printable ASCII becomes `?`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Untrusted(Box<str>);
+
+impl Untrusted {
+    const MAX: usize = 32;
+
+    /// Copies and sanitises `value`.
+    pub fn new(value: &str) -> Self {
+        let mut out = String::with_capacity(value.len().min(Self::MAX));
+        for c in value.chars().take(Self::MAX) {
+            out.push(if c.is_ascii_graphic() || c == ' ' { c } else { '?' });
+        }
+        Self(out.into_boxed_str())
+    }
+
+    /// The sanitised text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Untrusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every reason a request is not authenticated or not authorized.
+///
+/// Use [`AuthError::code`] for decisions and metrics, never the message text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// See [`ErrorCode::MissingAuthorization`].
+    #[error("missing authorization header")]
+    MissingAuthorization,
+    /// See [`ErrorCode::InvalidAuthorizationFormat`].
+    #[error("invalid authorization header format")]
+    InvalidAuthorizationFormat,
+    /// See [`ErrorCode::EmptyBearerToken`].
+    #[error("empty bearer token")]
+    EmptyBearerToken,
+    /// See [`ErrorCode::Malformed`].
+    #[error("malformed token: {0}")]
+    Malformed(MalformedReason),
+    /// See [`ErrorCode::TokenTooLarge`].
+    #[error("token is {size} bytes, over the limit of {limit}")]
+    TokenTooLarge {
+        /// The token's length in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// See [`ErrorCode::AlgorithmNotAllowed`].
+    #[error("signing algorithm {0:?} is not allowed")]
+    AlgorithmNotAllowed(Untrusted),
+    /// See [`ErrorCode::UnsupportedCriticalHeader`].
+    #[error("token has critical header extensions, which are not supported")]
+    UnsupportedCriticalHeader,
+    /// See [`ErrorCode::TokenTypeMismatch`].
+    #[error("token type {found:?} in the {location:?} is not accepted")]
+    TokenTypeMismatch {
+        /// Where the `typ` was found.
+        location: TypeLocation,
+        /// The value found.
+        found: Untrusted,
+    },
+    /// See [`ErrorCode::UnknownKid`].
+    #[error("no verification key matches the token's key id")]
+    UnknownKid,
+    /// See [`ErrorCode::KeyAlgorithmMismatch`].
+    #[error("the key for this token cannot be used with its signing algorithm")]
+    KeyAlgorithmMismatch,
+    /// See [`ErrorCode::InvalidSignature`].
+    #[error("token signature is invalid")]
+    InvalidSignature,
+    /// See [`ErrorCode::UnknownIssuer`].
+    #[error("token issuer is not configured")]
+    UnknownIssuer,
+    /// See [`ErrorCode::IssuerMismatch`].
+    #[error("token issuer does not match the configured issuer")]
+    IssuerMismatch,
+    /// See [`ErrorCode::AudienceMismatch`].
+    #[error("token audience does not include an accepted audience")]
+    AudienceMismatch,
+    /// See [`ErrorCode::Expired`].
+    #[error("token has expired")]
+    Expired,
+    /// See [`ErrorCode::NotYetValid`].
+    #[error("token is not yet valid")]
+    NotYetValid,
+    /// See [`ErrorCode::IssuedInFuture`].
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    /// See [`ErrorCode::MissingClaim`].
+    #[error("token is missing the required {0:?} claim")]
+    MissingClaim(Cow<'static, str>),
+    /// See [`ErrorCode::InvalidClaim`].
+    #[error("token claim {0:?} has the wrong type or value")]
+    InvalidClaim(Cow<'static, str>),
+    /// See [`ErrorCode::LifetimeTooLong`].
+    #[error("token lifetime of {lifetime_secs} s exceeds the maximum of {max_secs} s")]
+    LifetimeTooLong {
+        /// `exp - iat` in seconds.
+        lifetime_secs: i64,
+        /// The configured cap in seconds.
+        max_secs: u64,
+    },
+    /// See [`ErrorCode::AzpNotAllowed`].
+    #[error("token authorized party is not allowed")]
+    AzpNotAllowed,
+    /// See [`ErrorCode::TokenReplayed`].
+    #[error("token was already used")]
+    TokenReplayed,
+    /// See [`ErrorCode::KeysUnavailable`].
+    #[error("verification keys are unavailable")]
+    KeysUnavailable(KeysUnavailableReason),
+    /// See [`ErrorCode::InsufficientRole`].
+    #[error("insufficient permissions: missing role {0}")]
+    InsufficientRole(Role),
+}
+
+impl AuthError {
+    /// The stable machine code of this error.
+    pub const fn code(&self) -> ErrorCode {
+        match self {
+            Self::MissingAuthorization => ErrorCode::MissingAuthorization,
+            Self::InvalidAuthorizationFormat => ErrorCode::InvalidAuthorizationFormat,
+            Self::EmptyBearerToken => ErrorCode::EmptyBearerToken,
+            Self::Malformed(_) => ErrorCode::Malformed,
+            Self::TokenTooLarge { .. } => ErrorCode::TokenTooLarge,
+            Self::AlgorithmNotAllowed(_) => ErrorCode::AlgorithmNotAllowed,
+            Self::UnsupportedCriticalHeader => ErrorCode::UnsupportedCriticalHeader,
+            Self::TokenTypeMismatch { .. } => ErrorCode::TokenTypeMismatch,
+            Self::UnknownKid => ErrorCode::UnknownKid,
+            Self::KeyAlgorithmMismatch => ErrorCode::KeyAlgorithmMismatch,
+            Self::InvalidSignature => ErrorCode::InvalidSignature,
+            Self::UnknownIssuer => ErrorCode::UnknownIssuer,
+            Self::IssuerMismatch => ErrorCode::IssuerMismatch,
+            Self::AudienceMismatch => ErrorCode::AudienceMismatch,
+            Self::Expired => ErrorCode::Expired,
+            Self::NotYetValid => ErrorCode::NotYetValid,
+            Self::IssuedInFuture => ErrorCode::IssuedInFuture,
+            Self::MissingClaim(_) => ErrorCode::MissingClaim,
+            Self::InvalidClaim(_) => ErrorCode::InvalidClaim,
+            Self::LifetimeTooLong { .. } => ErrorCode::LifetimeTooLong,
+            Self::AzpNotAllowed => ErrorCode::AzpNotAllowed,
+            Self::TokenReplayed => ErrorCode::TokenReplayed,
+            Self::KeysUnavailable(_) => ErrorCode::KeysUnavailable,
+            Self::InsufficientRole(_) => ErrorCode::InsufficientRole,
+        }
+    }
+
+    /// The HTTP status for this error (see [`ErrorCode::http_status`]).
+    pub const fn http_status(&self) -> u16 {
+        self.code().http_status()
+    }
+
+    /// The `WWW-Authenticate` header value for this error (see [`ErrorCode::www_authenticate`]).
+    pub const fn www_authenticate(&self) -> Option<&'static str> {
+        self.code().www_authenticate()
+    }
+
+    /// The message a client may see.
+    ///
+    /// For a bad token this is the reference system's deliberately vague
+    /// `invalid or expired token` (the precise reason is in [`AuthError::code`] and in the
+    /// server's logs, not in the response, so probing clients learn little); for the other
+    /// errors it is the [`Display`](fmt::Display) text.
+    pub fn public_message(&self) -> Cow<'static, str> {
+        match self {
+            Self::MissingAuthorization
+            | Self::InvalidAuthorizationFormat
+            | Self::EmptyBearerToken
+            | Self::KeysUnavailable(_)
+            | Self::InsufficientRole(_) => Cow::Owned(self.to_string()),
+            _ => Cow::Borrowed("invalid or expired token"),
+        }
+    }
+}

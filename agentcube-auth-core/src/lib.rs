@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod claims;
+mod clock;
+mod error;
+mod hierarchy;
+mod mapper;
+mod principal;
+mod requirement;
+mod role;
+mod verifier;
+
+pub use claims::{Audience, Claims};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{AuthError, ErrorCode, KeysUnavailableReason, MalformedReason, TypeLocation, Untrusted};
+pub use hierarchy::{HierarchyError, RoleHierarchy};
+pub use mapper::{ClaimMapper, ClaimPathMapper, KeycloakClaimMapper};
+pub use principal::{Principal, PrincipalBuilder};
+pub use requirement::Requirement;
+pub use role::{Role, RoleSet};
+pub use verifier::TokenVerifier;

@@ -1,0 +1,46 @@
+//! The verification seam: anything that turns a bearer token into a [`Principal`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::error::AuthError;
+use crate::principal::Principal;
+
+/// Verifies a token and returns the principal it vouches for.
+///
+/// Implemented by `agentcube-oidc`'s verifiers; the tower layer in the `http` feature runs any
+/// implementation. The future is `Send` and generic (not boxed), so the per-request path
+/// allocates nothing for it.
+pub trait TokenVerifier: Send + Sync {
+    /// Verifies `token` (the bare token, without the `Bearer ` prefix).
+    ///
+    /// # Errors
+    /// Any [`AuthError`]; [`AuthError::KeysUnavailable`] when the verifier cannot decide yet.
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Principal, AuthError>> + Send;
+
+    /// Whether the verifier can verify tokens now (it has keys). Services report this on their
+    /// readiness endpoint. The default is `true`.
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Principal, AuthError>> + Send {
+        (**self).verify(token)
+    }
+
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+}
+
+impl<V: TokenVerifier + ?Sized> TokenVerifier for &V {
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Principal, AuthError>> + Send {
+        (**self).verify(token)
+    }
+
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+}
