@@ -212,20 +212,29 @@ mod tests {
             "a.b": ["flat"],
             "a": {"b": ["nested"]},
         }));
-        assert_eq!(c.strings_at("https://example.com/roles").collect::<Vec<_>>(), ["flat-url"]);
+        assert_eq!(
+            c.strings_at("https://example.com/roles")
+                .collect::<Vec<_>>(),
+            ["flat-url"]
+        );
         assert_eq!(c.strings_at("a.b").collect::<Vec<_>>(), ["flat"]);
     }
 
     #[test]
     fn dotted_path_walks_objects() {
         let c = claims(json!({"realm_access": {"roles": ["x", 1, null, "y", {"z": 1}]}}));
-        assert_eq!(c.strings_at("realm_access.roles").collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(
+            c.strings_at("realm_access.roles").collect::<Vec<_>>(),
+            ["x", "y"]
+        );
     }
 
     #[test]
     fn missing_steps_and_non_array_leaves_give_no_roles() {
         let c = claims(json!({"a": {"b": "not-an-array", "c": 5}, "s": "x", "arr": [1]}));
-        for path in ["", "a.b", "a.c", "a.d", "a.b.c", "s.x", "nope", ".", "a.", "arr.0", "a..b"] {
+        for path in [
+            "", "a.b", "a.c", "a.d", "a.b.c", "s.x", "nope", ".", "a.", "arr.0", "a..b",
+        ] {
             assert_eq!(c.strings_at(path).count(), 0, "path {path:?}");
         }
     }
@@ -241,7 +250,10 @@ mod tests {
             assert_eq!(err.code(), ErrorCode::InvalidClaim, "{name}");
         }
         // `null` is not a number either.
-        assert_eq!(c.numeric_date("n").unwrap_err().code(), ErrorCode::InvalidClaim);
+        assert_eq!(
+            c.numeric_date("n").unwrap_err().code(),
+            ErrorCode::InvalidClaim
+        );
         assert_eq!(c.numeric_date("f").unwrap(), Some(1_700_000_000));
         assert_eq!(c.numeric_date("neg").unwrap(), Some(-5));
         assert_eq!(c.numeric_date("missing").unwrap(), None);
@@ -249,13 +261,28 @@ mod tests {
 
     #[test]
     fn audience_accepts_string_or_string_array_only() {
-        assert!(claims(json!({"aud": "x"})).audience().unwrap().contains("x"));
+        assert!(
+            claims(json!({"aud": "x"}))
+                .audience()
+                .unwrap()
+                .contains("x")
+        );
         let c = claims(json!({"aud": ["a", "x"]}));
         assert!(c.audience().unwrap().contains("x"));
         assert!(!c.audience().unwrap().contains("b"));
-        assert!(matches!(claims(json!({})).audience().unwrap(), Audience::Absent));
-        for bad in [json!({"aud": 5}), json!({"aud": ["x", 5]}), json!({"aud": {"x": 1}})] {
-            assert_eq!(claims(bad).audience().unwrap_err().code(), ErrorCode::InvalidClaim);
+        assert!(matches!(
+            claims(json!({})).audience().unwrap(),
+            Audience::Absent
+        ));
+        for bad in [
+            json!({"aud": 5}),
+            json!({"aud": ["x", 5]}),
+            json!({"aud": {"x": 1}}),
+        ] {
+            assert_eq!(
+                claims(bad).audience().unwrap_err().code(),
+                ErrorCode::InvalidClaim
+            );
         }
     }
 

@@ -239,7 +239,11 @@ impl Untrusted {
     pub fn new(value: &str) -> Self {
         let mut out = String::with_capacity(value.len().min(Self::MAX));
         for c in value.chars().take(Self::MAX) {
-            out.push(if c.is_ascii_graphic() || c == ' ' { c } else { '?' });
+            out.push(if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            });
         }
         Self(out.into_boxed_str())
     }

@@ -62,7 +62,9 @@ impl RoleHierarchy {
     ///
     /// # Errors
     /// [`HierarchyError::Cycle`] naming the roles of the first cycle found.
-    pub fn from_pairs(pairs: impl IntoIterator<Item = (Role, Role)>) -> Result<Self, HierarchyError> {
+    pub fn from_pairs(
+        pairs: impl IntoIterator<Item = (Role, Role)>,
+    ) -> Result<Self, HierarchyError> {
         let mut edges: HashMap<Role, BTreeSet<Role>> = HashMap::new();
         for (role, implied) in pairs {
             edges.entry(role).or_default().insert(implied);
@@ -84,16 +86,22 @@ impl RoleHierarchy {
         };
         let roles = roles.as_object().ok_or(bad("`roles` is not an object"))?;
         if let Some(realm_roles) = roles.get("realm") {
-            let list = realm_roles.as_array().ok_or(bad("`roles.realm` is not an array"))?;
+            let list = realm_roles
+                .as_array()
+                .ok_or(bad("`roles.realm` is not an array"))?;
             for def in list {
                 let name = role_name(def)?;
                 add_composites(&mut edges, Role::realm(name), def)?;
             }
         }
         if let Some(clients) = roles.get("client") {
-            let clients = clients.as_object().ok_or(bad("`roles.client` is not an object"))?;
+            let clients = clients
+                .as_object()
+                .ok_or(bad("`roles.client` is not an object"))?;
             for (client, list) in clients {
-                let list = list.as_array().ok_or(bad("client role list is not an array"))?;
+                let list = list
+                    .as_array()
+                    .ok_or(bad("client role list is not an array"))?;
                 for def in list {
                     let name = role_name(def)?;
                     add_composites(&mut edges, Role::client(client.as_str(), name), def)?;
@@ -163,7 +171,10 @@ impl RoleHierarchy {
         let mut implied_by: HashMap<Role, BTreeSet<Role>> = HashMap::new();
         for (role, implied) in &closure {
             for r in implied {
-                implied_by.entry(r.clone()).or_default().insert(role.clone());
+                implied_by
+                    .entry(r.clone())
+                    .or_default()
+                    .insert(role.clone());
             }
         }
         let freeze = |m: HashMap<Role, BTreeSet<Role>>| {
@@ -225,7 +236,9 @@ impl fmt::Debug for RoleHierarchy {
 fn role_name(def: &Value) -> Result<&str, HierarchyError> {
     def.get("name")
         .and_then(Value::as_str)
-        .ok_or(HierarchyError::InvalidRealmExport("role without a string `name`"))
+        .ok_or(HierarchyError::InvalidRealmExport(
+            "role without a string `name`",
+        ))
 }
 
 fn add_composites(
@@ -237,19 +250,33 @@ fn add_composites(
     let Some(composites) = def.get("composites") else {
         return Ok(());
     };
-    let composites = composites.as_object().ok_or(bad("`composites` is not an object"))?;
+    let composites = composites
+        .as_object()
+        .ok_or(bad("`composites` is not an object"))?;
     let entry = edges.entry(role).or_default();
     if let Some(realm) = composites.get("realm") {
-        for name in realm.as_array().ok_or(bad("`composites.realm` is not an array"))? {
-            let name = name.as_str().ok_or(bad("composite role name is not a string"))?;
+        for name in realm
+            .as_array()
+            .ok_or(bad("`composites.realm` is not an array"))?
+        {
+            let name = name
+                .as_str()
+                .ok_or(bad("composite role name is not a string"))?;
             entry.insert(Role::realm(name));
         }
     }
     if let Some(clients) = composites.get("client") {
-        let clients = clients.as_object().ok_or(bad("`composites.client` is not an object"))?;
+        let clients = clients
+            .as_object()
+            .ok_or(bad("`composites.client` is not an object"))?;
         for (client, names) in clients {
-            for name in names.as_array().ok_or(bad("composite client roles are not an array"))? {
-                let name = name.as_str().ok_or(bad("composite role name is not a string"))?;
+            for name in names
+                .as_array()
+                .ok_or(bad("composite client roles are not an array"))?
+            {
+                let name = name
+                    .as_str()
+                    .ok_or(bad("composite role name is not a string"))?;
                 entry.insert(Role::client(client.as_str(), name));
             }
         }
@@ -291,7 +318,9 @@ mod tests {
     #[test]
     fn a_client_role_named_like_a_realm_role_grants_nothing_of_it() {
         let h = agentcube();
-        let held: RoleSet = [Role::client("other-client", "admin")].into_iter().collect();
+        let held: RoleSet = [Role::client("other-client", "admin")]
+            .into_iter()
+            .collect();
         assert!(!h.grants(&held, &r("admin")));
         assert!(!h.grants(&held, &r("sandbox:invoke")));
     }
@@ -306,7 +335,10 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.code(), "role_hierarchy_cycle");
-        assert_eq!(err.to_string(), "role hierarchy has a cycle: a -> b -> c -> a");
+        assert_eq!(
+            err.to_string(),
+            "role hierarchy has a cycle: a -> b -> c -> a"
+        );
         let self_loop = RoleHierarchy::from_pairs([(r("a"), r("a"))]).unwrap_err();
         assert_eq!(self_loop, HierarchyError::Cycle(vec![r("a"), r("a")]));
     }

@@ -5,6 +5,7 @@ mod claims;
 mod clock;
 mod error;
 mod hierarchy;
+pub mod jose;
 mod mapper;
 mod principal;
 mod requirement;
@@ -13,7 +14,9 @@ mod verifier;
 
 pub use claims::{Audience, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{AuthError, ErrorCode, KeysUnavailableReason, MalformedReason, TypeLocation, Untrusted};
+pub use error::{
+    AuthError, ErrorCode, KeysUnavailableReason, MalformedReason, TypeLocation, Untrusted,
+};
 pub use hierarchy::{HierarchyError, RoleHierarchy};
 pub use mapper::{ClaimMapper, ClaimPathMapper, KeycloakClaimMapper};
 pub use principal::{Principal, PrincipalBuilder};

@@ -167,7 +167,10 @@ mod tests {
         assert!(p.is_service_account());
         assert!(p.has_scope("email") && !p.has_scope("openid"));
         assert!(p.roles().contains_realm("sandbox:invoke"));
-        assert!(p.roles().contains(&Role::client("account", "manage-account")));
+        assert!(
+            p.roles()
+                .contains(&Role::client("account", "manage-account"))
+        );
         assert!(!p.roles().contains_realm("manage-account"));
         assert_eq!(p.username(), Some("service-account-agentcube-app"));
     }
@@ -188,14 +191,20 @@ mod tests {
     #[test]
     fn client_id_falls_back_from_azp_to_client_id_to_camel_case() {
         let m = KeycloakClaimMapper::new();
-        let p = m.map(claims(json!({"iss": "i", "sub": "s", "clientId": "old"}))).unwrap();
+        let p = m
+            .map(claims(json!({"iss": "i", "sub": "s", "clientId": "old"})))
+            .unwrap();
         assert_eq!(p.client_id(), Some("old"));
         assert!(p.is_service_account());
         let p = m
-            .map(claims(json!({"iss": "i", "sub": "s", "client_id": "new", "clientId": "old"})))
+            .map(claims(
+                json!({"iss": "i", "sub": "s", "client_id": "new", "clientId": "old"}),
+            ))
             .unwrap();
         assert_eq!(p.client_id(), Some("new"));
-        let p = m.map(claims(json!({"iss": "i", "sub": "s", "azp": "cli"}))).unwrap();
+        let p = m
+            .map(claims(json!({"iss": "i", "sub": "s", "azp": "cli"})))
+            .unwrap();
         assert_eq!(p.client_id(), Some("cli"));
         assert!(!p.is_service_account());
     }
@@ -204,12 +213,16 @@ mod tests {
     fn email_is_verified_only_when_the_issuer_says_true() {
         let m = KeycloakClaimMapper::new();
         let p = m
-            .map(claims(json!({"iss": "i", "sub": "s", "email": "a@x", "email_verified": "true"})))
+            .map(claims(
+                json!({"iss": "i", "sub": "s", "email": "a@x", "email_verified": "true"}),
+            ))
             .unwrap();
         assert_eq!(p.email(), Some("a@x"));
         assert_eq!(p.verified_email(), None);
         let p = m
-            .map(claims(json!({"iss": "i", "sub": "s", "email": "a@x", "email_verified": true})))
+            .map(claims(
+                json!({"iss": "i", "sub": "s", "email": "a@x", "email_verified": true}),
+            ))
             .unwrap();
         assert_eq!(p.verified_email(), Some("a@x"));
     }
@@ -222,8 +235,14 @@ mod tests {
             (json!({"iss": "i"}), ErrorCode::MissingClaim),
             (json!({"iss": "i", "sub": ""}), ErrorCode::MissingClaim),
             (json!({"iss": "i", "sub": 5}), ErrorCode::InvalidClaim),
-            (json!({"iss": "i", "sub": "s", "email": ["x"]}), ErrorCode::InvalidClaim),
-            (json!({"iss": "i", "sub": "s", "azp": 1}), ErrorCode::InvalidClaim),
+            (
+                json!({"iss": "i", "sub": "s", "email": ["x"]}),
+                ErrorCode::InvalidClaim,
+            ),
+            (
+                json!({"iss": "i", "sub": "s", "azp": 1}),
+                ErrorCode::InvalidClaim,
+            ),
         ];
         for (c, code) in cases {
             assert_eq!(m.map(claims(c.clone())).unwrap_err().code(), code, "{c}");
@@ -237,13 +256,19 @@ mod tests {
             "https://example.com/roles": ["admin"], "groups": ["g1"], "scp": ["read", 5],
             "realm_access": {"roles": ["sandbox:invoke"]},
         });
-        let p = ClaimPathMapper::new("https://example.com/roles").map(claims(c.clone())).unwrap();
+        let p = ClaimPathMapper::new("https://example.com/roles")
+            .map(claims(c.clone()))
+            .unwrap();
         assert!(p.roles().contains_realm("admin"));
         assert_eq!(p.roles().len(), 1);
         assert!(p.has_scope("read"));
-        let p = ClaimPathMapper::new("groups").map(claims(c.clone())).unwrap();
+        let p = ClaimPathMapper::new("groups")
+            .map(claims(c.clone()))
+            .unwrap();
         assert!(p.roles().contains_realm("g1"));
-        let p = ClaimPathMapper::new("realm_access.roles").map(claims(c.clone())).unwrap();
+        let p = ClaimPathMapper::new("realm_access.roles")
+            .map(claims(c.clone()))
+            .unwrap();
         assert!(p.roles().contains_realm("sandbox:invoke"));
         let p = ClaimPathMapper::new("missing.path").map(claims(c)).unwrap();
         assert!(p.roles().is_empty());

@@ -65,7 +65,9 @@ impl Requirement {
     ) -> Option<&'a Role> {
         match self {
             Self::Role(role) => (!hierarchy.grants(principal.roles(), role)).then_some(role),
-            Self::AllOf(all) => all.iter().find_map(|r| r.first_missing(principal, hierarchy)),
+            Self::AllOf(all) => all
+                .iter()
+                .find_map(|r| r.first_missing(principal, hierarchy)),
             Self::AnyOf(any) => {
                 let mut first = None;
                 for r in any {
@@ -114,7 +116,10 @@ mod tests {
         assert!(invoke.is_satisfied_by(&principal(&[Role::realm("sandbox:invoke")]), &h));
         let err = invoke.check(&principal(&[]), &h).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InsufficientRole);
-        assert_eq!(err.to_string(), "insufficient permissions: missing role sandbox:invoke");
+        assert_eq!(
+            err.to_string(),
+            "insufficient permissions: missing role sandbox:invoke"
+        );
         assert_eq!(err.http_status(), 403);
     }
 

@@ -88,9 +88,7 @@ impl RoleSet {
     /// Whether the set holds the realm role `name`.
     pub fn contains_realm(&self, name: &str) -> bool {
         self.roles
-            .binary_search_by(|r| {
-                (r.client.is_some(), &*r.name).cmp(&(false, name))
-            })
+            .binary_search_by(|r| (r.client.is_some(), &*r.name).cmp(&(false, name)))
             .is_ok()
     }
 

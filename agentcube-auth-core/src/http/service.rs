@@ -1,0 +1,228 @@
+//! [`AuthService`] and its response future.
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use ::http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::bearer::{bearer_token_from_value, single_authorization};
+use super::body::AuthBody;
+use super::layer::{OnRejection, Shared};
+use super::response::error_response;
+use crate::error::AuthError;
+use crate::principal::Principal;
+use crate::verifier::TokenVerifier;
+
+/// The middleware built by [`AuthLayer`](super::AuthLayer); see there for what it does.
+///
+/// Header problems (missing, malformed, empty token) are rejected synchronously in `call`,
+/// without allocating. A request with a well-formed bearer token costs one allocation: the
+/// verifier's future is boxed, because [`TokenVerifier::verify`] returns an `impl Future` that
+/// stable Rust cannot name in [`Service::Future`]. The inner service's future is not boxed.
+///
+/// `poll_ready` is the inner service's. `call` moves the inner service that was driven to
+/// readiness into the response future and leaves a fresh clone in its place (the pattern tower
+/// documents under "Be careful when cloning inner services"); a request rejected in `call`
+/// itself leaves the ready service where it is.
+pub struct AuthService<S, V, F = ()> {
+    inner: S,
+    shared: Arc<Shared<V, F>>,
+}
+
+impl<S, V, F> AuthService<S, V, F> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<V, F>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the middleware, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, V, F> Clone for AuthService<S, V, F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, V, F> fmt::Debug for AuthService<S, V, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("inner", &self.inner)
+            .field("config", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, V, F, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, V, F>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    V: TokenVerifier + 'static,
+    F: OnRejection,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let checked = single_authorization(request.headers())
+            .and_then(|value| bearer_token_from_value(value).map(|_| value));
+        let authorization = match checked {
+            // A cheap clone: a header received by hyper shares the connection's buffer.
+            Ok(value) => value.clone(),
+            Err(error) => {
+                self.shared.rejected(&error);
+                return ResponseFuture {
+                    state: State::Rejected { error },
+                };
+            }
+        };
+        let shared = Arc::clone(&self.shared);
+        let verify: VerifyFuture =
+            Box::pin(async move { shared.authenticate(&authorization).await });
+        let fresh = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, fresh);
+        ResponseFuture {
+            state: State::Verifying {
+                verify,
+                request,
+                inner,
+            },
+        }
+    }
+}
+
+type VerifyFuture = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
+
+pin_project! {
+    /// The response future of [`AuthService`].
+    ///
+    /// Polling it again after it has completed returns `Poll::Pending` forever.
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateProjReplace]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        // Verifying the token; owns the request and the ready inner service meanwhile.
+        Verifying {
+            verify: VerifyFuture,
+            request: Request<ReqBody>,
+            inner: S,
+        },
+        // Authenticated; driving the inner service.
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+        // Rejected in `call`; the response is rendered on the first poll.
+        Rejected {
+            error: AuthError,
+        },
+        // Completed (or rejected after verification).
+        Done,
+    }
+}
+
+impl<S, ReqBody> fmt::Debug for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Verifying { .. } => "verifying",
+            State::Calling { .. } => "calling",
+            State::Rejected { .. } => "rejected",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Verifying { verify, .. } => {
+                    let result = ready!(verify.as_mut().poll(cx));
+                    let StateProjReplace::Verifying {
+                        mut request,
+                        mut inner,
+                        ..
+                    } = state.as_mut().project_replace(State::Done)
+                    else {
+                        continue; // not reachable: the state was `Verifying`
+                    };
+                    match result {
+                        Ok(principal) => {
+                            request.extensions_mut().insert(principal);
+                            let future = inner.call(request);
+                            state.set(State::Calling { future });
+                        }
+                        Err(error) => return Poll::Ready(Ok(rejection(&error))),
+                    }
+                }
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    state.set(State::Done);
+                    return Poll::Ready(result.map(|res| res.map(AuthBody::inner)));
+                }
+                StateProj::Rejected { .. } => {
+                    if let StateProjReplace::Rejected { error } =
+                        state.as_mut().project_replace(State::Done)
+                    {
+                        return Poll::Ready(Ok(rejection(&error)));
+                    }
+                }
+                StateProj::Done => return Poll::Pending,
+            }
+        }
+    }
+}
+
+fn rejection<B>(error: &AuthError) -> Response<AuthBody<B>> {
+    error_response(error).map(AuthBody::rejection)
+}

@@ -1,0 +1,317 @@
+//! Framing and header rules for compact JWS tokens (DESIGN §3 steps 1 and 2).
+//!
+//! Everything here is pure computation over the token bytes: nothing in this module can cause a
+//! key fetch, so a token that fails framing or header rules costs a few microseconds and no I/O.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::algorithm::{Algorithm, AlgorithmSet};
+use super::strict_json::{StrictJsonError, parse_object};
+use crate::claims::Claims;
+use crate::error::{AuthError, MalformedReason, TypeLocation, Untrusted};
+
+/// Default maximum token size: 8 KiB, far above a realistic Keycloak access token (~1.5 KiB).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The longest `kid` accepted. Keycloak's are 43 characters; anything near this is hostile.
+pub const MAX_KID_BYTES: usize = 128;
+
+/// The largest signature of any supported algorithm (RSA-8192).
+const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// Which header `typ` values are accepted.
+///
+/// Comparison follows RFC 7515 §4.1.9: case-insensitive, with an optional `application/`
+/// prefix, so `JWT`, `jwt` and `application/jwt` are the same type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypePolicy {
+    accepted: Vec<Box<str>>,
+    allow_absent: bool,
+}
+
+impl TypePolicy {
+    /// The access-token default: `JWT`, `at+jwt` (RFC 9068), or no `typ`.
+    pub fn access_token() -> Self {
+        Self {
+            accepted: vec!["JWT".into(), "at+jwt".into()],
+            allow_absent: true,
+        }
+    }
+
+    /// Exactly one type, which must be present (internal tokens use their own `typ`).
+    pub fn exactly(typ: impl Into<Box<str>>) -> Self {
+        Self {
+            accepted: vec![typ.into()],
+            allow_absent: false,
+        }
+    }
+
+    /// A custom set.
+    pub fn new(
+        accepted: impl IntoIterator<Item = impl Into<Box<str>>>,
+        allow_absent: bool,
+    ) -> Self {
+        Self {
+            accepted: accepted.into_iter().map(Into::into).collect(),
+            allow_absent,
+        }
+    }
+
+    /// Whether `typ` (as found in a header, or absent) is accepted.
+    pub fn accepts(&self, typ: Option<&str>) -> bool {
+        match typ {
+            None => self.allow_absent,
+            Some(t) => {
+                let t = strip_application(t);
+                self.accepted
+                    .iter()
+                    .any(|a| strip_application(a).eq_ignore_ascii_case(t))
+            }
+        }
+    }
+}
+
+fn strip_application(t: &str) -> &str {
+    match t.get(..12) {
+        Some(p) if p.eq_ignore_ascii_case("application/") => t.get(12..).unwrap_or(""),
+        _ => t,
+    }
+}
+
+/// The header and framing rules a verifier applies before looking for a key.
+#[derive(Clone, Debug)]
+pub struct JwsPolicy {
+    /// Longest token accepted, in bytes, checked before any decoding.
+    pub max_token_bytes: usize,
+    /// The algorithm allowlist.
+    pub algorithms: AlgorithmSet,
+    /// The accepted header `typ` values.
+    pub types: TypePolicy,
+}
+
+impl JwsPolicy {
+    /// 8 KiB, the given algorithms, and the access-token `typ` rule.
+    pub fn new(algorithms: AlgorithmSet) -> Self {
+        Self {
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            algorithms,
+            types: TypePolicy::access_token(),
+        }
+    }
+}
+
+/// The JOSE header fields a verifier uses. `jku`, `x5u`, `jwk` and `x5c` are never read: keys
+/// come only from the verifier's own key source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwsHeader {
+    /// The signing algorithm (already checked against the allowlist).
+    pub alg: Algorithm,
+    /// The key id, when present (already checked for length and printability).
+    pub kid: Option<Box<str>>,
+    /// The header type, when present (already checked against the type policy).
+    pub typ: Option<Box<str>>,
+}
+
+/// A token that passed framing and header rules, not yet signature-checked.
+pub struct UnverifiedJws<'a> {
+    header: JwsHeader,
+    claims: Claims,
+    signing_input: &'a str,
+    signature: Signature,
+}
+
+impl<'a> UnverifiedJws<'a> {
+    /// Applies framing (step 1) and header (step 2) rules.
+    ///
+    /// # Errors
+    /// `malformed`, `token_too_large`, `algorithm_not_allowed`, `unsupported_critical_header` or
+    /// `token_type_mismatch`.
+    pub fn parse(token: &'a str, policy: &JwsPolicy) -> Result<Self, AuthError> {
+        let malformed = AuthError::Malformed;
+        if token.is_empty() {
+            return Err(malformed(MalformedReason::Empty));
+        }
+        if token.len() > policy.max_token_bytes {
+            return Err(AuthError::TokenTooLarge {
+                size: token.len(),
+                limit: policy.max_token_bytes,
+            });
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            // Five segments is the JWE compact form.
+            return Err(malformed(if token.split('.').count() == 5 {
+                MalformedReason::Encrypted
+            } else {
+                MalformedReason::SegmentCount
+            }));
+        };
+        let signing_input = token
+            .get(..header_b64.len() + 1 + payload_b64.len())
+            .ok_or(malformed(MalformedReason::SegmentCount))?;
+
+        let header_bytes = decode(header_b64)?;
+        let raw: RawHeader<'_> = parse_header(&header_bytes)?;
+        let payload_bytes = decode(payload_b64)?;
+        let claims = match parse_object(&payload_bytes) {
+            Ok(map) => Claims::new(map),
+            Err(StrictJsonError::Duplicate) => {
+                return Err(malformed(MalformedReason::DuplicateMember));
+            }
+            Err(StrictJsonError::Invalid) => return Err(malformed(MalformedReason::PayloadJson)),
+        };
+        let signature = Signature::decode(signature_b64)?;
+
+        // Header rules, in DESIGN §3 order: alg, typ, crit.
+        let alg_name = raw.alg.ok_or(malformed(MalformedReason::HeaderField))?;
+        let alg = Algorithm::from_name(&alg_name)
+            .filter(|a| policy.algorithms.contains(*a))
+            .ok_or_else(|| AuthError::AlgorithmNotAllowed(Untrusted::new(&alg_name)))?;
+        if raw.enc.is_some() {
+            return Err(malformed(MalformedReason::Encrypted));
+        }
+        if !policy.types.accepts(raw.typ.as_deref()) {
+            return Err(AuthError::TokenTypeMismatch {
+                location: TypeLocation::Header,
+                found: Untrusted::new(raw.typ.as_deref().unwrap_or("")),
+            });
+        }
+        if raw.crit.is_some() {
+            return Err(AuthError::UnsupportedCriticalHeader);
+        }
+        let kid = match raw.kid {
+            None => None,
+            Some(kid) if is_acceptable_kid(&kid) => Some(kid.into_owned().into_boxed_str()),
+            Some(_) => return Err(malformed(MalformedReason::KeyId)),
+        };
+        if !signature.fits(alg) {
+            return Err(malformed(MalformedReason::SignatureEncoding));
+        }
+        Ok(Self {
+            header: JwsHeader {
+                alg,
+                kid,
+                typ: raw.typ.map(|t| t.into_owned().into_boxed_str()),
+            },
+            claims,
+            signing_input,
+            signature,
+        })
+    }
+
+    /// The checked header.
+    pub fn header(&self) -> &JwsHeader {
+        &self.header
+    }
+
+    /// The payload, not yet trustworthy: use it only to route (for example by `iss`).
+    pub fn unverified_claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// Checks the signature with `key` and returns the now-verified header and claims.
+    ///
+    /// # Errors
+    /// `key_algorithm_mismatch` if the key cannot be used with the header's `alg`;
+    /// `invalid_signature` if the signature does not verify.
+    pub fn verify(self, key: &super::VerificationKey) -> Result<(JwsHeader, Claims), AuthError> {
+        key.verify(
+            self.header.alg,
+            self.signing_input.as_bytes(),
+            self.signature.as_bytes(),
+        )?;
+        Ok((self.header, self.claims))
+    }
+}
+
+/// Shows the header only: the signing input is most of the token.
+impl std::fmt::Debug for UnverifiedJws<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnverifiedJws")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    crit: Option<IgnoredAny>,
+    enc: Option<IgnoredAny>,
+}
+
+fn parse_header(bytes: &[u8]) -> Result<RawHeader<'_>, AuthError> {
+    // Strict parse first: duplicate members anywhere in the header are rejected, and the header
+    // must be an object. The typed parse then reads the fields we use.
+    match parse_object(bytes) {
+        Ok(_) => {}
+        Err(StrictJsonError::Duplicate) => {
+            return Err(AuthError::Malformed(MalformedReason::DuplicateMember));
+        }
+        Err(StrictJsonError::Invalid) => {
+            return Err(AuthError::Malformed(MalformedReason::HeaderJson));
+        }
+    }
+    serde_json::from_slice(bytes).map_err(|_| AuthError::Malformed(MalformedReason::HeaderField))
+}
+
+fn is_acceptable_kid(kid: &str) -> bool {
+    !kid.is_empty() && kid.len() <= MAX_KID_BYTES && kid.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn decode(segment: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::Malformed(MalformedReason::Base64))
+}
+
+/// A decoded signature, held inline (no allocation).
+struct Signature {
+    bytes: [u8; MAX_SIGNATURE_BYTES],
+    len: usize,
+}
+
+impl Signature {
+    fn decode(segment: &str) -> Result<Self, AuthError> {
+        let mut bytes = [0u8; MAX_SIGNATURE_BYTES];
+        if segment.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
+            return Err(AuthError::Malformed(MalformedReason::SignatureEncoding));
+        }
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(segment, &mut bytes)
+            .map_err(|_| AuthError::Malformed(MalformedReason::Base64))?;
+        Ok(Self { bytes, len })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    /// Fixed-size algorithms have one valid length; RSA signatures are checked against the
+    /// modulus by the key.
+    fn fits(&self, alg: Algorithm) -> bool {
+        match alg {
+            Algorithm::ES256 | Algorithm::EdDSA => self.len == 64,
+            Algorithm::ES384 => self.len == 96,
+            _ => self.len >= 256,
+        }
+    }
+}
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signature({} bytes)", self.len)
+    }
+}

@@ -1,0 +1,415 @@
+//! Public keys: the JWK wire form, RFC 7638 thumbprints, and pre-parsed verification keys.
+
+use std::fmt;
+
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::algorithm::{Algorithm, AlgorithmSet, KeyFamily};
+use crate::error::AuthError;
+
+/// The smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// A JSON Web Key (RFC 7517) holding a public key. Private members are never read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Key type: `RSA`, `EC` or `OKP`.
+    pub kty: String,
+    /// Intended use: `sig` or `enc`.
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub key_use: Option<String>,
+    /// Permitted operations, e.g. `["verify"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<String>>,
+    /// The one algorithm the key is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// Key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// RSA modulus (base64url, big-endian).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA public exponent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// Curve: `P-256`, `P-384`, `Ed25519`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// EC x coordinate or OKP public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// EC y coordinate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+}
+
+/// Why a key of a key set was not used. Skipping is per key: one bad key never fails the set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// `use` is not `sig` (Keycloak publishes an `enc` RSA-OAEP key beside its signing key).
+    NotForSignatures,
+    /// `key_ops` does not include `verify`.
+    NoVerifyOperation,
+    /// `kty`/`crv` is not supported.
+    UnsupportedKeyType,
+    /// The JWK `alg` is not a supported signing algorithm, or does not fit the key type.
+    UnsupportedAlgorithm,
+    /// An RSA modulus under [`MIN_RSA_BITS`].
+    WeakKey,
+    /// Missing or undecodable key material, or a key the crypto library rejects.
+    InvalidKeyMaterial,
+    /// The JWK is not an object of the expected shape.
+    InvalidJson,
+}
+
+impl SkipReason {
+    /// A stable snake_case name, for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotForSignatures => "not_for_signatures",
+            Self::NoVerifyOperation => "no_verify_operation",
+            Self::UnsupportedKeyType => "unsupported_key_type",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::WeakKey => "weak_key",
+            Self::InvalidKeyMaterial => "invalid_key_material",
+            Self::InvalidJson => "invalid_json",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Jwk {
+    /// The RFC 7638 thumbprint (SHA-256, base64url), or `None` when required members are missing.
+    pub fn thumbprint(&self) -> Option<String> {
+        // Required members only, in lexicographic order, no whitespace (RFC 7638 §3.2).
+        let canonical = match self.kty.as_str() {
+            "RSA" => format!(
+                r#"{{"e":{},"kty":"RSA","n":{}}}"#,
+                json_str(self.e.as_deref()?),
+                json_str(self.n.as_deref()?)
+            ),
+            "EC" => format!(
+                r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
+                json_str(self.crv.as_deref()?),
+                json_str(self.x.as_deref()?),
+                json_str(self.y.as_deref()?)
+            ),
+            "OKP" => format!(
+                r#"{{"crv":{},"kty":"OKP","x":{}}}"#,
+                json_str(self.crv.as_deref()?),
+                json_str(self.x.as_deref()?)
+            ),
+            _ => return None,
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+        Some(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// A public key parsed once, ready to verify signatures for the algorithms it allows.
+///
+/// Parsing happens when the key set is loaded, never per request.
+pub struct VerificationKey {
+    kid: Option<Box<str>>,
+    thumbprint: Box<str>,
+    family: KeyFamily,
+    algorithms: AlgorithmSet,
+    parsed: Box<[(Algorithm, ParsedPublicKey)]>,
+}
+
+impl VerificationKey {
+    /// Validates and parses a JWK.
+    ///
+    /// # Errors
+    /// A [`SkipReason`] saying why the key cannot be used for verification.
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, SkipReason> {
+        if let Some(key_use) = &jwk.key_use {
+            if key_use != "sig" {
+                return Err(SkipReason::NotForSignatures);
+            }
+        }
+        if let Some(ops) = &jwk.key_ops {
+            if !ops.iter().any(|op| op == "verify") {
+                return Err(SkipReason::NoVerifyOperation);
+            }
+        }
+        let family = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+            ("RSA", _) => KeyFamily::Rsa,
+            ("EC", Some("P-256")) => KeyFamily::P256,
+            ("EC", Some("P-384")) => KeyFamily::P384,
+            ("OKP", Some("Ed25519")) => KeyFamily::Ed25519,
+            _ => return Err(SkipReason::UnsupportedKeyType),
+        };
+        let algorithms: AlgorithmSet = match &jwk.alg {
+            Some(name) => {
+                let alg = Algorithm::from_name(name).ok_or(SkipReason::UnsupportedAlgorithm)?;
+                if alg.key_family() != family {
+                    return Err(SkipReason::UnsupportedAlgorithm);
+                }
+                AlgorithmSet::only(alg)
+            }
+            None => Algorithm::ALL
+                .into_iter()
+                .filter(|a| a.key_family() == family)
+                .collect(),
+        };
+        let parsed: Box<[(Algorithm, ParsedPublicKey)]> = match family {
+            KeyFamily::Rsa => {
+                let n = b64(jwk.n.as_deref())?;
+                let e = b64(jwk.e.as_deref())?;
+                let n = strip_leading_zeros(&n);
+                if rsa_bits(n) < MIN_RSA_BITS {
+                    return Err(SkipReason::WeakKey);
+                }
+                let components = RsaPublicKeyComponents {
+                    n,
+                    e: strip_leading_zeros(&e),
+                };
+                algorithms
+                    .iter()
+                    .map(|alg| {
+                        components
+                            .to_parsed_public_key(rsa_params(alg))
+                            .map(|key| (alg, key))
+                            .map_err(|_| SkipReason::InvalidKeyMaterial)
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            KeyFamily::P256 | KeyFamily::P384 => {
+                let (width, alg, params): (usize, _, &'static sig::EcdsaVerificationAlgorithm) =
+                    if family == KeyFamily::P256 {
+                        (32, Algorithm::ES256, &sig::ECDSA_P256_SHA256_FIXED)
+                    } else {
+                        (48, Algorithm::ES384, &sig::ECDSA_P384_SHA384_FIXED)
+                    };
+                let x = b64(jwk.x.as_deref())?;
+                let y = b64(jwk.y.as_deref())?;
+                if x.len() != width || y.len() != width {
+                    return Err(SkipReason::InvalidKeyMaterial);
+                }
+                let mut point = Vec::with_capacity(1 + 2 * width);
+                point.push(0x04);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                let key = ParsedPublicKey::new(params, &point)
+                    .map_err(|_| SkipReason::InvalidKeyMaterial)?;
+                Box::new([(alg, key)])
+            }
+            KeyFamily::Ed25519 => {
+                let x = b64(jwk.x.as_deref())?;
+                if x.len() != 32 {
+                    return Err(SkipReason::InvalidKeyMaterial);
+                }
+                let key = ParsedPublicKey::new(&sig::ED25519, &x)
+                    .map_err(|_| SkipReason::InvalidKeyMaterial)?;
+                Box::new([(Algorithm::EdDSA, key)])
+            }
+        };
+        let thumbprint = jwk.thumbprint().ok_or(SkipReason::InvalidKeyMaterial)?;
+        Ok(Self {
+            kid: jwk.kid.clone().map(String::into_boxed_str),
+            thumbprint: thumbprint.into_boxed_str(),
+            family,
+            algorithms,
+            parsed,
+        })
+    }
+
+    /// The key id, if the JWK had one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The RFC 7638 thumbprint: a stable identity of the key material.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// The key family.
+    pub fn family(&self) -> KeyFamily {
+        self.family
+    }
+
+    /// The algorithms this key verifies.
+    pub fn algorithms(&self) -> AlgorithmSet {
+        self.algorithms
+    }
+
+    /// Verifies `signature` over `message` with `alg`.
+    ///
+    /// # Errors
+    /// `key_algorithm_mismatch` if the key is not for `alg`; `invalid_signature` otherwise.
+    pub fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), AuthError> {
+        let (_, key) = self
+            .parsed
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .ok_or(AuthError::KeyAlgorithmMismatch)?;
+        key.verify_sig(message, signature)
+            .map_err(|_| AuthError::InvalidSignature)
+    }
+}
+
+impl fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("family", &self.family)
+            .field("algorithms", &self.algorithms)
+            .field("thumbprint", &self.thumbprint)
+            .finish()
+    }
+}
+
+fn b64(value: Option<&str>) -> Result<Vec<u8>, SkipReason> {
+    let value = value.ok_or(SkipReason::InvalidKeyMaterial)?;
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| SkipReason::InvalidKeyMaterial)
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    bytes.get(start..).unwrap_or_default()
+}
+
+fn rsa_bits(n: &[u8]) -> usize {
+    match n.first() {
+        None => 0,
+        Some(first) => n.len() * 8 - first.leading_zeros() as usize,
+    }
+}
+
+fn rsa_params(alg: Algorithm) -> &'static sig::RsaParameters {
+    match alg {
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        // Only RSA algorithms reach here; RS256 is the default.
+        _ => &sig::RSA_PKCS1_2048_8192_SHA256,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7638_example_thumbprint() {
+        // RFC 7638 §3.1.
+        let jwk = Jwk {
+            kty: "RSA".into(),
+            n: Some("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw".into()),
+            e: Some("AQAB".into()),
+            alg: Some("RS256".into()),
+            kid: Some("2011-04-29".into()),
+            ..Jwk::default()
+        };
+        assert_eq!(
+            jwk.thumbprint().as_deref(),
+            Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+        );
+        let key = VerificationKey::from_jwk(&jwk).unwrap();
+        assert_eq!(key.algorithms(), AlgorithmSet::only(Algorithm::RS256));
+        assert_eq!(
+            key.verify(Algorithm::PS256, b"m", &[0; 256]),
+            Err(AuthError::KeyAlgorithmMismatch)
+        );
+        assert_eq!(
+            key.verify(Algorithm::RS256, b"m", &[0; 256]),
+            Err(AuthError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped_with_a_reason() {
+        let rsa = |n: &str, extra: fn(&mut Jwk)| {
+            let mut jwk = Jwk {
+                kty: "RSA".into(),
+                n: Some(n.into()),
+                e: Some("AQAB".into()),
+                ..Jwk::default()
+            };
+            extra(&mut jwk);
+            VerificationKey::from_jwk(&jwk).err()
+        };
+        let n2048 = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
+        let n1024 = URL_SAFE_NO_PAD.encode([0xc5u8; 128]);
+        let mut padded = vec![0u8; 4];
+        padded.extend([0x01u8; 255]); // 2041 bits after stripping zeros
+        let n_padded = URL_SAFE_NO_PAD.encode(padded);
+        assert_eq!(rsa(&n1024, |_| {}), Some(SkipReason::WeakKey));
+        assert_eq!(rsa(&n_padded, |_| {}), Some(SkipReason::WeakKey));
+        assert_eq!(
+            rsa(&n2048, |j| j.key_use = Some("enc".into())),
+            Some(SkipReason::NotForSignatures)
+        );
+        assert_eq!(
+            rsa(&n2048, |j| j.key_ops = Some(vec!["encrypt".into()])),
+            Some(SkipReason::NoVerifyOperation)
+        );
+        assert_eq!(
+            rsa(&n2048, |j| j.alg = Some("RSA-OAEP".into())),
+            Some(SkipReason::UnsupportedAlgorithm)
+        );
+        assert_eq!(
+            rsa(&n2048, |j| j.alg = Some("ES256".into())),
+            Some(SkipReason::UnsupportedAlgorithm)
+        );
+        assert_eq!(
+            rsa(&n2048, |j| j.alg = Some("HS256".into())),
+            Some(SkipReason::UnsupportedAlgorithm)
+        );
+        assert_eq!(
+            rsa(&n2048, |j| j.e = None),
+            Some(SkipReason::InvalidKeyMaterial)
+        );
+        assert_eq!(rsa("***", |_| {}), Some(SkipReason::InvalidKeyMaterial));
+        assert_eq!(
+            rsa(&n2048, |j| j.kty = "oct".into()),
+            Some(SkipReason::UnsupportedKeyType)
+        );
+        assert_eq!(rsa(&n2048, |_| {}), None);
+        let ec = Jwk {
+            kty: "EC".into(),
+            crv: Some("P-521".into()),
+            ..Jwk::default()
+        };
+        assert_eq!(
+            VerificationKey::from_jwk(&ec).err(),
+            Some(SkipReason::UnsupportedKeyType)
+        );
+        let off_curve = Jwk {
+            kty: "EC".into(),
+            crv: Some("P-256".into()),
+            x: Some(URL_SAFE_NO_PAD.encode([1u8; 32])),
+            y: Some(URL_SAFE_NO_PAD.encode([2u8; 32])),
+            ..Jwk::default()
+        };
+        assert_eq!(
+            VerificationKey::from_jwk(&off_curve).err(),
+            Some(SkipReason::InvalidKeyMaterial)
+        );
+    }
+}

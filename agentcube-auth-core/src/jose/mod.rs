@@ -1,0 +1,47 @@
+//! The JOSE building blocks every verifier in the workspace shares: algorithms, strict compact
+//! JWS framing and header rules, JWK parsing with per-key validation, pre-parsed verification
+//! keys, key sets, the [`KeySource`] seam, and registered-claim checks.
+//!
+//! Verification uses aws-lc-rs directly rather than `jsonwebtoken::decode`, for three reasons:
+//! the framing must be strict (duplicate JSON members, padding, `crit`, JWE) in ways the library
+//! does not promise; claim checks must not depend on library defaults (its `iss`/`aud` checks
+//! only apply when those claims are also marked required, and older versions read a mistyped
+//! `exp` as absent); and keys are parsed once per key set instead of once per token. It is the
+//! same crypto backend that `jsonwebtoken` is built with in this workspace (`aws_lc_rs`), so
+//! there is one backend, not two.
+//!
+//! A verifier composes the pieces in DESIGN §3 order:
+//!
+//! ```
+//! use agentcube_auth_core::jose::{self, AlgorithmSet, Algorithm, JwsPolicy, KeySet, KeySource, TimeRules};
+//! use agentcube_auth_core::AuthError;
+//!
+//! async fn verify(token: &str, keys: &KeySet, now: i64) -> Result<(), AuthError> {
+//!     let policy = JwsPolicy::new(AlgorithmSet::only(Algorithm::RS256));
+//!     let jws = jose::UnverifiedJws::parse(token, &policy)?;           // 1-2: framing, header
+//!     let key = keys.key_for(jws.header().kid.as_deref(), jws.header().alg).await?; // 3: key
+//!     let (_header, claims) = jws.verify(&key)?;                       // 4: signature
+//!     jose::check_issuer(&claims, "https://issuer.example")?;          // 5: claims
+//!     jose::check_audience(&claims, &["agentcube-api"])?;
+//!     jose::check_times(&claims, now, &TimeRules::default())?;
+//!     jose::require_subject(&claims)?;
+//!     Ok(())
+//! }
+//! ```
+
+mod algorithm;
+mod compact;
+mod key;
+mod key_set;
+mod strict_json;
+mod validate;
+
+pub use algorithm::{Algorithm, AlgorithmSet, KeyFamily, UnknownAlgorithm};
+pub use compact::{
+    DEFAULT_MAX_TOKEN_BYTES, JwsHeader, JwsPolicy, MAX_KID_BYTES, TypePolicy, UnverifiedJws,
+};
+pub use key::{Jwk, MIN_RSA_BITS, SkipReason, VerificationKey};
+pub use key_set::{DEFAULT_MAX_KEYS, JwksError, KeySet, KeySource, SkippedKey};
+pub use validate::{
+    DEFAULT_LEEWAY, TimeRules, Validity, check_audience, check_issuer, check_times, require_subject,
+};
