@@ -5,7 +5,10 @@ mod claims;
 mod clock;
 mod error;
 mod hierarchy;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod jose;
+pub mod manual;
 mod mapper;
 mod principal;
 mod requirement;
