@@ -13,22 +13,29 @@ pin_project! {
     /// The response body of [`AuthService`](super::AuthService).
     ///
     /// Either the inner service's body, passed through untouched, or the small JSON body of a
-    /// rejection (see [`error_response`](super::error_response)). An enum rather than a boxed
-    /// body, so passing a response through costs one discriminant check per frame and no
+    /// rejection (see [`error_response`](super::error_response)). An enum inside, rather than a
+    /// boxed body, so passing a response through costs one discriminant check per frame and no
     /// allocation; the shape tower-http uses for its own wrapping bodies.
     ///
-    /// Its `Data` is the inner body's; rejection bytes are converted with `From<Bytes>`, which
-    /// every body with `Data = Bytes` (hyper, axum, `http-body-util`) satisfies.
-    #[project = AuthBodyProj]
-    pub enum AuthBody<B> {
-        /// The inner service's body.
+    /// Its `Data` and `Error` are the inner body's; rejection bytes are converted with
+    /// `From<Bytes>`, which every body with `Data = Bytes` (hyper, axum, `http-body-util`)
+    /// satisfies.
+    pub struct AuthBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
         Inner {
             #[pin]
             body: B,
         },
-        /// A rejection's JSON body; `None` once it has been yielded.
+        // `None` once the bytes have been yielded.
         Rejection {
-            body: Option<Bytes>,
+            bytes: Option<Bytes>,
         },
     }
 }
@@ -36,19 +43,31 @@ pin_project! {
 impl<B> AuthBody<B> {
     /// Wraps the inner service's body.
     pub fn inner(body: B) -> Self {
-        Self::Inner { body }
+        Self {
+            kind: Kind::Inner { body },
+        }
     }
 
     /// A body of fixed bytes (used for rejections).
     pub fn rejection(bytes: Bytes) -> Self {
-        Self::Rejection {
-            body: (!bytes.is_empty()).then_some(bytes),
+        Self {
+            kind: Kind::Rejection {
+                bytes: (!bytes.is_empty()).then_some(bytes),
+            },
         }
     }
 
     /// Whether this is a rejection rather than the inner service's body.
     pub fn is_rejection(&self) -> bool {
-        matches!(self, Self::Rejection { .. })
+        matches!(self.kind, Kind::Rejection { .. })
+    }
+
+    /// The inner service's body, or `None` for a rejection.
+    pub fn into_inner(self) -> Option<B> {
+        match self.kind {
+            Kind::Inner { body } => Some(body),
+            Kind::Rejection { .. } => None,
+        }
     }
 }
 
@@ -60,9 +79,9 @@ impl<B: Default> Default for AuthBody<B> {
 
 impl<B: fmt::Debug> fmt::Debug for AuthBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Inner { body } => f.debug_tuple("Inner").field(body).finish(),
-            Self::Rejection { body } => f.debug_tuple("Rejection").field(body).finish(),
+        match &self.kind {
+            Kind::Inner { body } => f.debug_tuple("AuthBody::Inner").field(body).finish(),
+            Kind::Rejection { bytes } => f.debug_tuple("AuthBody::Rejection").field(bytes).finish(),
         }
     }
 }
@@ -80,28 +99,28 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.project() {
-            AuthBodyProj::Inner { body } => body.poll_frame(cx),
-            AuthBodyProj::Rejection { body } => {
-                Poll::Ready(body.take().map(|bytes| Ok(Frame::data(bytes.into()))))
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Rejection { bytes } => {
+                Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes.into()))))
             }
         }
     }
 
     #[inline]
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Inner { body } => body.is_end_stream(),
-            Self::Rejection { body } => body.is_none(),
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Rejection { bytes } => bytes.is_none(),
         }
     }
 
     #[inline]
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Inner { body } => body.size_hint(),
-            Self::Rejection { body } => {
-                SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Rejection { bytes } => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
         }
     }

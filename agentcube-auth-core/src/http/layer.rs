@@ -174,7 +174,10 @@ where
 
     /// Verifies the token in `authorization` (already checked by `bearer_token`) and checks the
     /// requirement; reports a failure to the hook.
-    pub(crate) async fn authenticate(&self, authorization: &HeaderValue) -> Result<Principal, AuthError> {
+    pub(crate) async fn authenticate(
+        &self,
+        authorization: &HeaderValue,
+    ) -> Result<Principal, AuthError> {
         let result = self.verify_and_check(authorization).await;
         if let Err(error) = &result {
             self.rejected(error);
@@ -194,7 +197,7 @@ where
 
 impl<V, F> fmt::Debug for Shared<V, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthService")
+        f.debug_struct("AuthConfig")
             .field("verifier", &std::any::type_name::<V>())
             .field("requirement", &self.requirement)
             .field("hierarchy", &self.hierarchy)

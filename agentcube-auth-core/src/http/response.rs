@@ -32,8 +32,7 @@ use crate::error::AuthError;
 /// ```
 pub fn error_response(err: &AuthError) -> Response<Bytes> {
     let mut res = Response::new(error_body(err));
-    *res.status_mut() =
-        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    *res.status_mut() = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let headers = res.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(challenge) = err.www_authenticate() {
