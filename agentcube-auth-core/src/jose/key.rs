@@ -137,15 +137,15 @@ impl VerificationKey {
     /// # Errors
     /// A [`SkipReason`] saying why the key cannot be used for verification.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, SkipReason> {
-        if let Some(key_use) = &jwk.key_use {
-            if key_use != "sig" {
-                return Err(SkipReason::NotForSignatures);
-            }
+        if jwk.key_use.as_deref().is_some_and(|u| u != "sig") {
+            return Err(SkipReason::NotForSignatures);
         }
-        if let Some(ops) = &jwk.key_ops {
-            if !ops.iter().any(|op| op == "verify") {
-                return Err(SkipReason::NoVerifyOperation);
-            }
+        if jwk
+            .key_ops
+            .as_ref()
+            .is_some_and(|ops| !ops.iter().any(|op| op == "verify"))
+        {
+            return Err(SkipReason::NoVerifyOperation);
         }
         let family = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("RSA", _) => KeyFamily::Rsa,

@@ -24,7 +24,7 @@ const DUPLICATE: &str = "\u{0}duplicate member";
 /// Parses `bytes` as a JSON object, rejecting duplicate members.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictSeed.deserialize(&mut de).map_err(classify)?;
+    let value = StrictSeed.deserialize(&mut de).map_err(|e| classify(&e))?;
     de.end().map_err(|_| StrictJsonError::Invalid)?;
     match value {
         Value::Object(map) => Ok(map),
@@ -32,7 +32,7 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJso
     }
 }
 
-fn classify(err: serde_json::Error) -> StrictJsonError {
+fn classify(err: &serde_json::Error) -> StrictJsonError {
     if err.to_string().starts_with(DUPLICATE) {
         StrictJsonError::Duplicate
     } else {

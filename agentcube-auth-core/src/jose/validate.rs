@@ -66,10 +66,8 @@ pub fn check_times(claims: &Claims, now: i64, rules: &TimeRules) -> Result<Valid
     if now > exp.saturating_add(leeway) {
         return Err(AuthError::Expired);
     }
-    if let Some(nbf) = nbf {
-        if now < nbf.saturating_sub(leeway) {
-            return Err(AuthError::NotYetValid);
-        }
+    if nbf.is_some_and(|nbf| now < nbf.saturating_sub(leeway)) {
+        return Err(AuthError::NotYetValid);
     }
     match iat {
         Some(iat) if iat > now.saturating_add(leeway) => return Err(AuthError::IssuedInFuture),
