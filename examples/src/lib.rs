@@ -1,1 +1,4 @@
-//! Shared helpers for the example programs.
+//! Building blocks of the example programs, shared by the binaries, the quickstart and the
+//! end-to-end tests.
+
+pub mod dev_idp;

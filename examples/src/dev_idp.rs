@@ -1,0 +1,450 @@
+//! A development identity provider: just enough of Keycloak for the quickstart to run with
+//! nothing but cargo.
+//!
+//! It serves OIDC discovery, a JWKS and a `client_credentials` token endpoint under
+//! `/realms/<realm>`, for the confidential clients of `deploy/keycloak/agentcube-realm.json`
+//! (service-account roles expanded through the realm's composites, as Keycloak does; the
+//! `agentcube-api` audience where the realm has the audience mapper). Tokens are RS256 with a
+//! 300 s lifetime, shaped like Keycloak's. It can rotate its signing key. It is for local
+//! development only: secrets are plain strings and keys live in memory.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use agentcube_auth_core::jose::Jwk;
+use agentcube_auth_core::{Role, RoleHierarchy, RoleSet};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Default secrets the dev IdP gives the realm's confidential clients (the realm file holds
+/// `${KC_CLIENT_*_SECRET}` placeholders that Keycloak fills from the environment).
+pub const DEV_SECRETS: [(&str, &str); 3] = [
+    ("agentcube-app", "app-secret-dev"),
+    ("agentcube-router", "router-secret-dev"),
+    ("agentcube-admin", "admin-secret-dev"),
+];
+
+/// A confidential client the dev IdP issues `client_credentials` tokens to.
+#[derive(Clone, Debug)]
+pub struct DevClient {
+    /// `client_id`.
+    pub id: String,
+    /// The client secret.
+    pub secret: String,
+    /// Realm roles of the service account (before composite expansion).
+    pub realm_roles: Vec<String>,
+    /// Whether the `agentcube-api` audience mapper applies.
+    pub api_audience: bool,
+}
+
+struct SigningKey {
+    kid: String,
+    pair: RsaKeyPair,
+    jwk: Jwk,
+}
+
+impl SigningKey {
+    fn generate() -> Result<Self, DevIdpError> {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| DevIdpError::Crypto)?;
+        let public = pair.public_key();
+        let mut jwk = Jwk {
+            kty: "RSA".into(),
+            key_use: Some("sig".into()),
+            alg: Some("RS256".into()),
+            n: Some(URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero())),
+            e: Some(URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero())),
+            ..Jwk::default()
+        };
+        let kid = jwk.thumbprint().ok_or(DevIdpError::Crypto)?;
+        jwk.kid = Some(kid.clone());
+        Ok(Self { kid, pair, jwk })
+    }
+}
+
+/// Errors of the dev IdP.
+#[derive(Debug, thiserror::Error)]
+pub enum DevIdpError {
+    /// The realm file could not be read.
+    #[error("invalid realm export: {0}")]
+    Realm(String),
+    /// Key generation or signing failed.
+    #[error("crypto operation failed")]
+    Crypto,
+    /// The listener could not bind.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Inner {
+    realm: String,
+    issuer: String,
+    hierarchy: RoleHierarchy,
+    clients: RwLock<HashMap<String, DevClient>>,
+    /// Newest first; the first key signs.
+    keys: RwLock<Vec<Arc<SigningKey>>>,
+    token_lifetime: i64,
+}
+
+/// A running development IdP. Cloning shares it.
+#[derive(Clone)]
+pub struct DevIdp {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+}
+
+impl DevIdp {
+    /// Starts the IdP on `127.0.0.1:0` for the realm export `realm_json`, with the clients'
+    /// secrets taken from [`DEV_SECRETS`].
+    ///
+    /// # Errors
+    /// An unreadable realm export, key generation failure or bind failure.
+    pub async fn start(realm_json: &str) -> Result<Self, DevIdpError> {
+        let realm: Value =
+            serde_json::from_str(realm_json).map_err(|e| DevIdpError::Realm(e.to_string()))?;
+        let name = realm
+            .get("realm")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DevIdpError::Realm("no realm name".into()))?
+            .to_owned();
+        let hierarchy = RoleHierarchy::from_keycloak_realm(&realm)
+            .map_err(|e| DevIdpError::Realm(e.to_string()))?;
+        let clients = realm_clients(&realm);
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner {
+            issuer: format!("http://{addr}/realms/{name}"),
+            realm: name,
+            hierarchy,
+            clients: RwLock::new(clients),
+            keys: RwLock::new(vec![Arc::new(SigningKey::generate()?)]),
+            token_lifetime: 300,
+        });
+        let app = Router::new()
+            .route(
+                &format!("/realms/{}/.well-known/openid-configuration", inner.realm),
+                get(discovery),
+            )
+            .route(
+                &format!("/realms/{}/protocol/openid-connect/certs", inner.realm),
+                get(jwks),
+            )
+            .route(
+                &format!("/realms/{}/protocol/openid-connect/token", inner.realm),
+                post(token),
+            )
+            .with_state(Arc::clone(&inner));
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(%err, "dev idp stopped");
+            }
+        });
+        Ok(Self { inner, addr })
+    }
+
+    /// The issuer URL (`http://127.0.0.1:<port>/realms/<realm>`).
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The token endpoint URL.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/protocol/openid-connect/token", self.inner.issuer)
+    }
+
+    /// Adds (or replaces) a development client, e.g. a second user or a client without roles.
+    pub fn add_client(&self, client: DevClient) {
+        if let Ok(mut clients) = self.inner.clients.write() {
+            clients.insert(client.id.clone(), client);
+        }
+    }
+
+    /// The secret of a client, if it exists.
+    pub fn client_secret(&self, id: &str) -> Option<String> {
+        self.inner
+            .clients
+            .read()
+            .ok()
+            .and_then(|c| c.get(id).map(|c| c.secret.clone()))
+    }
+
+    /// Starts signing with a new key; the old keys stay published until [`DevIdp::retire_old_keys`].
+    ///
+    /// # Errors
+    /// Key generation failure.
+    pub fn rotate_key(&self) -> Result<String, DevIdpError> {
+        let key = Arc::new(SigningKey::generate()?);
+        let kid = key.kid.clone();
+        if let Ok(mut keys) = self.inner.keys.write() {
+            keys.insert(0, key);
+        }
+        Ok(kid)
+    }
+
+    /// Unpublishes every key but the active one.
+    pub fn retire_old_keys(&self) {
+        if let Ok(mut keys) = self.inner.keys.write() {
+            keys.truncate(1);
+        }
+    }
+
+    /// The active signing key's `kid`.
+    pub fn active_kid(&self) -> Option<String> {
+        self.inner.keys.read().ok()?.first().map(|k| k.kid.clone())
+    }
+
+    /// Issues a token for `client_id` directly (what the token endpoint does after checking the
+    /// secret), with `extra` claims merged over the defaults.
+    ///
+    /// # Errors
+    /// [`DevIdpError::Crypto`] when signing fails; `Realm` for an unknown client.
+    pub fn issue(&self, client_id: &str, extra: &Value) -> Result<String, DevIdpError> {
+        let client = self
+            .inner
+            .clients
+            .read()
+            .ok()
+            .and_then(|c| c.get(client_id).cloned())
+            .ok_or_else(|| DevIdpError::Realm(format!("unknown client {client_id}")))?;
+        issue_token(&self.inner, &client, extra)
+    }
+}
+
+fn realm_clients(realm: &Value) -> HashMap<String, DevClient> {
+    let empty = Vec::new();
+    let users = realm
+        .get("users")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let mut out = HashMap::new();
+    for client in realm
+        .get("clients")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+    {
+        let Some(id) = client.get("clientId").and_then(Value::as_str) else {
+            continue;
+        };
+        if client.get("serviceAccountsEnabled") != Some(&Value::Bool(true)) {
+            continue;
+        }
+        let secret = DEV_SECRETS
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map_or_else(|| format!("{id}-secret-dev"), |(_, s)| (*s).to_owned());
+        let realm_roles = users
+            .iter()
+            .find(|u| u.get("serviceAccountClientId").and_then(Value::as_str) == Some(id))
+            .and_then(|u| u.get("realmRoles"))
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let api_audience = client
+            .get("protocolMappers")
+            .and_then(Value::as_array)
+            .is_some_and(|mappers| {
+                mappers.iter().any(|m| {
+                    m.get("protocolMapper").and_then(Value::as_str) == Some("oidc-audience-mapper")
+                })
+            });
+        out.insert(
+            id.to_owned(),
+            DevClient {
+                id: id.to_owned(),
+                secret,
+                realm_roles,
+                api_audience,
+            },
+        );
+    }
+    out
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn issue_token(inner: &Inner, client: &DevClient, extra: &Value) -> Result<String, DevIdpError> {
+    let key = inner
+        .keys
+        .read()
+        .ok()
+        .and_then(|k| k.first().cloned())
+        .ok_or(DevIdpError::Crypto)?;
+    // Keycloak expands composite roles into the token; so does the dev IdP.
+    let held: RoleSet = client
+        .realm_roles
+        .iter()
+        .map(|r| Role::realm(r.as_str()))
+        .collect();
+    let roles: Vec<String> = inner
+        .hierarchy
+        .expand(&held)
+        .realm_roles()
+        .map(|r| r.name().to_owned())
+        .collect();
+    let iat = now();
+    let mut claims = json!({
+        "exp": iat + inner.token_lifetime,
+        "iat": iat,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "iss": inner.issuer,
+        "sub": uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, client.id.as_bytes()).to_string(),
+        "typ": "Bearer",
+        "azp": client.id,
+        "acr": "1",
+        "realm_access": {"roles": roles},
+        "scope": "profile email",
+        "email_verified": false,
+        "preferred_username": format!("service-account-{}", client.id),
+        "client_id": client.id,
+    });
+    if client.api_audience {
+        claims["aud"] = json!("agentcube-api");
+    }
+    if let (Value::Object(base), Value::Object(more)) = (&mut claims, extra) {
+        for (k, v) in more {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut sig = vec![0; key.pair.public_modulus_len()];
+    key.pair
+        .sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .map_err(|_| DevIdpError::Crypto)?;
+    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+}
+
+async fn discovery(State(inner): State<Arc<Inner>>) -> Json<Value> {
+    let base = &inner.issuer;
+    Json(json!({
+        "issuer": base,
+        "jwks_uri": format!("{base}/protocol/openid-connect/certs"),
+        "token_endpoint": format!("{base}/protocol/openid-connect/token"),
+        "grant_types_supported": ["client_credentials"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+    }))
+}
+
+async fn jwks(State(inner): State<Arc<Inner>>) -> Response {
+    let keys: Vec<Jwk> = inner
+        .keys
+        .read()
+        .map(|k| k.iter().map(|k| k.jwk.clone()).collect())
+        .unwrap_or_default();
+    (
+        [(header::CACHE_CONTROL, "max-age=60")],
+        Json(json!({ "keys": keys })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if form.grant_type != "client_credentials" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only client_credentials",
+        );
+    }
+    let (id, secret) = match basic_credentials(&headers) {
+        Some(pair) => pair,
+        None => match (form.client_id, form.client_secret) {
+            (Some(id), Some(secret)) => (id, secret),
+            _ => {
+                return oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "missing client credentials",
+                );
+            }
+        },
+    };
+    let client = inner.clients.read().ok().and_then(|c| c.get(&id).cloned());
+    let Some(client) = client.filter(|c| c.secret == secret) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Invalid client or Invalid client credentials",
+        );
+    };
+    match issue_token(&inner, &client, &Value::Null) {
+        Ok(access_token) => Json(json!({
+            "access_token": access_token,
+            "expires_in": inner.token_lifetime,
+            "token_type": "Bearer",
+            "scope": "profile email",
+        }))
+        .into_response(),
+        Err(_) => oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "signing failed",
+        ),
+    }
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
