@@ -323,12 +323,14 @@ fn issue_token(inner: &Inner, client: &DevClient, extra: &Value) -> Result<Strin
         "preferred_username": format!("service-account-{}", client.id),
         "client_id": client.id,
     });
-    if client.api_audience {
-        claims["aud"] = json!("agentcube-api");
-    }
-    if let (Value::Object(base), Value::Object(more)) = (&mut claims, extra) {
-        for (k, v) in more {
-            base.insert(k.clone(), v.clone());
+    if let Value::Object(base) = &mut claims {
+        if client.api_audience {
+            base.insert("aud".into(), json!("agentcube-api"));
+        }
+        if let Value::Object(more) = extra {
+            for (k, v) in more {
+                base.insert(k.clone(), v.clone());
+            }
         }
     }
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
