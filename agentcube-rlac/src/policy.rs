@@ -1,0 +1,616 @@
+//! The access policy: who may do what to a sandbox session, and why.
+
+use std::fmt;
+use std::sync::Arc;
+
+use agentcube_auth_core::{Principal, Role, RoleHierarchy};
+
+use crate::owner::{OwnerId, OwnerIdScheme};
+use crate::record::SessionRecord;
+
+/// Whether the deployment authenticates callers at all.
+///
+/// The reference Router allows everything when no issuer is configured; this makes that choice
+/// explicit and visible in audit logs ([`Reason::AuthDisabled`]) instead of an accident of a
+/// missing principal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AuthMode {
+    /// Callers are authenticated; sessions have owners. The default.
+    #[default]
+    Enabled,
+    /// No authentication: every request is allowed and sessions may be ownerless.
+    Disabled,
+}
+
+/// What a caller wants to do with a sandbox session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// Create a new session. Needs only the route's role, which is checked before the policy;
+    /// the policy allows any authenticated caller.
+    Create,
+    /// Invoke the sandbox (proxy a request to it).
+    Invoke,
+    /// Read the session record.
+    Read,
+    /// Delete the session.
+    Delete,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 4] = [Self::Create, Self::Invoke, Self::Read, Self::Delete];
+
+    /// The stable lowercase name: `create`, `invoke`, `read`, `delete`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Invoke => "invoke",
+            Self::Read => "read",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// Whether the action is on an existing session, so ownership applies (all but `Create`).
+    pub const fn needs_ownership(self) -> bool {
+        !matches!(self, Self::Create)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// The request may proceed.
+    Allow,
+    /// The request must be refused.
+    Deny,
+}
+
+impl Effect {
+    /// `allow` or `deny`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// Why a decision was made: a stable code for logs and metrics, and a message.
+///
+/// Each reason has a fixed [`Effect`], so a decision can never say "deny because owner". The
+/// deny messages are the reference system's 403/401 bodies.
+///
+/// | reason | code | effect | message | status |
+/// |---|---|---|---|---|
+/// | [`Owner`](Self::Owner) | `owner` | allow | `caller owns the session` | |
+/// | [`AdminBypass`](Self::AdminBypass) | `admin_bypass` | allow | `caller holds the admin role` | |
+/// | [`Authenticated`](Self::Authenticated) | `authenticated` | allow | `any authenticated caller may create a session` | |
+/// | [`AuthDisabled`](Self::AuthDisabled) | `auth_disabled` | allow | `authentication is disabled` | |
+/// | [`Unauthenticated`](Self::Unauthenticated) | `unauthenticated` | deny | `authentication required` | 401 |
+/// | [`NoOwnerRecord`](Self::NoOwnerRecord) | `no_owner_record` | deny | `sandbox has no owner record` | 403 |
+/// | [`NotOwner`](Self::NotOwner) | `not_owner` | deny | `you do not own this sandbox` | 403 |
+/// | [`Custom`](Self::Custom) | yours | yours | yours | 403 if deny |
+///
+/// Deliberately not `#[non_exhaustive]` (as cedar does for authorization results): code that
+/// maps reasons to responses should stop compiling when a reason is added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The caller owns the session.
+    Owner,
+    /// The caller holds the configured admin role (directly or through the role hierarchy).
+    AdminBypass,
+    /// Creating a session: any authenticated caller may (the route's role was checked before).
+    Authenticated,
+    /// The deployment runs without authentication.
+    AuthDisabled,
+    /// Authentication is on and there is no verified caller.
+    Unauthenticated,
+    /// The session has no owner recorded: nobody but an admin may use it (fail closed).
+    NoOwnerRecord,
+    /// The session belongs to someone else.
+    NotOwner,
+    /// A reason from a rule a deployment added (see [`CustomReason`]).
+    Custom(CustomReason),
+}
+
+impl Reason {
+    /// Allow or deny.
+    pub const fn effect(&self) -> Effect {
+        match self {
+            Self::Owner | Self::AdminBypass | Self::Authenticated | Self::AuthDisabled => {
+                Effect::Allow
+            }
+            Self::Unauthenticated | Self::NoOwnerRecord | Self::NotOwner => Effect::Deny,
+            Self::Custom(c) => c.effect,
+        }
+    }
+
+    /// The stable snake_case code.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::AdminBypass => "admin_bypass",
+            Self::Authenticated => "authenticated",
+            Self::AuthDisabled => "auth_disabled",
+            Self::Unauthenticated => "unauthenticated",
+            Self::NoOwnerRecord => "no_owner_record",
+            Self::NotOwner => "not_owner",
+            Self::Custom(c) => c.code,
+        }
+    }
+
+    /// The lowercase message; for denials, the body a client may see.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            Self::Owner => "caller owns the session",
+            Self::AdminBypass => "caller holds the admin role",
+            Self::Authenticated => "any authenticated caller may create a session",
+            Self::AuthDisabled => "authentication is disabled",
+            Self::Unauthenticated => "authentication required",
+            Self::NoOwnerRecord => "sandbox has no owner record",
+            Self::NotOwner => "you do not own this sandbox",
+            Self::Custom(c) => c.message,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// The reason of a rule a deployment added, such as "shared with your group".
+///
+/// Codes should be snake_case and distinct from the built-in ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CustomReason {
+    effect: Effect,
+    code: &'static str,
+    message: &'static str,
+}
+
+impl CustomReason {
+    /// An allowing reason.
+    pub const fn allow(code: &'static str, message: &'static str) -> Self {
+        Self {
+            effect: Effect::Allow,
+            code,
+            message,
+        }
+    }
+
+    /// A denying reason.
+    pub const fn deny(code: &'static str, message: &'static str) -> Self {
+        Self {
+            effect: Effect::Deny,
+            code,
+            message,
+        }
+    }
+}
+
+impl From<CustomReason> for Reason {
+    fn from(reason: CustomReason) -> Self {
+        Self::Custom(reason)
+    }
+}
+
+/// The outcome of an access check: an effect and the reason for it. `Copy`; no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use = "a decision that is not checked authorizes nothing"]
+pub struct Decision {
+    reason: Reason,
+}
+
+impl Decision {
+    /// The decision that `reason` implies.
+    pub const fn new(reason: Reason) -> Self {
+        Self { reason }
+    }
+
+    /// Whether the request may proceed.
+    pub const fn is_allowed(&self) -> bool {
+        matches!(self.reason.effect(), Effect::Allow)
+    }
+
+    /// Allow or deny.
+    pub const fn effect(&self) -> Effect {
+        self.reason.effect()
+    }
+
+    /// Why.
+    pub const fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The reason's stable code.
+    pub const fn code(&self) -> &'static str {
+        self.reason.code()
+    }
+
+    /// The reason's message.
+    pub const fn message(&self) -> &'static str {
+        self.reason.message()
+    }
+
+    /// `Ok(reason)` if allowed, otherwise the denial as an error (for `?`).
+    ///
+    /// # Errors
+    /// [`AccessDenied`] when the effect is deny.
+    pub const fn into_result(self) -> Result<Reason, AccessDenied> {
+        if self.is_allowed() {
+            Ok(self.reason)
+        } else {
+            Err(AccessDenied {
+                reason: self.reason,
+            })
+        }
+    }
+}
+
+impl From<Reason> for Decision {
+    fn from(reason: Reason) -> Self {
+        Self::new(reason)
+    }
+}
+
+/// `allow (owner): caller owns the session`.
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.effect().code(),
+            self.code(),
+            self.message()
+        )
+    }
+}
+
+/// A denied access check, as an error. Its `Display` is the message a client may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("{}", reason.message())]
+pub struct AccessDenied {
+    reason: Reason,
+}
+
+impl AccessDenied {
+    /// Why access was denied.
+    pub const fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The reason's stable code.
+    pub const fn code(&self) -> &'static str {
+        self.reason.code()
+    }
+
+    /// The HTTP status: 401 for [`Reason::Unauthenticated`], otherwise 403.
+    pub const fn http_status(&self) -> u16 {
+        match self.reason {
+            Reason::Unauthenticated => 401,
+            _ => 403,
+        }
+    }
+}
+
+/// Everything a policy decides on.
+///
+/// Built with [`AccessRequest::new`] or [`AccessRequest::for_record`]; `#[non_exhaustive]` so
+/// that fields can be added without breaking policies, which only read them.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct AccessRequest<'a> {
+    /// The verified caller, or `None` if the request is unauthenticated.
+    pub principal: Option<&'a Principal>,
+    /// What the caller wants to do.
+    pub action: Action,
+    /// The session's recorded owner, or `None` if it has none (or for `Create`).
+    pub owner: Option<&'a OwnerId>,
+    /// The session id, when known (for audit logs and custom rules).
+    pub session_id: Option<&'a str>,
+    /// The whole session record, when the caller has it (custom rules may read its
+    /// [`extra`](SessionRecord::extra) fields, e.g. a list of groups it is shared with).
+    pub record: Option<&'a SessionRecord>,
+}
+
+impl<'a> AccessRequest<'a> {
+    /// A request on a session whose owner is `owner`.
+    pub const fn new(
+        principal: Option<&'a Principal>,
+        owner: Option<&'a OwnerId>,
+        action: Action,
+    ) -> Self {
+        Self {
+            principal,
+            action,
+            owner,
+            session_id: None,
+            record: None,
+        }
+    }
+
+    /// A request on the session `record` (owner and session id taken from it).
+    pub fn for_record(
+        principal: Option<&'a Principal>,
+        record: &'a SessionRecord,
+        action: Action,
+    ) -> Self {
+        Self {
+            principal,
+            action,
+            owner: record.owner(),
+            session_id: Some(record.session_id.as_str()),
+            record: Some(record),
+        }
+    }
+
+    /// A request to create a session.
+    pub const fn create(principal: Option<&'a Principal>) -> Self {
+        Self::new(principal, None, Action::Create)
+    }
+
+    /// Sets the session id.
+    pub const fn with_session_id(mut self, session_id: &'a str) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+}
+
+/// Decides whether a request may proceed.
+///
+/// Implement it to add rules; combine policies with [`AccessPolicyExt::or`] (allow if either
+/// allows) and [`AccessPolicyExt::and`] (deny if either denies), or wrap one and post-process
+/// its decision. Implementations should be allocation-free and must not block: the Router calls
+/// them on every proxied request.
+pub trait AccessPolicy: Send + Sync {
+    /// The decision for `request`.
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision;
+}
+
+impl<P: AccessPolicy + ?Sized> AccessPolicy for &P {
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        (**self).decide(request)
+    }
+}
+
+impl<P: AccessPolicy + ?Sized> AccessPolicy for Arc<P> {
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        (**self).decide(request)
+    }
+}
+
+impl<P: AccessPolicy + ?Sized> AccessPolicy for Box<P> {
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        (**self).decide(request)
+    }
+}
+
+/// Combinators for [`AccessPolicy`].
+pub trait AccessPolicyExt: AccessPolicy + Sized {
+    /// Allows if `self` allows, else if `other` allows; if both deny, `self`'s denial stands.
+    ///
+    /// Use it to add permissions (sharing a session with a group). `other` sees the same
+    /// request, including `principal: None`; it must deny what it does not understand.
+    fn or<P: AccessPolicy>(self, other: P) -> AnyOf<Self, P> {
+        AnyOf(self, other)
+    }
+
+    /// Denies if `self` denies, else if `other` denies; if both allow, `self`'s reason stands.
+    ///
+    /// Use it to add restrictions (forbid deletes from a read-only group).
+    fn and<P: AccessPolicy>(self, other: P) -> AllOf<Self, P> {
+        AllOf(self, other)
+    }
+}
+
+impl<P: AccessPolicy> AccessPolicyExt for P {}
+
+/// See [`AccessPolicyExt::or`].
+#[derive(Clone, Debug)]
+pub struct AnyOf<A, B>(pub A, pub B);
+
+impl<A: AccessPolicy, B: AccessPolicy> AccessPolicy for AnyOf<A, B> {
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        let first = self.0.decide(request);
+        if first.is_allowed() {
+            return first;
+        }
+        let second = self.1.decide(request);
+        if second.is_allowed() { second } else { first }
+    }
+}
+
+/// See [`AccessPolicyExt::and`].
+#[derive(Clone, Debug)]
+pub struct AllOf<A, B>(pub A, pub B);
+
+impl<A: AccessPolicy, B: AccessPolicy> AccessPolicy for AllOf<A, B> {
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        let first = self.0.decide(request);
+        if !first.is_allowed() {
+            return first;
+        }
+        let second = self.1.decide(request);
+        if second.is_allowed() { first } else { second }
+    }
+}
+
+/// A policy from a closure: `policy_fn(|request| …)`.
+pub fn policy_fn<F>(f: F) -> PolicyFn<F>
+where
+    F: Fn(&AccessRequest<'_>) -> Decision + Send + Sync,
+{
+    PolicyFn(f)
+}
+
+/// A policy from a closure; see [`policy_fn`].
+#[derive(Clone)]
+pub struct PolicyFn<F>(F);
+
+impl<F> fmt::Debug for PolicyFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PolicyFn")
+    }
+}
+
+impl<F> AccessPolicy for PolicyFn<F>
+where
+    F: Fn(&AccessRequest<'_>) -> Decision + Send + Sync,
+{
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        (self.0)(request)
+    }
+}
+
+/// The name of the default admin role (a realm role).
+pub const DEFAULT_ADMIN_ROLE: &str = "admin";
+
+/// The default policy: owner or admin, fail closed.
+///
+/// Rules, first match wins:
+///
+/// 1. authentication disabled → allow ([`Reason::AuthDisabled`]);
+/// 2. no principal → deny ([`Reason::Unauthenticated`]);
+/// 3. [`Action::Create`] → allow ([`Reason::Authenticated`]);
+/// 4. the principal is the recorded owner → allow ([`Reason::Owner`]);
+/// 5. the principal holds the admin role through the hierarchy → allow
+///    ([`Reason::AdminBypass`]) — admins can also reach ownerless sessions;
+/// 6. no owner recorded → deny ([`Reason::NoOwnerRecord`]);
+/// 7. otherwise → deny ([`Reason::NotOwner`]).
+///
+/// The admin role is the realm role `admin` by default: a client role named `admin` of some
+/// other Keycloak client is a different [`Role`] and does not bypass. `decide` does not
+/// allocate.
+#[derive(Clone, Debug)]
+pub struct OwnerPolicy {
+    admin_role: Option<Role>,
+    hierarchy: Arc<RoleHierarchy>,
+    owner_scheme: OwnerIdScheme,
+    auth: AuthMode,
+}
+
+impl OwnerPolicy {
+    /// The default policy with `hierarchy`: admin role realm `admin`,
+    /// [`OwnerIdScheme::SubjectOnly`], authentication enabled.
+    pub fn new(hierarchy: Arc<RoleHierarchy>) -> Self {
+        Self {
+            admin_role: Some(Role::realm(DEFAULT_ADMIN_ROLE)),
+            hierarchy,
+            owner_scheme: OwnerIdScheme::SubjectOnly,
+            auth: AuthMode::Enabled,
+        }
+    }
+
+    /// Sets the role that bypasses ownership (the Router's `--admin-role`).
+    #[must_use]
+    pub fn with_admin_role(mut self, role: Role) -> Self {
+        self.admin_role = Some(role);
+        self
+    }
+
+    /// No role bypasses ownership.
+    #[must_use]
+    pub fn without_admin_bypass(mut self) -> Self {
+        self.admin_role = None;
+        self
+    }
+
+    /// Sets how principals are compared with recorded owners; it must be the scheme the
+    /// WorkloadManager used to record them.
+    #[must_use]
+    pub fn with_owner_scheme(mut self, scheme: OwnerIdScheme) -> Self {
+        self.owner_scheme = scheme;
+        self
+    }
+
+    /// Sets whether the deployment authenticates callers.
+    #[must_use]
+    pub fn with_auth_mode(mut self, auth: AuthMode) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The admin role, if any.
+    pub fn admin_role(&self) -> Option<&Role> {
+        self.admin_role.as_ref()
+    }
+
+    /// The role hierarchy.
+    pub fn hierarchy(&self) -> &Arc<RoleHierarchy> {
+        &self.hierarchy
+    }
+
+    /// The owner id scheme.
+    pub fn owner_scheme(&self) -> OwnerIdScheme {
+        self.owner_scheme
+    }
+
+    /// The authentication mode.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth
+    }
+
+    /// Whether `principal` holds the admin role (through the hierarchy).
+    pub fn is_admin(&self, principal: &Principal) -> bool {
+        self.admin_role
+            .as_ref()
+            .is_some_and(|admin| self.hierarchy.grants(principal.roles(), admin))
+    }
+}
+
+impl Default for OwnerPolicy {
+    /// [`OwnerPolicy::new`] with a flat hierarchy (no role implies another).
+    fn default() -> Self {
+        Self::new(Arc::new(RoleHierarchy::flat()))
+    }
+}
+
+impl AccessPolicy for OwnerPolicy {
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        if self.auth == AuthMode::Disabled {
+            return Decision::new(Reason::AuthDisabled);
+        }
+        let Some(principal) = request.principal else {
+            return Decision::new(Reason::Unauthenticated);
+        };
+        if !request.action.needs_ownership() {
+            return Decision::new(Reason::Authenticated);
+        }
+        if let Some(owner) = request.owner
+            && owner.matches(principal, self.owner_scheme)
+        {
+            return Decision::new(Reason::Owner);
+        }
+        if self.is_admin(principal) {
+            return Decision::new(Reason::AdminBypass);
+        }
+        Decision::new(match request.owner {
+            None => Reason::NoOwnerRecord,
+            Some(_) => Reason::NotOwner,
+        })
+    }
+}
+
+/// Writes one audit event for `decision` (tracing target `agentcube_rlac::audit`, level INFO):
+/// action, effect, reason code, session id, and the caller's issuer and subject.
+pub fn audit(request: &AccessRequest<'_>, decision: &Decision) {
+    tracing::info!(
+        target: "agentcube_rlac::audit",
+        action = request.action.code(),
+        effect = decision.effect().code(),
+        reason = decision.code(),
+        session_id = request.session_id,
+        issuer = request.principal.map(Principal::issuer),
+        subject = request.principal.map(Principal::subject),
+        "access {}",
+        decision.effect().code(),
+    );
+}

@@ -1,0 +1,195 @@
+//! Owner lookup: where session records live.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::record::SessionRecord;
+
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisOwnerStore, RedisStoreConfig};
+
+/// The session store: `session id → SessionRecord` (and so its owner).
+///
+/// The Router reads it before proxying; the WorkloadManager writes it when it creates a session
+/// and removes the record when it deletes one. Errors are never "no record": a store that
+/// cannot answer makes the caller refuse the request ([`StoreError::http_status`]), so an
+/// outage can never turn into an allow.
+///
+/// Object-safe: hold an `Arc<dyn OwnerStore>` to choose the backend at run time.
+#[async_trait]
+pub trait OwnerStore: Send + Sync {
+    /// The record of `session_id`, or `None` if there is none.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store is unreachable, too slow, or holds a value that is not a
+    /// session record.
+    async fn get(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Stores `record` under its session id, replacing any earlier one.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store is unreachable or too slow, or
+    /// [`StoreError::MalformedRecord`] if the record has an empty session id.
+    async fn put(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// Removes the record of `session_id`; whether there was one.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store is unreachable or too slow.
+    async fn delete(&self, session_id: &str) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl<S: OwnerStore + ?Sized> OwnerStore for std::sync::Arc<S> {
+    async fn get(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        (**self).get(session_id).await
+    }
+
+    async fn put(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        (**self).put(record).await
+    }
+
+    async fn delete(&self, session_id: &str) -> Result<bool, StoreError> {
+        (**self).delete(session_id).await
+    }
+}
+
+/// A boxed error from a store backend.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why the session store could not answer.
+///
+/// | variant | code | status |
+/// |---|---|---|
+/// | [`Unavailable`](Self::Unavailable) | `store_unavailable` | 503 |
+/// | [`Timeout`](Self::Timeout) | `store_timeout` | 503 |
+/// | [`MalformedRecord`](Self::MalformedRecord) | `malformed_record` | 500 |
+/// | [`InvalidConfig`](Self::InvalidConfig) | `invalid_store_config` | 500 |
+///
+/// None of them is an allow and none is "no owner": the request is refused with the status.
+/// Messages never contain the store's address or credentials.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store cannot be reached or refused the operation.
+    #[error("session store unavailable")]
+    Unavailable(#[source] Option<BoxError>),
+    /// The operation did not finish in time.
+    #[error("session store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The stored value is not a session record (not JSON, a field of the wrong type, a key of
+    /// the wrong type, a record for another session), or a record to store has no session id.
+    #[error("malformed session record `{session_id}`: {detail}")]
+    MalformedRecord {
+        /// The session id the record was read for (or written under).
+        session_id: String,
+        /// What is wrong (for JSON, the parser's message, which may quote a scalar of the
+        /// value but never the whole of it).
+        detail: String,
+    },
+    /// The store was configured wrongly (e.g. an invalid URL).
+    #[error("invalid session store configuration: {0}")]
+    InvalidConfig(&'static str),
+}
+
+impl StoreError {
+    /// [`StoreError::Unavailable`] caused by `source`.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self::Unavailable(Some(source.into()))
+    }
+
+    /// [`StoreError::MalformedRecord`].
+    pub fn malformed(session_id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::MalformedRecord {
+            session_id: session_id.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The stable machine code (see the table above).
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "store_unavailable",
+            Self::Timeout(_) => "store_timeout",
+            Self::MalformedRecord { .. } => "malformed_record",
+            Self::InvalidConfig(_) => "invalid_store_config",
+        }
+    }
+
+    /// The HTTP status a server should answer with: 503 while the store is unreachable or slow
+    /// (retrying may help), 500 for a corrupt record or a misconfiguration.
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::Unavailable(_) | Self::Timeout(_) => 503,
+            Self::MalformedRecord { .. } | Self::InvalidConfig(_) => 500,
+        }
+    }
+
+    /// The message a client may see: `session store unavailable` for 503, the reference
+    /// system's `internal server error` for 500 (details stay in the logs).
+    pub const fn public_message(&self) -> &'static str {
+        match self.http_status() {
+            503 => "session store unavailable",
+            _ => "internal server error",
+        }
+    }
+}
+
+/// An in-process store: a map behind a lock. For tests, single-replica deployments and the
+/// examples; records are lost on restart and not shared between replicas.
+#[derive(Debug, Default)]
+pub struct InMemoryOwnerStore {
+    records: RwLock<HashMap<String, SessionRecord>>,
+}
+
+impl InMemoryOwnerStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, SessionRecord>> {
+        // The lock guards plain map operations; a poisoned lock still holds a consistent map.
+        self.records.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, SessionRecord>> {
+        self.records.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl OwnerStore for InMemoryOwnerStore {
+    async fn get(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.read().get(session_id).cloned())
+    }
+
+    async fn put(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if record.session_id.is_empty() {
+            return Err(StoreError::malformed("", "empty session id"));
+        }
+        self.write()
+            .insert(record.session_id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, session_id: &str) -> Result<bool, StoreError> {
+        Ok(self.write().remove(session_id).is_some())
+    }
+}

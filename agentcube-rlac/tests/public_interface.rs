@@ -1,0 +1,276 @@
+//! The crate through its public API only: the WorkloadManager half and the Router half.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use agentcube_auth_core::{Principal, Role, RoleHierarchy};
+use agentcube_rlac::{
+    AccessPolicy, AccessRequest, Action, AuthMode, Decision, InMemoryOwnerStore, OWNER_ANNOTATION,
+    OWNER_HASH_LABEL, OwnerId, OwnerIdScheme, OwnerMetadata, OwnerPolicy, OwnerStore, Reason,
+    SessionRecord, StoreError,
+};
+use failing::FailingStore;
+
+const ISS: &str = "https://kc.example.com/realms/agentcube";
+
+/// What a Router answers for a request on an existing session.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Proxy(Reason),
+    Refuse(u16, &'static str, &'static str),
+}
+
+async fn router(
+    store: &dyn OwnerStore,
+    policy: &dyn AccessPolicy,
+    caller: Option<&Principal>,
+    session_id: &str,
+    action: Action,
+) -> Answer {
+    let record = match store.get(session_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Answer::Refuse(404, "session_not_found", "session not found"),
+        Err(e) => return Answer::Refuse(e.http_status(), e.code(), e.public_message()),
+    };
+    let request = AccessRequest::for_record(caller, &record, action);
+    let decision = policy.decide(&request);
+    agentcube_rlac::audit(&request, &decision);
+    match decision.into_result() {
+        Ok(reason) => Answer::Proxy(reason),
+        Err(denied) => Answer::Refuse(
+            denied.http_status(),
+            denied.code(),
+            denied.reason().message(),
+        ),
+    }
+}
+
+/// The WorkloadManager's create: owner from the verified identity, metadata, store.
+async fn workload_manager_create(
+    store: &dyn OwnerStore,
+    identity: Option<(&str, &str)>,
+    session_id: &str,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), u16> {
+    let owner = match identity {
+        Some((iss, sub)) => {
+            Some(OwnerId::from_parts(OwnerIdScheme::SubjectOnly, iss, sub).map_err(|_| 401u16)?)
+        }
+        None => None,
+    };
+    let mut record =
+        SessionRecord::new(AuthMode::Enabled, owner, session_id).map_err(|e| e.http_status())?;
+    record.kind = "AgentRuntime".into();
+    let (mut annotations, mut labels) = (BTreeMap::new(), BTreeMap::new());
+    if let Some(meta) = record.owner_metadata() {
+        meta.apply_to(&mut annotations, &mut labels);
+    }
+    store.put(&record).await.map_err(|e| e.http_status())?;
+    Ok((annotations, labels))
+}
+
+fn keycloak_hierarchy() -> Arc<RoleHierarchy> {
+    let realm = serde_json::json!({
+        "roles": {"realm": [
+            {"name": "sandbox:invoke"},
+            {"name": "sandbox:manage", "composite": true, "composites": {"realm": ["sandbox:invoke"]}},
+            {"name": "admin", "composite": true, "composites": {"realm": ["sandbox:manage"]}},
+        ]}
+    });
+    Arc::new(RoleHierarchy::from_keycloak_realm(&realm).unwrap())
+}
+
+#[tokio::test]
+async fn create_then_use_then_delete() {
+    let store: Arc<dyn OwnerStore> = Arc::new(InMemoryOwnerStore::new());
+    let policy: Arc<dyn AccessPolicy> = Arc::new(OwnerPolicy::new(keycloak_hierarchy()));
+    let alice = Principal::builder(ISS, "alice")
+        .roles([Role::realm("sandbox:invoke")])
+        .build();
+    let bob = Principal::builder(ISS, "bob")
+        .roles([Role::realm("sandbox:invoke")])
+        .build();
+    let admin = Principal::builder(ISS, "ops")
+        .roles([Role::realm("admin")])
+        .build();
+    let foreign_admin = Principal::builder(ISS, "eve")
+        .roles([
+            Role::realm("sandbox:invoke"),
+            Role::client("agentcube-admin", "admin"),
+        ])
+        .build();
+
+    // Create: allowed for any authenticated caller, refused without one.
+    assert_eq!(
+        policy.decide(&AccessRequest::create(Some(&alice))).reason(),
+        Reason::Authenticated
+    );
+    assert_eq!(
+        policy.decide(&AccessRequest::create(None)).reason(),
+        Reason::Unauthenticated
+    );
+
+    let (annotations, labels) = workload_manager_create(&*store, Some((ISS, "alice")), "s-1")
+        .await
+        .unwrap();
+    assert_eq!(annotations[OWNER_ANNOTATION], "alice");
+    assert_eq!(
+        OwnerMetadata::read_maps(&annotations, &labels)
+            .unwrap()
+            .unwrap(),
+        "alice"
+    );
+    assert_eq!(labels[OWNER_HASH_LABEL].len(), 63);
+    // No identity with auth on: 401, and nothing is stored.
+    assert_eq!(
+        workload_manager_create(&*store, None, "s-2").await,
+        Err(401)
+    );
+    assert!(store.get("s-2").await.unwrap().is_none());
+
+    let s = &*store;
+    let p = &*policy;
+    assert_eq!(
+        router(s, p, Some(&alice), "s-1", Action::Invoke).await,
+        Answer::Proxy(Reason::Owner)
+    );
+    assert_eq!(
+        router(s, p, Some(&bob), "s-1", Action::Invoke).await,
+        Answer::Refuse(403, "not_owner", "you do not own this sandbox")
+    );
+    assert_eq!(
+        router(s, p, Some(&foreign_admin), "s-1", Action::Delete).await,
+        Answer::Refuse(403, "not_owner", "you do not own this sandbox")
+    );
+    assert_eq!(
+        router(s, p, None, "s-1", Action::Read).await,
+        Answer::Refuse(401, "unauthenticated", "authentication required")
+    );
+    assert_eq!(
+        router(s, p, Some(&admin), "s-1", Action::Delete).await,
+        Answer::Proxy(Reason::AdminBypass)
+    );
+    assert_eq!(
+        router(s, p, Some(&alice), "nope", Action::Invoke).await,
+        Answer::Refuse(404, "session_not_found", "session not found")
+    );
+
+    // A session the reference system created without an owner.
+    store
+        .put(&SessionRecord::unowned_auth_disabled("s-legacy"))
+        .await
+        .unwrap();
+    assert_eq!(
+        router(s, p, Some(&alice), "s-legacy", Action::Invoke).await,
+        Answer::Refuse(403, "no_owner_record", "sandbox has no owner record")
+    );
+
+    // Delete by the owner.
+    assert_eq!(
+        router(s, p, Some(&alice), "s-1", Action::Delete).await,
+        Answer::Proxy(Reason::Owner)
+    );
+    assert!(store.delete("s-1").await.unwrap());
+    assert!(!store.delete("s-1").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_failing_store_is_never_an_allow() {
+    let policy = OwnerPolicy::default();
+    let admin = Principal::builder(ISS, "ops")
+        .roles([Role::realm("admin")])
+        .build();
+    for (store, status, code) in [
+        (FailingStore::Unavailable, 503, "store_unavailable"),
+        (FailingStore::Timeout, 503, "store_timeout"),
+        (FailingStore::Malformed, 500, "malformed_record"),
+    ] {
+        let answer = router(&store, &policy, Some(&admin), "s-1", Action::Invoke).await;
+        let Answer::Refuse(got_status, got_code, message) = answer else {
+            panic!("{store:?} allowed a request");
+        };
+        assert_eq!((got_status, got_code), (status, code));
+        assert!(message == "session store unavailable" || message == "internal server error");
+    }
+}
+
+#[tokio::test]
+async fn in_memory_store_basics() {
+    let store = InMemoryOwnerStore::new();
+    assert!(store.is_empty());
+    let err = store
+        .put(&SessionRecord::unowned_auth_disabled(""))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::MalformedRecord { .. }));
+    let r = SessionRecord::owned(OwnerId::new("a").unwrap(), "s");
+    store.put(&r).await.unwrap();
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.get("s").await.unwrap(), Some(r.clone()));
+    // Replace.
+    let r2 = SessionRecord::owned(OwnerId::new("b").unwrap(), "s");
+    store.put(&r2).await.unwrap();
+    assert_eq!(store.get("s").await.unwrap().unwrap().owner().unwrap(), "b");
+    // Through Arc.
+    let shared = Arc::new(store);
+    assert!(OwnerStore::get(&shared, "s").await.unwrap().is_some());
+}
+
+#[test]
+fn public_types_are_thread_safe_and_decisions_are_copy() {
+    fn send_sync<T: Send + Sync>() {}
+    fn copy<T: Copy>() {}
+    send_sync::<OwnerId>();
+    send_sync::<SessionRecord>();
+    send_sync::<OwnerPolicy>();
+    send_sync::<InMemoryOwnerStore>();
+    send_sync::<StoreError>();
+    copy::<Decision>();
+    copy::<Reason>();
+    copy::<Action>();
+}
+
+/// A store that always fails, as a deployment's own backend might.
+mod failing {
+    use std::time::Duration;
+
+    use agentcube_rlac::{OwnerStore, SessionRecord, StoreError};
+
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum FailingStore {
+        Unavailable,
+        Timeout,
+        Malformed,
+    }
+
+    impl FailingStore {
+        fn error(self, id: &str) -> StoreError {
+            match self {
+                Self::Unavailable => StoreError::unavailable(std::io::Error::other("down")),
+                Self::Timeout => StoreError::Timeout(Duration::from_millis(5)),
+                Self::Malformed => StoreError::malformed(id, "not json"),
+            }
+        }
+    }
+
+    // The re-exported macro: implementers need no async-trait dependency of their own.
+    #[agentcube_rlac::async_trait]
+    impl OwnerStore for FailingStore {
+        async fn get(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+            Err(self.error(id))
+        }
+
+        async fn put(&self, record: &SessionRecord) -> Result<(), StoreError> {
+            Err(self.error(&record.session_id))
+        }
+
+        async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+            Err(self.error(id))
+        }
+    }
+}
