@@ -2,7 +2,12 @@
 //! two floors measured in the same run — plain `jsonwebtoken::decode` of the same token with the
 //! same key, and the bare signature check of the same bytes.
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 
