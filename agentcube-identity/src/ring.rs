@@ -1,0 +1,354 @@
+//! The key ring: one active signing key, older keys kept for verification, JWKS export.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use agentcube_auth_core::AuthError;
+use agentcube_auth_core::KeysUnavailableReason;
+use agentcube_auth_core::jose::{
+    Algorithm, AlgorithmSet, Jwk, KeyFamily, KeySet, KeySource, VerificationKey,
+};
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyError, SigningKey, finish_jwk, public_jwk_from_pem};
+
+/// A JWKS document: `{"keys": [...]}` (RFC 7517 §5).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// The public keys.
+    pub keys: Vec<Jwk>,
+}
+
+impl Jwks {
+    /// The document as JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"keys":[]}"#))
+    }
+}
+
+/// One immutable version of the ring. Readers load it without locking.
+pub(crate) struct RingState {
+    pub(crate) generation: u64,
+    pub(crate) active: Option<Arc<SigningKey>>,
+    /// Every public key, the active one first.
+    jwks: Jwks,
+    jwks_json: Arc<str>,
+    key_set: KeySet,
+}
+
+impl RingState {
+    fn build(generation: u64, active: Option<Arc<SigningKey>>, mut keys: Vec<Jwk>) -> Self {
+        // The active key first, then the others in the order they were added; no duplicates.
+        if let Some(active) = &active {
+            keys.retain(|k| k.kid.as_deref() != Some(active.kid()));
+            keys.insert(0, active.public_jwk().clone());
+        }
+        let key_set = KeySet::new(
+            keys.iter()
+                .filter_map(|k| VerificationKey::from_jwk(k).ok()),
+        );
+        let jwks = Jwks { keys };
+        let jwks_json = Arc::from(jwks.to_json());
+        Self {
+            generation,
+            active,
+            jwks,
+            jwks_json,
+            key_set,
+        }
+    }
+}
+
+/// The Router's keys: at most one active signing key plus verification-only keys.
+///
+/// Rotation ([`KeyRing::rotate`]) makes a new key active and keeps the previous one for
+/// verification, so tokens signed before the rotation stay valid until that key is
+/// [removed](KeyRing::remove) (wait at least the longest token lifetime plus the verifiers'
+/// leeway, and for remote verifiers their JWKS refresh interval, before removing it).
+///
+/// Reads are lock-free (an atomically swapped snapshot); changes are serialised by a mutex and
+/// are rare. A ring is also a [`KeySource`], so a verifier in the same process sees rotations
+/// immediately. Every key's `kid` is its RFC 7638 thumbprint (keys added from a JWKS keep the
+/// `kid` they were published with).
+pub struct KeyRing {
+    state: ArcSwap<RingState>,
+    write: Mutex<()>,
+}
+
+impl KeyRing {
+    /// A ring whose active key is `key`.
+    pub fn new(key: SigningKey) -> Self {
+        Self::from_state(RingState::build(0, Some(Arc::new(key)), Vec::new()))
+    }
+
+    /// A ring with a freshly generated Ed25519 key (an ephemeral Router identity).
+    ///
+    /// # Errors
+    /// [`KeyError::Generation`].
+    pub fn generate() -> Result<Self, KeyError> {
+        Ok(Self::new(SigningKey::generate(Algorithm::EdDSA)?))
+    }
+
+    /// A ring whose active key is read from PEM (see [`SigningKey::from_pem`]).
+    ///
+    /// # Errors
+    /// [`KeyError`] from loading the key.
+    pub fn from_private_pem(pem_text: &str) -> Result<Self, KeyError> {
+        Ok(Self::new(SigningKey::from_pem(pem_text)?))
+    }
+
+    /// A verify-only ring holding one public key read from PEM (see [`public_jwk_from_pem`]):
+    /// the workload manager's or a sandbox's view of the Router's `public.pem`.
+    ///
+    /// # Errors
+    /// [`KeyError`] from reading the key.
+    pub fn from_public_pem(pem_text: &str) -> Result<Self, KeyError> {
+        Self::verify_only([public_jwk_from_pem(pem_text)?])
+    }
+
+    /// A verify-only ring of public keys (for example the `keys` of a [`Jwks`]).
+    ///
+    /// Each key must be usable for verification (an unusable key fails the whole call: this is
+    /// static configuration, so it should be right). A key without `kid` gets its thumbprint; a
+    /// key without `alg` is pinned to its family's algorithm (`RS256`, `ES256` or `EdDSA`).
+    ///
+    /// # Errors
+    /// [`KeyError::Unusable`] for a key that cannot verify.
+    pub fn verify_only(keys: impl IntoIterator<Item = Jwk>) -> Result<Self, KeyError> {
+        let keys = keys
+            .into_iter()
+            .map(normalise_public)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_state(RingState::build(0, None, keys)))
+    }
+
+    /// A ring with no keys: not ready, every verification fails with `keys_unavailable`.
+    pub fn empty() -> Self {
+        Self::from_state(RingState::build(0, None, Vec::new()))
+    }
+
+    fn from_state(state: RingState) -> Self {
+        Self {
+            state: ArcSwap::from_pointee(state),
+            write: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<RingState>> {
+        self.state.load()
+    }
+
+    fn update(
+        &self,
+        f: impl FnOnce(&RingState) -> Result<RingState, KeyError>,
+    ) -> Result<(), KeyError> {
+        let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.state.load_full();
+        let next = f(&current)?;
+        self.state.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// The active signing key, if the ring has one.
+    pub fn active(&self) -> Option<Arc<SigningKey>> {
+        self.snapshot().active.clone()
+    }
+
+    /// Makes `key` the active signing key. The previous active key stays in the ring for
+    /// verification. Returns the previous active key's `kid`.
+    ///
+    /// Tokens cached by a [`TokenMinter`](crate::TokenMinter) are not reused after a rotation.
+    pub fn rotate(&self, key: SigningKey) -> Option<String> {
+        let mut previous = None;
+        // `update` only fails when the closure does, and this one does not.
+        let _ = self.update(|state| {
+            let mut keys = state.jwks.keys.clone();
+            previous = state.active.as_ref().map(|k| k.kid().to_owned());
+            keys.retain(|k| k.kid.as_deref() != Some(key.kid()));
+            Ok(RingState::build(
+                state.generation + 1,
+                Some(Arc::new(key)),
+                keys,
+            ))
+        });
+        previous
+    }
+
+    /// Adds a verification-only public key (for example the Router's previous key, or a key of
+    /// another Router replica). A key with the same `kid` is replaced. Returns the key's `kid`.
+    ///
+    /// # Errors
+    /// [`KeyError::Unusable`] for a key that cannot verify.
+    pub fn add_verification_key(&self, jwk: Jwk) -> Result<String, KeyError> {
+        let jwk = normalise_public(jwk)?;
+        let kid = jwk.kid.clone().unwrap_or_default();
+        self.update(|state| {
+            if state.active.as_ref().is_some_and(|a| a.kid() == kid) {
+                return Ok(RingState::build(
+                    state.generation,
+                    state.active.clone(),
+                    state.jwks.keys.clone(),
+                ));
+            }
+            let mut keys = state.jwks.keys.clone();
+            keys.retain(|k| k.kid.as_deref() != Some(kid.as_str()));
+            keys.push(jwk);
+            Ok(RingState::build(
+                state.generation + 1,
+                state.active.clone(),
+                keys,
+            ))
+        })?;
+        Ok(kid)
+    }
+
+    /// Removes the verification key `kid`. Tokens it signed are rejected from now on
+    /// (`unknown_kid`). Returns whether a key was removed.
+    ///
+    /// # Errors
+    /// [`KeyError::ActiveKey`] when `kid` is the active signing key: rotate first.
+    pub fn remove(&self, kid: &str) -> Result<bool, KeyError> {
+        let mut removed = false;
+        self.update(|state| {
+            if state.active.as_ref().is_some_and(|a| a.kid() == kid) {
+                return Err(KeyError::ActiveKey);
+            }
+            let mut keys = state.jwks.keys.clone();
+            let before = keys.len();
+            keys.retain(|k| k.kid.as_deref() != Some(kid));
+            removed = keys.len() != before;
+            Ok(RingState::build(
+                state.generation + u64::from(removed),
+                state.active.clone(),
+                keys,
+            ))
+        })?;
+        Ok(removed)
+    }
+
+    /// The `kid`s of every key, the active one first.
+    pub fn kids(&self) -> Vec<String> {
+        self.snapshot()
+            .jwks
+            .keys
+            .iter()
+            .filter_map(|k| k.kid.clone())
+            .collect()
+    }
+
+    /// The number of keys (signing and verification).
+    pub fn len(&self) -> usize {
+        self.snapshot().jwks.keys.len()
+    }
+
+    /// Whether the ring holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A counter that changes whenever the active key or the key list changes.
+    pub fn generation(&self) -> u64 {
+        self.snapshot().generation
+    }
+
+    /// The public keys as a JWKS document, the active key first.
+    pub fn jwks(&self) -> Jwks {
+        self.snapshot().jwks.clone()
+    }
+
+    /// The JWKS document as JSON, serialised once per change (serve it as
+    /// `application/jwk-set+json` or `application/json`).
+    pub fn jwks_json(&self) -> Arc<str> {
+        self.snapshot().jwks_json.clone()
+    }
+
+    /// The algorithms the ring's keys verify (each key is pinned to one). Intersect a
+    /// verifier's allowlist with this to accept exactly what the keys support:
+    /// `config.algorithms = ring.algorithms()`.
+    pub fn algorithms(&self) -> AlgorithmSet {
+        self.snapshot()
+            .key_set
+            .keys()
+            .iter()
+            .fold(AlgorithmSet::EMPTY, |set, k| {
+                k.algorithms().iter().fold(set, AlgorithmSet::with)
+            })
+    }
+
+    /// A snapshot of the verification keys (later changes to the ring do not affect it).
+    pub fn key_set(&self) -> KeySet {
+        self.snapshot().key_set.clone()
+    }
+}
+
+impl Default for KeyRing {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl KeySource for KeyRing {
+    fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> impl Future<Output = Result<Arc<VerificationKey>, AuthError>> + Send {
+        let state = self.snapshot();
+        std::future::ready(if state.key_set.is_empty() {
+            Err(AuthError::KeysUnavailable(KeysUnavailableReason::NotLoaded))
+        } else {
+            state.key_set.find(kid, alg).cloned()
+        })
+    }
+
+    fn is_ready(&self) -> bool {
+        !self.snapshot().key_set.is_empty()
+    }
+}
+
+/// Shows `kid`s and the generation; never key material.
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.snapshot();
+        f.debug_struct("KeyRing")
+            .field("active", &state.active.as_ref().map(|k| k.kid()))
+            .field(
+                "kids",
+                &state
+                    .jwks
+                    .keys
+                    .iter()
+                    .map(|k| k.kid.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .field("generation", &state.generation)
+            .finish()
+    }
+}
+
+fn normalise_public(mut jwk: Jwk) -> Result<Jwk, KeyError> {
+    // Reject anything that is not a usable signing key before filling in defaults.
+    let parsed = VerificationKey::from_jwk(&jwk).map_err(KeyError::Unusable)?;
+    let alg = match &jwk.alg {
+        Some(name) => Algorithm::from_name(name).ok_or(KeyError::UnsupportedKeyType)?,
+        None => match parsed.family() {
+            KeyFamily::Rsa => Algorithm::RS256,
+            KeyFamily::P256 => Algorithm::ES256,
+            KeyFamily::P384 => Algorithm::ES384,
+            KeyFamily::Ed25519 => Algorithm::EdDSA,
+            _ => return Err(KeyError::UnsupportedKeyType),
+        },
+    };
+    match jwk.kid.take() {
+        // Keep a published kid; otherwise the thumbprint.
+        Some(kid) => {
+            let mut out = finish_jwk(jwk, alg)?;
+            out.kid = Some(kid);
+            Ok(out)
+        }
+        None => finish_jwk(jwk, alg),
+    }
+}

@@ -1,0 +1,204 @@
+//! The public interface, exercised only through `agentcube_identity`'s exports (and the
+//! auth-core types they take): the signatures a Router, a workload manager and a sandbox build on.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::needless_pass_by_value
+)] // test code
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use agentcube_auth_core::jose::{Algorithm, Jwk, KeySet, KeySource, VerificationKey};
+use agentcube_auth_core::{AuthError, KeysUnavailableReason, ManualClock, Principal, Role};
+use agentcube_identity::*;
+
+const NOW: i64 = 1_800_000_000;
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn constants_and_defaults() {
+    assert_eq!(IDENTITY_HEADER, "X-AgentCube-User-Identity");
+    assert_eq!(IDENTITY_TOKEN_TYPE, "agentcube-identity+jwt");
+    assert_eq!(SANDBOX_TOKEN_TYPE, "agentcube-sandbox+jwt");
+    assert_eq!(DEFAULT_ISSUER, "agentcube-router");
+    assert_eq!(DEFAULT_IDENTITY_AUDIENCE, "workloadmanager");
+    assert_eq!(SANDBOX_AUDIENCE_PREFIX, "sandbox:");
+    assert_eq!(MAX_LIFETIME, Duration::from_secs(300));
+    assert_eq!(DEFAULT_IDENTITY_LIFETIME, Duration::from_secs(30));
+    assert_eq!(DEFAULT_SANDBOX_LIFETIME, Duration::from_secs(60));
+    assert_eq!(DEFAULT_REFRESH_MARGIN, Duration::from_secs(10));
+    assert_eq!(DEFAULT_LEEWAY, Duration::from_secs(5));
+    const { assert!(DEFAULT_MINT_CACHE_CAPACITY > 0 && DEFAULT_REPLAY_CAPACITY > 0) };
+    assert_eq!(
+        INTERNAL_ALGORITHMS.iter().collect::<Vec<_>>(),
+        vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+    );
+    let m = MinterConfig::default();
+    assert_eq!(
+        (m.issuer.as_str(), m.identity_audience.as_str()),
+        (DEFAULT_ISSUER, DEFAULT_IDENTITY_AUDIENCE)
+    );
+    assert!(m.include_roles);
+    let v = VerifierConfig::default();
+    assert_eq!(
+        (v.issuer.as_str(), v.identity_audience.as_str()),
+        (DEFAULT_ISSUER, DEFAULT_IDENTITY_AUDIENCE)
+    );
+    assert_eq!(
+        (v.leeway, v.max_lifetime, v.algorithms),
+        (DEFAULT_LEEWAY, MAX_LIFETIME, INTERNAL_ALGORITHMS)
+    );
+}
+
+#[test]
+fn types_are_shareable_across_tasks() {
+    assert_send_sync::<KeyRing>();
+    assert_send_sync::<SigningKey>();
+    assert_send_sync::<TokenMinter>();
+    assert_send_sync::<MintedToken>();
+    assert_send_sync::<IdentityVerifier<KeyRing>>();
+    assert_send_sync::<IdentityVerifier<Arc<KeyRing>>>();
+    assert_send_sync::<SandboxVerifier<KeySet>>();
+    assert_send_sync::<ReplayGuard>();
+    assert_send_sync::<VerifiedIdentity>();
+    assert_send_sync::<VerifiedSandbox>();
+    assert_send_sync::<IdentityError>();
+    assert_send_sync::<KeyError>();
+    assert_send_sync::<MintError>();
+}
+
+#[test]
+fn key_signatures() {
+    let _: fn(Algorithm) -> Result<SigningKey, KeyError> = SigningKey::generate;
+    let _: fn(&str) -> Result<SigningKey, KeyError> = SigningKey::from_pem;
+    let _: fn(&[u8]) -> Result<SigningKey, KeyError> = SigningKey::from_pkcs8_der;
+    let _: fn(&[u8]) -> Result<SigningKey, KeyError> = SigningKey::from_pkcs1_der;
+    let _: fn(&[u8]) -> Result<SigningKey, KeyError> = SigningKey::from_sec1_der;
+    let _: fn(&SigningKey) -> &str = SigningKey::kid;
+    let _: fn(&SigningKey) -> &Jwk = SigningKey::public_jwk;
+    let _: fn(&SigningKey) -> &Arc<VerificationKey> = SigningKey::verification_key;
+    let _: fn(&SigningKey) -> Result<PrivateKeyPem, KeyError> = SigningKey::to_pkcs8_pem;
+    let _: fn(&SigningKey, &str, &[u8]) -> Result<String, MintError> = SigningKey::sign_jws;
+    let _: fn(&str) -> Result<Jwk, KeyError> = public_jwk_from_pem;
+    let _: fn(&[u8]) -> Result<Jwk, KeyError> = public_jwk_from_spki_der;
+    let _: fn(SigningKey) -> KeyRing = KeyRing::new;
+    let _: fn() -> Result<KeyRing, KeyError> = KeyRing::generate;
+    let _: fn(&str) -> Result<KeyRing, KeyError> = KeyRing::from_private_pem;
+    let _: fn(&str) -> Result<KeyRing, KeyError> = KeyRing::from_public_pem;
+    let _: fn(Vec<Jwk>) -> Result<KeyRing, KeyError> = KeyRing::verify_only;
+    let _: fn(&KeyRing, SigningKey) -> Option<String> = KeyRing::rotate;
+    let _: fn(&KeyRing, Jwk) -> Result<String, KeyError> = KeyRing::add_verification_key;
+    let _: fn(&KeyRing, &str) -> Result<bool, KeyError> = KeyRing::remove;
+    let _: fn(&KeyRing) -> Jwks = KeyRing::jwks;
+    let _: fn(&KeyRing) -> Arc<str> = KeyRing::jwks_json;
+    let _: fn(&KeyRing) -> KeySet = KeyRing::key_set;
+    let _: fn(&TokenMinter, &Principal) -> Result<MintedToken, MintError> =
+        TokenMinter::identity_token;
+    let _: fn(&TokenMinter, &Principal, &str) -> Result<MintedToken, MintError> =
+        TokenMinter::sandbox_token;
+    let _: fn(&str) -> String = sandbox_audience;
+}
+
+/// A key source that starts empty and gets keys later, like a remote JWKS store whose issuer
+/// was down at start-up.
+struct LateKeys {
+    ready: AtomicBool,
+    keys: KeySet,
+}
+
+impl KeySource for LateKeys {
+    fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> impl Future<Output = Result<Arc<VerificationKey>, AuthError>> + Send {
+        std::future::ready(if self.ready.load(Ordering::SeqCst) {
+            self.keys.find(kid, alg).cloned()
+        } else {
+            Err(AuthError::KeysUnavailable(KeysUnavailableReason::NotLoaded))
+        })
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn router_workload_manager_and_sandbox_end_to_end() {
+    let clock = ManualClock::new(NOW);
+    // Router.
+    let minter = TokenMinter::new(Arc::new(KeyRing::generate().unwrap())).with_clock(clock.clone());
+    let caller = Principal::builder("https://kc/realms/agentcube", "alice-id")
+        .roles([Role::realm("admin")])
+        .build();
+    let identity = minter.identity_token(&caller).unwrap();
+    let sandbox = minter.sandbox_token(&caller, "sess-1").unwrap();
+    let jwks = minter.key_ring().jwks_json();
+
+    // Workload manager: keys from the Router's JWKS through a late-loading source.
+    let (set, _) = KeySet::from_jwks(jwks.as_bytes(), 32).unwrap();
+    let late = Arc::new(LateKeys {
+        ready: AtomicBool::new(false),
+        keys: set,
+    });
+    let wm = IdentityVerifier::new(late.clone()).with_clock(clock.clone());
+    assert!(!wm.is_ready());
+    let e = wm.verify_header(Some(identity.as_str())).await.unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("keys_unavailable", 503));
+    late.ready.store(true, Ordering::SeqCst);
+    assert!(wm.is_ready());
+    let who = wm.verify_header(Some(identity.as_str())).await.unwrap();
+    assert_eq!(who.subject(), "alice-id");
+    assert!(who.roles().contains_realm("admin"));
+    assert_eq!(who.to_principal().issuer(), "https://kc/realms/agentcube");
+
+    // Sandbox: keys from the JWKS document as a verify-only ring.
+    let doc: Jwks = serde_json::from_str(&jwks).unwrap();
+    let sb = SandboxVerifier::new(KeyRing::verify_only(doc.keys).unwrap()).with_clock(clock);
+    let got = sb
+        .verify_authorization(Some(sandbox.bearer()), "sess-1")
+        .await
+        .unwrap();
+    assert_eq!((got.session_id(), got.user_sub()), ("sess-1", "alice-id"));
+    assert_eq!(
+        sb.verify_authorization(Some(sandbox.bearer()), "sess-2")
+            .await
+            .unwrap_err()
+            .code(),
+        "audience_mismatch"
+    );
+}
+
+#[test]
+fn error_types_are_descriptive_and_lowercase() {
+    let errors: Vec<Box<dyn std::error::Error>> = vec![
+        Box::new(IdentityError::MissingHeader),
+        Box::new(IdentityError::KeysUnavailable(
+            KeysUnavailableReason::NotLoaded,
+        )),
+        Box::new(IdentityError::ReplayGuardFull),
+        Box::new(IdentityError::Invalid(AuthError::Expired)),
+        Box::new(KeyError::ActiveKey),
+        Box::new(MintError::NoSigningKey),
+    ];
+    for e in errors {
+        let text = e.to_string();
+        assert!(text.chars().next().unwrap().is_lowercase(), "{text}");
+        assert!(!text.ends_with('.'), "{text}");
+    }
+    let invalid = IdentityError::from(AuthError::InvalidSignature);
+    assert!(std::error::Error::source(&invalid).is_some());
+    assert_eq!(invalid.code(), "invalid_signature");
+    assert!(matches!(
+        IdentityError::from(AuthError::KeysUnavailable(KeysUnavailableReason::TooStale)),
+        IdentityError::KeysUnavailable(KeysUnavailableReason::TooStale)
+    ));
+}
