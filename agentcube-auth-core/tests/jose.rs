@@ -316,13 +316,31 @@ async fn duplicate_members_are_rejected_in_header_and_payload() {
         r#"{"alg":"RS256","kid":"rsa-1"}"#,
         r#"{"sub":"a","realm_access":{"roles":[],"roles":["admin"]}}"#,
     );
-    for token in [dup_header, dup_payload, dup_nested] {
+    let escaped_dup_header = f.rsa.raw_token(
+        "RS256",
+        r#"{"alg":"RS256","\u0061lg":"none","kid":"rsa-1"}"#,
+        &payload().to_string(),
+    );
+    for token in [dup_header, escaped_dup_header, dup_payload, dup_nested] {
         let err = check(&token, &all_algs()).await.unwrap_err();
         assert_eq!(
             err,
             AuthError::Malformed(agentcube_auth_core::MalformedReason::DuplicateMember)
         );
     }
+}
+
+#[tokio::test]
+async fn headers_with_absurd_member_counts_are_refused() {
+    let f = fixture();
+    let mut header = serde_json::Map::new();
+    header.insert("alg".into(), json!("RS256"));
+    header.insert("kid".into(), json!("rsa-1"));
+    for i in 0..40 {
+        header.insert(format!("x{i}"), json!(i));
+    }
+    let t = f.rsa.token(&Value::Object(header), &payload());
+    assert_eq!(code(check(&t, &all_algs()).await), ErrorCode::Malformed);
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer as _};
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::strict_json::{StrictJsonError, parse_object};
@@ -174,7 +174,7 @@ impl<'a> UnverifiedJws<'a> {
         let alg = Algorithm::from_name(&alg_name)
             .filter(|a| policy.algorithms.contains(*a))
             .ok_or_else(|| AuthError::AlgorithmNotAllowed(Untrusted::new(&alg_name)))?;
-        if raw.enc.is_some() {
+        if raw.enc {
             return Err(malformed(MalformedReason::Encrypted));
         }
         if !policy.types.accepts(raw.typ.as_deref()) {
@@ -183,7 +183,7 @@ impl<'a> UnverifiedJws<'a> {
                 found: Untrusted::new(raw.typ.as_deref().unwrap_or("")),
             });
         }
-        if raw.crit.is_some() {
+        if raw.crit {
             return Err(AuthError::UnsupportedCriticalHeader);
         }
         let kid = match raw.kid {
@@ -240,31 +240,126 @@ impl std::fmt::Debug for UnverifiedJws<'_> {
     }
 }
 
-#[derive(Deserialize)]
+/// The header members a verifier reads. `jku`, `x5u`, `jwk`, `x5c` and every other member are
+/// skipped unread (but still counted for duplicates).
+#[derive(Default)]
 struct RawHeader<'a> {
-    #[serde(borrow)]
     alg: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     typ: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     kid: Option<Cow<'a, str>>,
-    crit: Option<IgnoredAny>,
-    enc: Option<IgnoredAny>,
+    crit: bool,
+    enc: bool,
 }
 
+/// More header members than any real token has; beyond this the header is refused rather than
+/// checked for duplicates pairwise.
+const MAX_HEADER_MEMBERS: usize = 32;
+
+/// Why the single-pass header parse failed (carried through serde's error as a marker).
+const HEADER_DUPLICATE: &str = "\u{0}duplicate header member";
+
 fn parse_header(bytes: &[u8]) -> Result<RawHeader<'_>, AuthError> {
-    // Strict parse first: duplicate members anywhere in the header are rejected, and the header
-    // must be an object. The typed parse then reads the fields we use.
-    match parse_object(bytes) {
-        Ok(_) => {}
-        Err(StrictJsonError::Duplicate) => {
-            return Err(AuthError::Malformed(MalformedReason::DuplicateMember));
+    // One pass: the members we use are read typed and borrowed; duplicates of any top-level
+    // member are rejected. Nested objects are only ever inside members we do not read.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let header = de.deserialize_map(HeaderVisitor).map_err(|e| {
+        if e.to_string().starts_with(HEADER_DUPLICATE) {
+            AuthError::Malformed(MalformedReason::DuplicateMember)
+        } else if e.is_data() {
+            AuthError::Malformed(MalformedReason::HeaderField)
+        } else {
+            AuthError::Malformed(MalformedReason::HeaderJson)
         }
-        Err(StrictJsonError::Invalid) => {
-            return Err(AuthError::Malformed(MalformedReason::HeaderJson));
-        }
+    })?;
+    de.end()
+        .map_err(|_| AuthError::Malformed(MalformedReason::HeaderJson))?;
+    Ok(header)
+}
+
+struct HeaderVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HeaderVisitor {
+    type Value = RawHeader<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JOSE header object")
     }
-    serde_json::from_slice(bytes).map_err(|_| AuthError::Malformed(MalformedReason::HeaderField))
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut header = RawHeader::default();
+        let mut seen: [Option<Cow<'de, str>>; MAX_HEADER_MEMBERS] =
+            [const { None }; MAX_HEADER_MEMBERS];
+        let mut count = 0;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if seen.iter().take(count).flatten().any(|k| *k == key) {
+                return Err(A::Error::custom(HEADER_DUPLICATE));
+            }
+            match &*key {
+                "alg" => header.alg = Some(map.next_value::<Str<'de>>()?.0),
+                "typ" => header.typ = Some(map.next_value::<Str<'de>>()?.0),
+                "kid" => header.kid = Some(map.next_value::<Str<'de>>()?.0),
+                "crit" => {
+                    map.next_value::<IgnoredAny>()?;
+                    header.crit = true;
+                }
+                "enc" => {
+                    map.next_value::<IgnoredAny>()?;
+                    header.enc = true;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            let slot = seen
+                .get_mut(count)
+                .ok_or_else(|| A::Error::custom("too many header members"))?;
+            *slot = Some(key);
+            count += 1;
+        }
+        Ok(header)
+    }
+}
+
+/// A JSON object key, borrowed from the input when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+/// A JSON string value, borrowed from the input when it has no escapes. Any other JSON type is
+/// a data error (`HeaderField`).
+struct Str<'a>(Cow<'a, str>);
+
+struct CowStrVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CowStrVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CowStrVisitor).map(Key)
+    }
+}
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CowStrVisitor).map(Str)
+    }
 }
 
 fn is_acceptable_kid(kid: &str) -> bool {
