@@ -261,6 +261,14 @@ const HEADER_DUPLICATE: &str = "\u{0}duplicate header member";
 fn parse_header(bytes: &[u8]) -> Result<RawHeader<'_>, AuthError> {
     // One pass: the members we use are read typed and borrowed; duplicates of any top-level
     // member are rejected. Nested objects are only ever inside members we do not read.
+    // A header that is not a JSON object at all (an array, a string, a number) is `HeaderJson`,
+    // as before the single-pass parse; `HeaderField` is for a member of the wrong type.
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return Err(AuthError::Malformed(MalformedReason::HeaderJson));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let header = de.deserialize_map(HeaderVisitor).map_err(|e| {
         if e.to_string().starts_with(HEADER_DUPLICATE) {
@@ -408,5 +416,37 @@ impl Signature {
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Signature({} bytes)", self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_that_is_not_an_object_is_header_json_and_a_bad_member_is_header_field() {
+        let json = AuthError::Malformed(MalformedReason::HeaderJson);
+        let field = AuthError::Malformed(MalformedReason::HeaderField);
+        for bad in [
+            &b"[]"[..],
+            b" [1]",
+            b"\"RS256\"",
+            b"1",
+            b"null",
+            b"",
+            b"  ",
+            b"{",
+            b"{}x",
+        ] {
+            assert_eq!(parse_header(bad).err(), Some(json.clone()), "{bad:?}");
+        }
+        for bad in [
+            &br#"{"alg":5}"#[..],
+            br#" {"kid":["a"]}"#,
+            br#"{"typ":null}"#,
+        ] {
+            assert_eq!(parse_header(bad).err(), Some(field.clone()), "{bad:?}");
+        }
+        assert!(parse_header(b"\n {\"alg\":\"RS256\"}").is_ok());
     }
 }

@@ -1,0 +1,162 @@
+//! Key store settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use agentcube_auth_core::jose::DEFAULT_MAX_KEYS;
+
+/// Settings of a [`RemoteKeySet`](crate::RemoteKeySet). The defaults are the secure ones; every
+/// setter documents its default.
+#[derive(Clone)]
+#[must_use]
+pub struct KeyStoreConfig {
+    pub(crate) refresh_cooldown: Duration,
+    pub(crate) default_refresh_interval: Duration,
+    pub(crate) min_refresh_interval: Duration,
+    pub(crate) max_refresh_interval: Duration,
+    pub(crate) max_staleness: Duration,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) max_keys: usize,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) http_client: Option<reqwest::Client>,
+}
+
+/// The default cooldown between two fetches triggered by unknown `kid`s: 30 s (as panva/jose).
+pub const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
+/// The default refresh interval when the issuer sends no `Cache-Control: max-age`: 5 min.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// The default lower bound of the background refresh interval: 1 min.
+pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// The default upper bound of the background refresh interval: 15 min.
+pub const DEFAULT_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(900);
+/// The default limit on how old the last confirmed key set may be before it is no longer used:
+/// 24 h.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
+/// The default cap on a discovery or JWKS response body: 256 KiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// The default TCP/TLS connect timeout: 5 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default timeout of a whole request, body included: 10 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for KeyStoreConfig {
+    fn default() -> Self {
+        Self {
+            refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
+            default_refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
+            max_refresh_interval: DEFAULT_MAX_REFRESH_INTERVAL,
+            max_staleness: DEFAULT_MAX_STALENESS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_keys: DEFAULT_MAX_KEYS,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            http_client: None,
+        }
+    }
+}
+
+impl KeyStoreConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The minimum time between two fetches started because a token named an unknown `kid`,
+    /// or because the key set is empty or too stale. Default 30 s.
+    ///
+    /// This is what stops a "random `kid`" flood from becoming a JWKS fetch flood: within the
+    /// cooldown the current key set is authoritative, and the limit holds while the set is empty
+    /// and while the issuer is failing.
+    pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refresh_cooldown = cooldown;
+        self
+    }
+
+    /// The background refresh interval used when the issuer sends no `Cache-Control` max-age.
+    /// Default 5 min.
+    pub fn default_refresh_interval(mut self, interval: Duration) -> Self {
+        self.default_refresh_interval = interval;
+        self
+    }
+
+    /// Bounds of the background refresh interval: an issuer's `max-age` (or `no-cache`) is
+    /// clamped into `[min, max]`. Defaults 1 min and 15 min. The upper bound is also the longest
+    /// a key the issuer has withdrawn can go unnoticed while background refresh runs.
+    pub fn refresh_interval_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.min_refresh_interval = min;
+        self.max_refresh_interval = max.max(min);
+        self
+    }
+
+    /// How long after the issuer last confirmed the key set (a 200 or a 304) the set may still
+    /// be used while refreshes fail (stale-if-error). After that, verification answers
+    /// `keys_unavailable` (503). Default 24 h.
+    pub fn max_staleness(mut self, staleness: Duration) -> Self {
+        self.max_staleness = staleness;
+        self
+    }
+
+    /// The largest discovery or JWKS response body read, enforced while streaming. Default
+    /// 256 KiB.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The most keys a JWKS may hold; a larger document fails the fetch. Default 32.
+    pub fn max_keys(mut self, keys: usize) -> Self {
+        self.max_keys = keys;
+        self
+    }
+
+    /// Connect and whole-request timeouts. Defaults 5 s and 10 s.
+    ///
+    /// `None` disables a timeout. Do that only in tests that run on paused tokio time (where a
+    /// pending timeout would be fired by the auto-advancing clock while the request waits on
+    /// real I/O): a hanging issuer would otherwise stall refreshes forever.
+    pub fn timeouts(mut self, connect: Option<Duration>, request: Option<Duration>) -> Self {
+        self.connect_timeout = connect;
+        self.request_timeout = request;
+        self
+    }
+
+    /// Uses `client` for discovery and JWKS requests instead of the built-in one (for a proxy,
+    /// a private CA, or instrumentation).
+    ///
+    /// The built-in client follows redirects only within the same origin (at most 5), has the
+    /// timeouts above, no connection pool and no cookies; a custom client's own settings apply
+    /// instead, and the timeouts above are then ignored. The size caps apply either way.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// The cooldown.
+    pub fn cooldown(&self) -> Duration {
+        self.refresh_cooldown
+    }
+
+    /// The maximum staleness.
+    pub fn staleness_limit(&self) -> Duration {
+        self.max_staleness
+    }
+}
+
+impl fmt::Debug for KeyStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStoreConfig")
+            .field("refresh_cooldown", &self.refresh_cooldown)
+            .field("default_refresh_interval", &self.default_refresh_interval)
+            .field("min_refresh_interval", &self.min_refresh_interval)
+            .field("max_refresh_interval", &self.max_refresh_interval)
+            .field("max_staleness", &self.max_staleness)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_keys", &self.max_keys)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("custom_http_client", &self.http_client.is_some())
+            .finish()
+    }
+}

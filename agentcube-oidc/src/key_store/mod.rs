@@ -1,0 +1,749 @@
+//! The remote key store: an issuer's JWKS behind discovery, with lock-free reads, single-flight
+//! rate-limited refresh, background refresh and stale-if-error.
+
+mod config;
+mod fetch;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use agentcube_auth_core::jose::{Algorithm, KeySet, KeySource, VerificationKey};
+use agentcube_auth_core::{AuthError, KeysUnavailableReason, Untrusted};
+use arc_swap::ArcSwap;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+pub use config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_STALENESS, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_REFRESH_COOLDOWN,
+    DEFAULT_REFRESH_INTERVAL, DEFAULT_REQUEST_TIMEOUT, KeyStoreConfig,
+};
+pub use fetch::FetchError;
+
+use crate::config::ConfigError;
+use crate::stats::{Counter, KeyStoreStats};
+use fetch::Fetched;
+
+/// The path appended to an issuer to find its discovery document (OIDC Discovery §4).
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+/// What a completed refresh did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshOutcome {
+    /// A new key set was loaded.
+    Updated {
+        /// Usable keys in the new set.
+        keys: usize,
+        /// Keys of the document that were skipped as unusable.
+        skipped: usize,
+    },
+    /// The issuer confirmed the current set (HTTP 304).
+    NotModified,
+}
+
+/// Where the keys come from.
+#[derive(Clone, Debug)]
+enum Source {
+    /// `jwks_uri` from a discovery document whose `issuer` must equal `issuer`.
+    Discovery { issuer: Box<str>, url: Url },
+    /// A JWKS URL, used as is.
+    Jwks { url: Url },
+}
+
+/// An issuer's signing keys, fetched over HTTP and kept fresh.
+///
+/// * **Reads are lock-free.** The current key set is an immutable snapshot behind an
+///   [`ArcSwap`]; a token whose `kid` is in it costs one atomic load and a short scan.
+/// * **Unknown `kid` → at most one fetch per cooldown.** A miss (or an empty or too-stale set)
+///   may trigger a refresh only when the last fetch attempt is older than the cooldown
+///   (default 30 s); concurrent misses share one request (single-flight). Within the cooldown
+///   a fresh set is authoritative: the token is rejected with `unknown_kid` without a request.
+///   The limit holds while the store is empty and while the issuer is failing. A known `kid`
+///   whose signature does not verify never causes a fetch (that check happens after this
+///   store returns the key).
+/// * **Background refresh** ([`spawn_background_refresh`](Self::spawn_background_refresh))
+///   before the issuer's `Cache-Control: max-age` runs out, clamped into
+///   `[min, max]` refresh interval, with `If-None-Match` when the issuer sent an `ETag`. A long
+///   `max-age` never delays an unknown-`kid` refresh: that is governed by the cooldown only.
+///   Without the background task, a request that finds the set due schedules a refresh on the
+///   current tokio runtime (it does not wait for it).
+/// * **Stale-if-error.** A failed refresh keeps the last good set, for at most the configured
+///   maximum staleness; after that verification answers `keys_unavailable` (503).
+/// * **Start-up needs no issuer.** Construction does no I/O. Until keys arrive,
+///   [`is_ready`](KeySource::is_ready) is `false` and lookups fail with `keys_unavailable`.
+///
+/// Cloning shares the store.
+#[derive(Clone)]
+pub struct RemoteKeySet {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    source: Source,
+    label: Box<str>,
+    config: KeyStoreConfig,
+    client: reqwest::Client,
+    state: ArcSwap<Snapshot>,
+    /// Held for the whole of a fetch: single-flight.
+    flight: Arc<Mutex<FlightState>>,
+    /// Whether a fetch is running now (lets the suppressed path skip the mutex).
+    in_flight: AtomicBool,
+    /// Whether an opportunistic refresh task has been spawned and not finished.
+    refresh_spawned: AtomicBool,
+    /// Background refresh loops running.
+    background: AtomicUsize,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    fetches_ok: Counter,
+    fetches_not_modified: Counter,
+    fetches_failed: Counter,
+    discovery_fetches: Counter,
+    suppressed: Counter,
+    shared: Counter,
+}
+
+/// The immutable state readers see.
+struct Snapshot {
+    keys: KeySet,
+    /// When the issuer last confirmed `keys` (200 or 304); `None` before the first success.
+    confirmed_at: Option<Instant>,
+    /// When the last fetch attempt started, whatever its outcome.
+    attempted_at: Option<Instant>,
+    /// Completed attempts: lets a caller that waited for the flight see that one happened.
+    generation: u64,
+    /// When the background refresh should run next.
+    next_refresh: Instant,
+    /// Consecutive failed attempts.
+    failures: u32,
+    last_error: Option<FetchError>,
+}
+
+/// State only the flight holder touches.
+#[derive(Default)]
+struct FlightState {
+    jwks_uri: Option<Url>,
+    etag: Option<String>,
+}
+
+/// Why a refresh is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    /// A lookup missed (unknown kid, empty or too-stale set): cooldown applies.
+    Miss { observed: u64 },
+    /// The set is due by its refresh interval: cooldown applies, and it must still be due.
+    Scheduled,
+    /// Explicitly requested: neither applies.
+    Forced,
+}
+
+enum Flight {
+    Fetched(Result<RefreshOutcome, FetchError>),
+    /// Another caller's attempt completed while this one waited.
+    Shared,
+    Suppressed,
+    NotDue,
+}
+
+impl RemoteKeySet {
+    /// Keys of `issuer`, found through `{issuer}/.well-known/openid-configuration` (a trailing
+    /// `/` of the issuer is dropped before appending, as OIDC Discovery says). The document's
+    /// `issuer` must equal `issuer` exactly.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if `issuer` is not an http(s) URL or the HTTP client cannot be built.
+    pub fn from_issuer(issuer: &str, config: KeyStoreConfig) -> Result<Self, ConfigError> {
+        let url = discovery_url_for(issuer)?;
+        Self::from_discovery_url(issuer, url.as_str(), config)
+    }
+
+    /// Keys of `issuer`, found through the discovery document at `discovery_url` (for an issuer
+    /// reachable at another address than its name, e.g. inside a cluster). The document's
+    /// `issuer` must still equal `issuer` exactly.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an invalid URL or HTTP client.
+    pub fn from_discovery_url(
+        issuer: &str,
+        discovery_url: &str,
+        config: KeyStoreConfig,
+    ) -> Result<Self, ConfigError> {
+        let url = parse_http_url(discovery_url, "discovery url")?;
+        Self::new(
+            Source::Discovery {
+                issuer: issuer.into(),
+                url,
+            },
+            issuer.into(),
+            config,
+        )
+    }
+
+    /// Keys from the JWKS document at `jwks_url`, without discovery.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an invalid URL or HTTP client.
+    pub fn from_jwks_url(jwks_url: &str, config: KeyStoreConfig) -> Result<Self, ConfigError> {
+        let url = parse_http_url(jwks_url, "jwks url")?;
+        let label = url.as_str().into();
+        Self::new(Source::Jwks { url }, label, config)
+    }
+
+    fn new(source: Source, label: Box<str>, config: KeyStoreConfig) -> Result<Self, ConfigError> {
+        let client = match &config.http_client {
+            Some(client) => client.clone(),
+            None => {
+                fetch::build_client(&config).map_err(|e| ConfigError::HttpClient(e.to_string()))?
+            }
+        };
+        let now = Instant::now();
+        Ok(Self {
+            shared: Arc::new(Shared {
+                source,
+                label,
+                config,
+                client,
+                state: ArcSwap::from_pointee(Snapshot {
+                    keys: KeySet::default(),
+                    confirmed_at: None,
+                    attempted_at: None,
+                    generation: 0,
+                    next_refresh: now,
+                    failures: 0,
+                    last_error: None,
+                }),
+                flight: Arc::new(Mutex::new(FlightState::default())),
+                in_flight: AtomicBool::new(false),
+                refresh_spawned: AtomicBool::new(false),
+                background: AtomicUsize::new(0),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The current key set (empty before the first successful fetch).
+    pub fn current(&self) -> KeySet {
+        self.shared.state.load().keys.clone()
+    }
+
+    /// Whether the store can verify now: keys loaded and not older than the maximum staleness.
+    pub fn is_ready(&self) -> bool {
+        let snap = self.shared.state.load();
+        self.shared.usable(&snap, Instant::now()).is_ok()
+    }
+
+    /// Whether a key with this RFC 7638 thumbprint is in the current set and the set is usable.
+    /// Cheap (no allocation, no lock): the verified-token cache calls it on every hit.
+    pub fn trusts(&self, thumbprint: &str) -> bool {
+        let now = Instant::now();
+        let snap = self.shared.state.load();
+        if self.shared.usable(&snap, now).is_err() {
+            return false;
+        }
+        self.shared.maybe_schedule(&snap, now);
+        snap.keys.contains_thumbprint(thumbprint)
+    }
+
+    /// Fetches the key set now, ignoring the cooldown (single-flight still applies: if a fetch
+    /// is running, this waits for it and then fetches again). Use it to prefetch at start-up.
+    ///
+    /// # Errors
+    /// The [`FetchError`] of the attempt; the previous key set stays in use.
+    pub async fn refresh_now(&self) -> Result<RefreshOutcome, FetchError> {
+        match Box::pin(self.shared.clone().refresh(Trigger::Forced)).await {
+            Flight::Fetched(result) => result,
+            // Forced refreshes always fetch.
+            Flight::Shared | Flight::Suppressed | Flight::NotDue => Ok(RefreshOutcome::NotModified),
+        }
+    }
+
+    /// A future that keeps the key set fresh: it fetches at once, then whenever the set is due
+    /// (by `Cache-Control` max-age clamped into the refresh-interval bounds, or the default
+    /// interval), retrying failures with exponential backoff from the cooldown up to the
+    /// maximum interval. It ends when the last clone of this store is dropped.
+    ///
+    /// Spawn it on the runtime of your choice, or use
+    /// [`spawn_background_refresh`](Self::spawn_background_refresh).
+    pub fn background_refresh(&self) -> impl Future<Output = ()> + Send + 'static {
+        background_loop(Arc::downgrade(&self.shared))
+    }
+
+    /// Spawns [`background_refresh`](Self::background_refresh) on the current tokio runtime.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn spawn_background_refresh(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.background_refresh())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> KeyStoreStats {
+        let c = &self.shared.counters;
+        let snap = self.shared.state.load();
+        let now = Instant::now();
+        KeyStoreStats {
+            fetches_ok: c.fetches_ok.get(),
+            fetches_not_modified: c.fetches_not_modified.get(),
+            fetches_failed: c.fetches_failed.get(),
+            discovery_fetches: c.discovery_fetches.get(),
+            refreshes_suppressed: c.suppressed.get(),
+            refreshes_shared: c.shared.get(),
+            keys: snap.keys.len(),
+            ready: self.shared.usable(&snap, now).is_ok(),
+            last_success_age: snap.confirmed_at.map(|t| now.saturating_duration_since(t)),
+            last_error: snap.last_error.clone(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &KeyStoreConfig {
+        &self.shared.config
+    }
+}
+
+impl fmt::Debug for RemoteKeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let snap = self.shared.state.load();
+        f.debug_struct("RemoteKeySet")
+            .field("source", &self.shared.source)
+            .field("keys", &snap.keys.len())
+            .field("generation", &snap.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySource for RemoteKeySet {
+    fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> impl Future<Output = Result<Arc<VerificationKey>, AuthError>> + Send {
+        self.shared.key_for(kid, alg)
+    }
+
+    fn is_ready(&self) -> bool {
+        RemoteKeySet::is_ready(self)
+    }
+}
+
+impl Shared {
+    fn usable(&self, snap: &Snapshot, now: Instant) -> Result<(), AuthError> {
+        match snap.confirmed_at {
+            None => Err(AuthError::KeysUnavailable(KeysUnavailableReason::NotLoaded)),
+            Some(at) if now.saturating_duration_since(at) > self.config.max_staleness => {
+                Err(AuthError::KeysUnavailable(KeysUnavailableReason::TooStale))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn in_cooldown(&self, snap: &Snapshot, now: Instant) -> bool {
+        snap.attempted_at
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.refresh_cooldown)
+    }
+
+    /// The hit path's look at the schedule: when the set is due and nothing keeps it fresh,
+    /// spawn one refresh on the current runtime (if any) without waiting for it.
+    fn maybe_schedule(self: &Arc<Self>, snap: &Snapshot, now: Instant) {
+        if now < snap.next_refresh
+            || self.background.load(Ordering::Relaxed) > 0
+            || self.in_flight.load(Ordering::Relaxed)
+            || self.in_cooldown(snap, now)
+        {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self
+            .refresh_spawned
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let this = Arc::clone(self);
+        handle.spawn(async move {
+            let _ = this.clone().refresh(Trigger::Scheduled).await;
+            this.refresh_spawned.store(false, Ordering::Release);
+        });
+    }
+
+    async fn key_for(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerificationKey>, AuthError> {
+        let observed = {
+            let now = Instant::now();
+            let snap = self.state.load();
+            if self.usable(&snap, now).is_ok() {
+                match snap.keys.find(kid, alg) {
+                    Ok(key) => {
+                        self.maybe_schedule(&snap, now);
+                        return Ok(Arc::clone(key));
+                    }
+                    // Only an unknown kid may refresh; a kid that exists but cannot be used with
+                    // this alg is the token's problem, not a sign of rotation.
+                    Err(AuthError::UnknownKid) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+            snap.generation
+        };
+        match Box::pin(self.clone().refresh(Trigger::Miss { observed })).await {
+            Flight::Suppressed => {
+                tracing::debug!(
+                    issuer = %self.label,
+                    kid = ?kid.map(Untrusted::new),
+                    "key refresh suppressed by cooldown"
+                );
+            }
+            Flight::Fetched(_) | Flight::Shared | Flight::NotDue => {}
+        }
+        let snap = self.state.load();
+        self.usable(&snap, Instant::now())?;
+        snap.keys.find(kid, alg).cloned()
+    }
+
+    /// Runs or joins a refresh. The fetch itself runs in a spawned task holding the flight lock,
+    /// so a caller that gives up (a client disconnect) cancels neither the fetch nor the
+    /// cooldown bookkeeping.
+    async fn refresh(self: Arc<Self>, trigger: Trigger) -> Flight {
+        if let Trigger::Miss { observed } = trigger {
+            // Lock-free fast path for floods: nothing in flight and within the cooldown.
+            if !self.in_flight.load(Ordering::Acquire) {
+                let snap = self.state.load();
+                if snap.generation != observed {
+                    return Flight::Shared;
+                }
+                if self.in_cooldown(&snap, Instant::now()) {
+                    self.counters.suppressed.incr();
+                    return Flight::Suppressed;
+                }
+            }
+        }
+        let guard = Arc::clone(&self.flight).lock_owned().await;
+        let now = Instant::now();
+        let snap = self.state.load_full();
+        match trigger {
+            Trigger::Miss { observed } => {
+                if snap.generation != observed {
+                    self.counters.shared.incr();
+                    return Flight::Shared;
+                }
+                if self.in_cooldown(&snap, now) {
+                    self.counters.suppressed.incr();
+                    return Flight::Suppressed;
+                }
+            }
+            Trigger::Scheduled => {
+                if now < snap.next_refresh || self.in_cooldown(&snap, now) {
+                    return Flight::NotDue;
+                }
+            }
+            Trigger::Forced => {}
+        }
+        self.in_flight.store(true, Ordering::Release);
+        let this = Arc::clone(&self);
+        let task = async move {
+            let mut guard = guard;
+            let result = this.fetch_and_store(&mut guard, &snap).await;
+            this.in_flight.store(false, Ordering::Release);
+            drop(guard);
+            result
+        };
+        let result = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => match handle.spawn(task).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // The task panicked or the runtime is shutting down.
+                    self.in_flight.store(false, Ordering::Release);
+                    Err(FetchError::Transport {
+                        url: self.label.to_string(),
+                        message: "refresh task did not complete".into(),
+                    })
+                }
+            },
+            Err(_) => task.await,
+        };
+        Flight::Fetched(result)
+    }
+
+    async fn fetch_and_store(
+        &self,
+        flight: &mut FlightState,
+        prev: &Snapshot,
+    ) -> Result<RefreshOutcome, FetchError> {
+        let started = Instant::now();
+        let result = self.fetch(flight).await;
+        let now = Instant::now();
+        let (next, outcome) = match result {
+            Ok(Fetched::Keys {
+                keys,
+                skipped,
+                max_age,
+                etag,
+            }) => {
+                flight.etag = etag;
+                self.counters.fetches_ok.incr();
+                for s in &skipped {
+                    tracing::debug!(
+                        issuer = %self.label,
+                        kid = ?s.kid.as_deref().map(Untrusted::new),
+                        reason = %s.reason,
+                        "jwks key skipped"
+                    );
+                }
+                let changed = !same_keys(&prev.keys, &keys);
+                if changed {
+                    tracing::info!(
+                        issuer = %self.label,
+                        keys = keys.len(),
+                        skipped = skipped.len(),
+                        "key set loaded"
+                    );
+                }
+                let outcome = RefreshOutcome::Updated {
+                    keys: keys.len(),
+                    skipped: skipped.len(),
+                };
+                (
+                    Snapshot {
+                        keys,
+                        confirmed_at: Some(now),
+                        attempted_at: Some(started),
+                        generation: prev.generation.wrapping_add(1),
+                        next_refresh: now + self.interval(max_age),
+                        failures: 0,
+                        last_error: None,
+                    },
+                    Ok(outcome),
+                )
+            }
+            Ok(Fetched::NotModified { max_age }) => {
+                self.counters.fetches_not_modified.incr();
+                (
+                    Snapshot {
+                        keys: prev.keys.clone(),
+                        confirmed_at: Some(now),
+                        attempted_at: Some(started),
+                        generation: prev.generation.wrapping_add(1),
+                        next_refresh: now + self.interval(max_age),
+                        failures: 0,
+                        last_error: None,
+                    },
+                    Ok(RefreshOutcome::NotModified),
+                )
+            }
+            Err(error) => {
+                self.counters.fetches_failed.incr();
+                let failures = prev.failures.saturating_add(1);
+                tracing::warn!(
+                    issuer = %self.label,
+                    error = %error,
+                    code = error.code(),
+                    failures,
+                    keys = prev.keys.len(),
+                    "key set refresh failed; keeping the previous set"
+                );
+                (
+                    Snapshot {
+                        keys: prev.keys.clone(),
+                        confirmed_at: prev.confirmed_at,
+                        attempted_at: Some(started),
+                        generation: prev.generation.wrapping_add(1),
+                        next_refresh: now + self.backoff(failures, prev.confirmed_at.is_some()),
+                        failures,
+                        last_error: Some(error.clone()),
+                    },
+                    Err(error),
+                )
+            }
+        };
+        self.state.store(Arc::new(next));
+        outcome
+    }
+
+    async fn fetch(&self, flight: &mut FlightState) -> Result<Fetched, FetchError> {
+        let limit = self.config.max_response_bytes;
+        let jwks_uri = match &self.source {
+            Source::Jwks { url } => url.clone(),
+            Source::Discovery { issuer, url } => match &flight.jwks_uri {
+                Some(uri) => uri.clone(),
+                None => {
+                    self.counters.discovery_fetches.incr();
+                    let uri = fetch::discover(&self.client, url, issuer, limit).await?;
+                    flight.etag = None;
+                    flight.jwks_uri = Some(uri.clone());
+                    uri
+                }
+            },
+        };
+        let result = fetch::fetch_jwks(
+            &self.client,
+            &jwks_uri,
+            flight.etag.as_deref(),
+            limit,
+            self.config.max_keys,
+        )
+        .await;
+        if result.is_err() {
+            // Rediscover next time: the issuer may have moved its keys.
+            flight.jwks_uri = None;
+        }
+        result
+    }
+
+    /// The refresh interval after a success: 90% of `max-age` (so the refresh lands before the
+    /// document expires), or the default, clamped into the bounds.
+    fn interval(&self, max_age: Option<Duration>) -> Duration {
+        let c = &self.config;
+        let base = max_age.map_or(c.default_refresh_interval, |age| age - age / 10);
+        base.clamp(
+            c.min_refresh_interval,
+            c.max_refresh_interval.max(c.min_refresh_interval),
+        )
+    }
+
+    /// The delay after `failures` consecutive failures: the cooldown while nothing is loaded,
+    /// otherwise doubling from the cooldown up to the maximum refresh interval.
+    fn backoff(&self, failures: u32, loaded: bool) -> Duration {
+        let c = &self.config;
+        if !loaded {
+            return c.refresh_cooldown;
+        }
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
+        c.refresh_cooldown
+            .saturating_mul(factor)
+            .min(c.max_refresh_interval)
+            .max(c.refresh_cooldown)
+    }
+}
+
+/// Clears the "background refresh running" flag when the loop ends or is dropped, so the hit
+/// path's opportunistic refresh takes over again.
+struct BackgroundFlag(Weak<Shared>);
+
+impl Drop for BackgroundFlag {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.background.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+async fn background_loop(weak: Weak<Shared>) {
+    let Some(shared) = weak.upgrade() else { return };
+    shared.background.fetch_add(1, Ordering::AcqRel);
+    drop(shared);
+    let _flag = BackgroundFlag(weak.clone());
+    loop {
+        let deadline = {
+            let Some(shared) = weak.upgrade() else { return };
+            let snap = shared.state.load();
+            let after_cooldown = snap
+                .attempted_at
+                .map(|at| at + shared.config.refresh_cooldown);
+            match after_cooldown {
+                Some(t) if t > snap.next_refresh => t,
+                _ => snap.next_refresh,
+            }
+        };
+        tokio::time::sleep_until(deadline).await;
+        let Some(shared) = weak.upgrade() else { return };
+        let _ = shared.refresh(Trigger::Scheduled).await;
+    }
+}
+
+fn same_keys(a: &KeySet, b: &KeySet) -> bool {
+    a.len() == b.len()
+        && a.keys()
+            .iter()
+            .zip(b.keys())
+            .all(|(x, y)| x.thumbprint() == y.thumbprint() && x.kid() == y.kid())
+}
+
+pub(crate) fn parse_http_url(value: &str, what: &'static str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|_| ConfigError::InvalidUrl(what))?;
+    match url.scheme() {
+        "https" | "http" if url.has_host() => Ok(url),
+        _ => Err(ConfigError::InvalidUrl(what)),
+    }
+}
+
+/// `{issuer}/.well-known/openid-configuration`, without a doubled `/`.
+pub(crate) fn discovery_url_for(issuer: &str) -> Result<Url, ConfigError> {
+    parse_http_url(issuer, "issuer")?;
+    let base = issuer.strip_suffix('/').unwrap_or(issuer);
+    parse_http_url(&format!("{base}{DISCOVERY_PATH}"), "issuer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> RemoteKeySet {
+        RemoteKeySet::from_jwks_url("https://idp.example/certs", KeyStoreConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn refresh_interval_is_ninety_percent_of_max_age_within_bounds() {
+        let s = store();
+        let secs = Duration::from_secs;
+        assert_eq!(s.shared.interval(None), secs(300));
+        assert_eq!(s.shared.interval(Some(secs(600))), secs(540));
+        assert_eq!(s.shared.interval(Some(secs(0))), secs(60));
+        assert_eq!(s.shared.interval(Some(secs(30))), secs(60));
+        assert_eq!(s.shared.interval(Some(secs(86_400))), secs(900));
+    }
+
+    #[test]
+    fn failures_back_off_from_the_cooldown_to_the_maximum_interval() {
+        let s = store();
+        let secs = Duration::from_secs;
+        assert_eq!(s.shared.backoff(1, false), secs(30));
+        assert_eq!(
+            s.shared.backoff(9, false),
+            secs(30),
+            "fixed while nothing is loaded"
+        );
+        assert_eq!(s.shared.backoff(1, true), secs(30));
+        assert_eq!(s.shared.backoff(2, true), secs(60));
+        assert_eq!(s.shared.backoff(5, true), secs(480));
+        assert_eq!(s.shared.backoff(6, true), secs(900));
+        assert_eq!(s.shared.backoff(u32::MAX, true), secs(900));
+    }
+
+    #[test]
+    fn discovery_url_drops_a_trailing_slash_and_rejects_non_http() {
+        assert_eq!(
+            discovery_url_for("https://kc/realms/a/").unwrap().as_str(),
+            "https://kc/realms/a/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            discovery_url_for("http://kc:8080/realms/a")
+                .unwrap()
+                .as_str(),
+            "http://kc:8080/realms/a/.well-known/openid-configuration"
+        );
+        assert!(discovery_url_for("file:///etc").is_err());
+        assert!(discovery_url_for("kc/realms/a").is_err());
+    }
+
+    #[test]
+    fn a_new_store_is_not_ready_and_trusts_nothing() {
+        let s = store();
+        assert!(!s.is_ready());
+        assert!(!s.trusts("anything"));
+        assert!(s.current().is_empty());
+        assert_eq!(s.stats(), KeyStoreStats::default());
+    }
+}

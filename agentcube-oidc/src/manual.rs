@@ -1,0 +1,126 @@
+//! The manual: threat model, defaults, and the decisions taken where the design was silent.
+//!
+//! # Threat model
+//!
+//! The verifier sits on the request path of a public service. It must assume that:
+//!
+//! * **every token is hostile** until its signature verified: its header, its `kid`, its claims
+//!   and its size are chosen by the attacker;
+//! * **the attacker can send many requests**, so anything a request can make the service do
+//!   (hash, parse, fetch, log) must be bounded per request, and anything that reaches the
+//!   identity provider must be bounded per unit of time, not per request;
+//! * **the identity provider can be slow, down, or misconfigured** (a JWKS with an encryption
+//!   key, an HTML error page, a redirect), and the service must stay up and fail closed;
+//! * **logs and memory dumps leak**, so tokens never appear in `Debug`, `Display`, error
+//!   messages or `tracing` events, and the verified-token cache is keyed by a keyed hash.
+//!
+//! The network is trusted only as far as TLS makes it so: the discovery document and JWKS are
+//! fetched over `https` (or plain `http` only when the configured URL itself is `http`, for
+//! in-cluster development issuers); a TLS-protected discovery document cannot downgrade the JWKS
+//! URL to `http`; redirects are followed only within the same origin.
+//!
+//! ## Attacks and what stops them
+//!
+//! | attack | defence | code |
+//! |---|---|---|
+//! | `alg: none`, any spelling | algorithms are an enum without `none`; the allowlist is checked before any key lookup | `algorithm_not_allowed` |
+//! | HS256 signed with the RSA public key | HMAC cannot be named; keys are bound to their type | `algorithm_not_allowed` |
+//! | RS256 header naming an EC key (`kid` of another type) | each key verifies only the algorithms of its type and its JWK `alg` | `key_algorithm_mismatch` |
+//! | `jku`/`x5u`/`jwk`/`x5c` in the header | never read; keys come only from the configured issuer | `unknown_kid` / `invalid_signature` |
+//! | `crit` extensions | rejected (none are understood) | `unsupported_critical_header` |
+//! | duplicate JSON members (`"sub":"a","sub":"admin"`) | strict parser rejects them at every depth | `malformed` |
+//! | `"exp": "9999999999"` and other wrong types | typed accessors: wrong type is an error, not "absent" | `invalid_claim` |
+//! | huge tokens, many dots, huge `kid` | size checked before decoding or hashing (8 KiB); `kid` ≤ 128 printable ASCII | `token_too_large` / `malformed` |
+//! | ECDSA `r = s = 0`, DER signatures, wrong lengths | fixed-size signatures checked at framing; aws-lc-rs rejects zero scalars | `malformed` / `invalid_signature` |
+//! | random `kid` flood → JWKS fetch flood | unknown `kid` refreshes at most once per cooldown (30 s), single-flight; a fresh set is authoritative | `unknown_kid` |
+//! | bad signature with a known `kid` | never causes a fetch | `invalid_signature` |
+//! | ID / refresh / logout tokens used as access tokens | payload `typ` must be `Bearer` when present; refresh tokens are HS512 | `token_type_mismatch` / `algorithm_not_allowed` |
+//! | token for another audience (`account`) | `aud` must contain a configured audience; `account` only if configured | `audience_mismatch` |
+//! | token of a look-alike issuer (`…/realms/agentcube/`) | exact string comparison, after the signature | `issuer_mismatch` |
+//! | another client's `admin` role | the Keycloak mapper namespaces client roles by client | (no privilege) |
+//! | oversized or endless JWKS response | body cap (256 KiB) enforced while streaming, 32-key cap, timeouts | fetch fails, old keys kept |
+//! | JWKS redirect to an attacker's host | cross-origin redirects are not followed | fetch fails |
+//! | cache poisoning / aimed collisions | 128-bit SipHash under a random per-process key | — |
+//!
+//! # Defaults
+//!
+//! | setting | default | where |
+//! |---|---|---|
+//! | audiences | `agentcube-api` | [`OidcConfig::audiences`](crate::OidcConfig::audiences) |
+//! | algorithms | `RS256` | [`OidcConfig::algorithms`](crate::OidcConfig::algorithms) |
+//! | leeway | 30 s | [`OidcConfig::leeway`](crate::OidcConfig::leeway) |
+//! | max token size | 8 KiB | [`OidcConfig::max_token_bytes`](crate::OidcConfig::max_token_bytes) |
+//! | header `typ` | `JWT`, `at+jwt`, absent | [`OidcConfig::header_types`](crate::OidcConfig::header_types) |
+//! | payload `typ` | `Bearer` when present | [`OidcConfig::payload_type`](crate::OidcConfig::payload_type) |
+//! | `azp` allowlist, lifetime cap, required claims, required `iat` | off | [`OidcConfig`](crate::OidcConfig) |
+//! | refresh cooldown | 30 s | [`KeyStoreConfig::refresh_cooldown`](crate::KeyStoreConfig::refresh_cooldown) |
+//! | refresh interval | `max-age` × 0.9, else 5 min, clamped to [1 min, 15 min] | [`KeyStoreConfig`](crate::KeyStoreConfig) |
+//! | failed refresh retry | cooldown, doubling up to 15 min (cooldown only while no keys) | — |
+//! | max staleness | 24 h | [`KeyStoreConfig::max_staleness`](crate::KeyStoreConfig::max_staleness) |
+//! | response cap / key cap | 256 KiB / 32 keys | [`KeyStoreConfig`](crate::KeyStoreConfig) |
+//! | timeouts | connect 5 s, request 10 s | [`KeyStoreConfig::timeouts`](crate::KeyStoreConfig::timeouts) |
+//! | cache | 10,000 entries, ≤ 5 min, never past `exp` | [`CacheConfig`](crate::CacheConfig) |
+//!
+//! # Decisions where the design was silent
+//!
+//! * **Order inside step 5.** `iss`, `aud`, `exp`/`nbf`/`iat` (the lifetime cap is part of the
+//!   time check), `sub`, payload `typ`, `azp`, then configured required claims. An ID token with
+//!   the client as audience therefore fails with `audience_mismatch` before its `typ` is seen.
+//! * **The cache comes before framing.** A cache hit means this exact string already passed
+//!   every check under this verifier's configuration, so the lookup (after the size limit) is
+//!   safe first, and makes a repeat cost one hash and one lookup. On a hit `exp`/`nbf`/`iat` are
+//!   re-checked with the injected clock, the verifying key must still be in the current set,
+//!   and the set must still be usable (not too stale); otherwise the entry is dropped and the
+//!   token is verified in full, which reports the precise error.
+//! * **Tokens inside their leeway window are not cached** (the entry's TTL is `exp - now`,
+//!   capped by the cache TTL).
+//! * **Absent `azp` with an allowlist** is `missing_claim` (`azp`); a different one is
+//!   `azp_not_allowed`.
+//! * **Payload `typ`** is compared case-insensitively (`bearer` passes); wrong JSON type is
+//!   `invalid_claim`.
+//! * **A JWKS with no usable key** is a failed fetch (`no_usable_keys`): the previous set is
+//!   kept, and a verifier that never had keys stays `keys_unavailable`.
+//! * **The cooldown is measured from the start of the last attempt**, whatever its outcome, and
+//!   covers every refresh a request can trigger (unknown `kid`, empty set, too-stale set).
+//!   Explicit refreshes ([`OidcVerifier::refresh_keys`](crate::OidcVerifier::refresh_keys),
+//!   [`RemoteKeySet::refresh_now`](crate::RemoteKeySet::refresh_now)) ignore it; they are the
+//!   operator's call.
+//! * **Fetches run in their own task** holding the single-flight lock, so a request that gives
+//!   up (client disconnect) cancels neither the fetch nor the cooldown bookkeeping, and the
+//!   next caller joins the running fetch.
+//! * **Without the background task**, a request that finds the key set due for refresh spawns
+//!   one refresh on the current tokio runtime and does not wait for it. Services should still
+//!   call [`OidcVerifier::spawn_background_refresh`](crate::OidcVerifier::spawn_background_refresh)
+//!   at start-up: it fetches at once (so the first request is fast) and keeps the set fresh even
+//!   without traffic.
+//! * **Discovery** is `{issuer}/.well-known/openid-configuration` with a trailing `/` of the
+//!   issuer dropped first (OIDC Discovery §4); the `jwks_uri` is re-discovered after a failed
+//!   JWKS fetch.
+//! * **ETag** is honoured with `If-None-Match`; `Last-Modified` is not used (Keycloak sends
+//!   neither, and ETag covers the rest).
+//! * **Multi-issuer routing** checks framing, reads `iss`, then hands the token to that issuer's
+//!   verifier, whose header rules apply; an unknown issuer is `unknown_issuer`, an absent one
+//!   `missing_claim`. It is ready when any issuer is ready (it can serve that issuer's callers);
+//!   [`MultiIssuerVerifier::all_ready`](crate::MultiIssuerVerifier::all_ready) is the strict
+//!   form.
+//! * **Key-store time is tokio time** (`tokio::time::Instant`), claim time is the injected
+//!   [`Clock`](agentcube_auth_core::Clock): tests pause the first and set the second.
+//!
+//! # Crypto and dependencies
+//!
+//! Verification uses aws-lc-rs through `agentcube_auth_core::jose` (keys parsed once per key
+//! set); the test issuer signs with aws-lc-rs directly. `jsonwebtoken` is not used here: its
+//! decoding is replaced by the stricter `jose` pipeline and it cannot generate keys. `josekit` is
+//! not used either: RFC 7638 thumbprints and key generation are covered without OpenSSL.
+//!
+//! The HTTP client is reqwest with rustls (the workspace's choice). The built-in client keeps no
+//! connection pool: fetches are rare, and a pool's idle timer would fire early on paused tokio
+//! time in tests.
+//!
+//! # Observability
+//!
+//! `tracing` events carry the issuer, the (sanitised) `kid`, the algorithm and the error code,
+//! never the token: rejections at `debug`, key-set changes at `info`, failed refreshes at
+//! `warn`, skipped JWKS keys at `debug`. [`OidcVerifier::stats`](crate::OidcVerifier::stats)
+//! returns counters (accepted, cache hits/misses, rejections by code, fetches ok / failed /
+//! not modified, refreshes suppressed by the cooldown or shared with a running fetch).

@@ -1,0 +1,205 @@
+//! Several issuers behind one verifier, routed by the token's (unverified) `iss`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use agentcube_auth_core::{AuthError, ErrorCode, MalformedReason, Principal, TokenVerifier};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::cache::CacheKey;
+use crate::config::ConfigError;
+use crate::stats::{RejectionCounters, VerifierStats};
+use crate::verifier::OidcVerifier;
+
+/// Routes each token to the [`OidcVerifier`] configured for its issuer.
+///
+/// The `iss` is read from the payload after framing, before anything is trusted; it only selects
+/// the verifier, which then applies every rule of its own configuration (including an exact
+/// `iss` check after the signature). A token naming an issuer that is not configured is rejected
+/// with `unknown_issuer` without any network access.
+///
+/// A token already verified costs one keyed hash and one cache lookup per configured issuer.
+///
+/// Ordering note: framing (step 1) is checked here before routing; header rules (step 2) are the
+/// routed verifier's, so for a token with an unknown issuer *and* a bad header the answer is
+/// `unknown_issuer`.
+#[derive(Clone)]
+pub struct MultiIssuerVerifier {
+    verifiers: Box<[OidcVerifier]>,
+    max_token_bytes: usize,
+    any_cache: bool,
+    rejections: std::sync::Arc<RejectionCounters>,
+}
+
+/// A point-in-time copy of a multi-issuer verifier's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MultiIssuerStats {
+    /// Each issuer's counters, in configuration order.
+    pub issuers: Vec<VerifierStats>,
+    /// Rejections decided before a verifier was chosen (size, framing, `unknown_issuer`).
+    pub unrouted_rejections: BTreeMap<ErrorCode, u64>,
+}
+
+impl MultiIssuerVerifier {
+    /// A verifier over `verifiers`, one per issuer.
+    ///
+    /// # Errors
+    /// [`ConfigError::DuplicateIssuer`] if two verifiers have the same issuer.
+    pub fn new(verifiers: impl IntoIterator<Item = OidcVerifier>) -> Result<Self, ConfigError> {
+        let verifiers: Box<[OidcVerifier]> = verifiers.into_iter().collect();
+        for (i, v) in verifiers.iter().enumerate() {
+            if verifiers
+                .iter()
+                .skip(i + 1)
+                .any(|w| w.issuer() == v.issuer())
+            {
+                return Err(ConfigError::DuplicateIssuer);
+            }
+        }
+        let max_token_bytes = verifiers
+            .iter()
+            .map(OidcVerifier::max_token_bytes)
+            .max()
+            .unwrap_or(0);
+        let any_cache = verifiers.iter().any(OidcVerifier::has_cache);
+        Ok(Self {
+            verifiers,
+            max_token_bytes,
+            any_cache,
+            rejections: std::sync::Arc::default(),
+        })
+    }
+
+    /// The configured issuers.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.verifiers.iter().map(OidcVerifier::issuer)
+    }
+
+    /// The verifier for `issuer`.
+    pub fn verifier(&self, issuer: &str) -> Option<&OidcVerifier> {
+        self.verifiers.iter().find(|v| v.issuer() == issuer)
+    }
+
+    /// Verifies `token` with the verifier of its issuer.
+    ///
+    /// # Errors
+    /// `unknown_issuer` for an issuer that is not configured, a framing error, or whatever the
+    /// routed verifier answers.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > self.max_token_bytes {
+            return Err(self.reject(AuthError::TokenTooLarge {
+                size: token.len(),
+                limit: self.max_token_bytes,
+            }));
+        }
+        let key = self.any_cache.then(|| CacheKey::of(token));
+        if let Some(key) = &key {
+            for v in &*self.verifiers {
+                if let Some(principal) = v.cached_principal(key) {
+                    return Ok(principal);
+                }
+            }
+        }
+        let verifier = match peek_issuer(token) {
+            Ok(iss) => match self.verifier(&iss) {
+                Some(v) => v,
+                None => {
+                    tracing::debug!(code = %ErrorCode::UnknownIssuer, "token rejected");
+                    return Err(self.reject(AuthError::UnknownIssuer));
+                }
+            },
+            Err(err) => return Err(self.reject(err)),
+        };
+        verifier.verify_routed(token, key).await
+    }
+
+    /// Ready when at least one issuer's keys are usable (a service can still serve that
+    /// issuer's callers); see [`all_ready`](Self::all_ready) for the strict form.
+    pub fn is_ready(&self) -> bool {
+        self.verifiers.iter().any(OidcVerifier::is_ready)
+    }
+
+    /// Whether every issuer's keys are usable.
+    pub fn all_ready(&self) -> bool {
+        self.verifiers.iter().all(OidcVerifier::is_ready)
+    }
+
+    /// Spawns every verifier's background key refresh on the current tokio runtime.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn spawn_background_refresh(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.verifiers
+            .iter()
+            .filter_map(OidcVerifier::spawn_background_refresh)
+            .collect()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> MultiIssuerStats {
+        MultiIssuerStats {
+            issuers: self.verifiers.iter().map(OidcVerifier::stats).collect(),
+            unrouted_rejections: self.rejections.snapshot(),
+        }
+    }
+
+    fn reject(&self, err: AuthError) -> AuthError {
+        self.rejections.record(err.code());
+        err
+    }
+}
+
+impl TokenVerifier for MultiIssuerVerifier {
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Principal, AuthError>> + Send {
+        MultiIssuerVerifier::verify(self, token)
+    }
+
+    fn is_ready(&self) -> bool {
+        MultiIssuerVerifier::is_ready(self)
+    }
+}
+
+impl fmt::Debug for MultiIssuerVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiIssuerVerifier")
+            .field("verifiers", &self.verifiers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads `iss` from a compact JWS after checking the framing (three unpadded base64url segments,
+/// a JSON object payload). Nothing is trusted: the routed verifier re-does everything, including
+/// the strict duplicate-member check.
+pub(crate) fn peek_issuer(token: &str) -> Result<String, AuthError> {
+    let malformed = AuthError::Malformed;
+    if token.is_empty() {
+        return Err(malformed(MalformedReason::Empty));
+    }
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed(if token.split('.').count() == 5 {
+            MalformedReason::Encrypted
+        } else {
+            MalformedReason::SegmentCount
+        }));
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| malformed(MalformedReason::Base64))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| malformed(MalformedReason::PayloadJson))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(malformed(MalformedReason::PayloadJson));
+    };
+    match map.get("iss") {
+        None | Some(serde_json::Value::Null) => Err(AuthError::MissingClaim(Cow::Borrowed("iss"))),
+        Some(serde_json::Value::String(iss)) => Ok(iss.clone()),
+        Some(_) => Err(AuthError::InvalidClaim(Cow::Borrowed("iss"))),
+    }
+}

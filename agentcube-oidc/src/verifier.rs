@@ -1,0 +1,518 @@
+//! The access-token verifier: DESIGN §3 steps 1-6 against one issuer.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use agentcube_auth_core::jose::{
+    self, Algorithm, JwsHeader, JwsPolicy, KeySet, KeySource, TimeRules, UnverifiedJws, Validity,
+    VerificationKey,
+};
+use agentcube_auth_core::{
+    AuthError, ClaimMapper, Claims, Clock, Principal, TokenVerifier, TypeLocation, Untrusted,
+};
+use serde_json::Value;
+
+use crate::cache::{CacheKey, Entry, TokenCache};
+use crate::config::{ConfigError, KeysConfig, OidcConfig};
+use crate::key_store::{FetchError, RefreshOutcome, RemoteKeySet, discovery_url_for};
+use crate::stats::{Counter, KeyStoreStats, RejectionCounters, VerifierStats};
+
+/// A verified token with the details an operator may want (the `verify-token` tool prints them).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct VerifiedToken {
+    /// The caller.
+    pub principal: Principal,
+    /// The signing algorithm.
+    pub algorithm: Algorithm,
+    /// The header `kid`, if any.
+    pub kid: Option<Box<str>>,
+    /// The RFC 7638 thumbprint of the key that verified the signature.
+    pub key_thumbprint: Box<str>,
+    /// `exp`.
+    pub expires_at: i64,
+    /// `iat`, if present.
+    pub issued_at: Option<i64>,
+    /// Whether the answer came from the verified-token cache.
+    pub from_cache: bool,
+}
+
+/// Verifies access tokens of one OIDC issuer (Keycloak by default).
+///
+/// Steps, cheapest first (DESIGN §3); nothing before step 3 touches the network:
+///
+/// 0. size limit, then the verified-token cache (one keyed hash, one lookup);
+/// 1. framing: three unpadded base64url segments, JSON objects without duplicate members,
+///    no JWE;
+/// 2. header: `alg` in the allowlist, `typ` accepted, no `crit`; `jku`/`x5u`/`jwk`/`x5c`
+///    ignored;
+/// 3. key by `kid` from the issuer's key set ([`RemoteKeySet`]), bound to the key's type;
+/// 4. signature over the received bytes;
+/// 5. claims: `iss` exact, `aud`, `exp`/`nbf`/`iat` with leeway (and lifetime cap), `sub`,
+///    payload `typ`, `azp` allowlist, required claims;
+/// 6. the [`ClaimMapper`] builds the [`Principal`].
+///
+/// Cloning is cheap and shares everything (keys, cache, counters).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use agentcube_oidc::{OidcConfig, OidcVerifier};
+///
+/// let verifier = OidcVerifier::new(OidcConfig::new("https://keycloak.example/realms/agentcube"))?;
+/// verifier.spawn_background_refresh(); // keeps keys fresh; the first fetch starts now
+/// let principal = verifier.verify("eyJ...").await?;
+/// println!("{} {:?}", principal.subject(), principal.roles());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OidcVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: Box<str>,
+    audiences: Box<[String]>,
+    policy: JwsPolicy,
+    time_rules: TimeRules,
+    leeway_secs: i64,
+    payload_type: Option<Box<str>>,
+    allowed_azp: Option<Box<[String]>>,
+    required_claims: Box<[String]>,
+    mapper: Arc<dyn ClaimMapper>,
+    clock: Arc<dyn Clock>,
+    keys: Keys,
+    cache: Option<TokenCache>,
+    accepted: Counter,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    rejections: RejectionCounters,
+}
+
+enum Keys {
+    Remote(RemoteKeySet),
+    Static(KeySet),
+}
+
+impl Keys {
+    async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerificationKey>, AuthError> {
+        match self {
+            Self::Remote(remote) => remote.key_for(kid, alg).await,
+            Self::Static(set) => set.key_for(kid, alg).await,
+        }
+    }
+
+    fn trusts(&self, thumbprint: &str) -> bool {
+        match self {
+            Self::Remote(remote) => remote.trusts(thumbprint),
+            Self::Static(set) => set.contains_thumbprint(thumbprint),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            Self::Remote(remote) => remote.is_ready(),
+            Self::Static(set) => !set.is_empty(),
+        }
+    }
+}
+
+/// What the internal pipeline produced.
+enum Verified {
+    Cached(Arc<Entry>),
+    Fresh(VerifiedToken),
+}
+
+impl Verified {
+    fn into_principal(self) -> Principal {
+        match self {
+            Self::Cached(entry) => entry.principal.clone(),
+            Self::Fresh(token) => token.principal,
+        }
+    }
+
+    fn into_details(self) -> VerifiedToken {
+        match self {
+            Self::Cached(entry) => VerifiedToken {
+                principal: entry.principal.clone(),
+                algorithm: entry.algorithm,
+                kid: entry.kid.clone(),
+                key_thumbprint: entry.thumbprint.clone(),
+                expires_at: entry.expires_at,
+                issued_at: entry.issued_at,
+                from_cache: true,
+            },
+            Self::Fresh(token) => token,
+        }
+    }
+}
+
+impl OidcVerifier {
+    /// Builds a verifier. No network access happens here: with remote keys the verifier starts
+    /// not ready and answers `keys_unavailable` until the first fetch succeeds (the first
+    /// verification triggers it, or call [`spawn_background_refresh`](Self::spawn_background_refresh)
+    /// or [`refresh_keys`](Self::refresh_keys) at start-up).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a configuration that cannot work (invalid issuer or URLs, no audience,
+    /// no algorithm, an empty `azp` allowlist) or an HTTP client that cannot be built.
+    pub fn new(config: OidcConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let keys = match &config.keys {
+            KeysConfig::Static(set) => Keys::Static(set.clone()),
+            KeysConfig::Jwks(url) => {
+                Keys::Remote(RemoteKeySet::from_jwks_url(url, config.key_store.clone())?)
+            }
+            KeysConfig::Discovery(url) => {
+                let url = match url {
+                    Some(url) => url.clone(),
+                    None => discovery_url_for(&config.issuer)?.to_string(),
+                };
+                Keys::Remote(RemoteKeySet::from_discovery_url(
+                    &config.issuer,
+                    &url,
+                    config.key_store.clone(),
+                )?)
+            }
+        };
+        let policy = JwsPolicy {
+            max_token_bytes: config.max_token_bytes,
+            algorithms: config.algorithms,
+            types: config.header_types.clone(),
+        };
+        let time_rules = TimeRules {
+            leeway: config.leeway,
+            max_lifetime: config.max_lifetime,
+            require_iat: config.require_iat,
+        };
+        let cache = TokenCache::new(&config.cache);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                issuer: config.issuer.into_boxed_str(),
+                audiences: config.audiences.into_boxed_slice(),
+                policy,
+                time_rules,
+                leeway_secs: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
+                payload_type: config.payload_type.map(String::into_boxed_str),
+                allowed_azp: config.allowed_azp.map(Vec::into_boxed_slice),
+                required_claims: config.required_claims.into_boxed_slice(),
+                mapper: config.mapper,
+                clock: config.clock,
+                keys,
+                cache,
+                accepted: Counter::default(),
+                cache_hits: Counter::default(),
+                cache_misses: Counter::default(),
+                rejections: RejectionCounters::default(),
+            }),
+        })
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The longest token this verifier accepts.
+    pub fn max_token_bytes(&self) -> usize {
+        self.inner.policy.max_token_bytes
+    }
+
+    /// Verifies `token` (without the `Bearer ` prefix) and returns the caller.
+    ///
+    /// # Errors
+    /// An [`AuthError`] whose [`code`](AuthError::code) says which rule failed;
+    /// `keys_unavailable` (HTTP 503) while the issuer's keys cannot be had.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.run(token, None).await.map(Verified::into_principal)
+    }
+
+    /// Like [`verify`](Self::verify), with the algorithm, key and validity that were used.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub async fn verify_with_details(&self, token: &str) -> Result<VerifiedToken, AuthError> {
+        self.run(token, None).await.map(Verified::into_details)
+    }
+
+    /// Whether the verifier has usable keys (for a readiness endpoint).
+    pub fn is_ready(&self) -> bool {
+        self.inner.keys.is_ready()
+    }
+
+    /// Fetches the issuer's keys now (ignoring the cooldown). Useful at start-up to fail fast
+    /// or log a clear error; the verifier works without it.
+    ///
+    /// # Errors
+    /// The [`FetchError`]; with static keys this always succeeds with `NotModified`.
+    pub async fn refresh_keys(&self) -> Result<RefreshOutcome, FetchError> {
+        match &self.inner.keys {
+            Keys::Remote(remote) => remote.refresh_now().await,
+            Keys::Static(_) => Ok(RefreshOutcome::NotModified),
+        }
+    }
+
+    /// Spawns the key store's background refresh on the current tokio runtime (see
+    /// [`RemoteKeySet::background_refresh`]); `None` with static keys. The task ends when the
+    /// last clone of the verifier is dropped.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime with remote keys.
+    pub fn spawn_background_refresh(&self) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.inner.keys {
+            Keys::Remote(remote) => Some(remote.spawn_background_refresh()),
+            Keys::Static(_) => None,
+        }
+    }
+
+    /// The remote key store, if the keys are remote.
+    pub fn key_store(&self) -> Option<&RemoteKeySet> {
+        match &self.inner.keys {
+            Keys::Remote(remote) => Some(remote),
+            Keys::Static(_) => None,
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> VerifierStats {
+        let inner = &self.inner;
+        let keys = match &inner.keys {
+            Keys::Remote(remote) => remote.stats(),
+            Keys::Static(set) => KeyStoreStats {
+                keys: set.len(),
+                ready: !set.is_empty(),
+                ..KeyStoreStats::default()
+            },
+        };
+        VerifierStats {
+            issuer: inner.issuer.to_string(),
+            accepted: inner.accepted.get(),
+            cache_hits: inner.cache_hits.get(),
+            cache_misses: inner.cache_misses.get(),
+            cache_entries: inner.cache.as_ref().map_or(0, TokenCache::entry_count),
+            rejections: inner.rejections.snapshot(),
+            keys,
+        }
+    }
+
+    /// The cache lookup of a multi-issuer verifier: a servable entry counts as a hit here;
+    /// absence is not counted (the routed verifier counts the miss).
+    pub(crate) fn cached_principal(&self, key: &CacheKey) -> Option<Principal> {
+        let entry = self.servable(key)?;
+        self.inner.cache_hits.incr();
+        self.inner.accepted.incr();
+        Some(entry.principal.clone())
+    }
+
+    pub(crate) fn has_cache(&self) -> bool {
+        self.inner.cache.is_some()
+    }
+
+    /// Verification after a multi-issuer verifier found no cache entry.
+    pub(crate) async fn verify_routed(
+        &self,
+        token: &str,
+        key: Option<CacheKey>,
+    ) -> Result<Principal, AuthError> {
+        self.run(token, key.map(Routed))
+            .await
+            .map(Verified::into_principal)
+    }
+
+    pub(crate) fn record_rejection(&self, err: &AuthError) {
+        self.inner.rejections.record(err.code());
+    }
+
+    fn servable(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        let cache = self.inner.cache.as_ref()?;
+        let entry = cache.get(key)?;
+        let now = self.inner.clock.now_unix();
+        if entry.is_current(now, self.inner.leeway_secs)
+            && self.inner.keys.trusts(&entry.thumbprint)
+        {
+            Some(entry)
+        } else {
+            // Expired, or its key left the set (or the set became unusable): verify in full,
+            // which gives the precise error.
+            cache.remove(key);
+            None
+        }
+    }
+
+    async fn run(&self, token: &str, routed: Option<Routed>) -> Result<Verified, AuthError> {
+        let result = self.pipeline(token, routed).await;
+        match &result {
+            Ok(_) => self.inner.accepted.incr(),
+            Err(err) => self.record_rejection(err),
+        }
+        result
+    }
+
+    async fn pipeline(&self, token: &str, routed: Option<Routed>) -> Result<Verified, AuthError> {
+        let inner = &*self.inner;
+        // The size limit comes first: an oversized token is never hashed or decoded.
+        if token.len() > inner.policy.max_token_bytes {
+            let err = AuthError::TokenTooLarge {
+                size: token.len(),
+                limit: inner.policy.max_token_bytes,
+            };
+            tracing::debug!(issuer = %inner.issuer, code = %err.code(), "token rejected");
+            return Err(err);
+        }
+        let key = match (&inner.cache, routed) {
+            (None, _) => None,
+            (Some(_), Some(Routed(key))) => {
+                inner.cache_misses.incr();
+                Some(key)
+            }
+            (Some(_), None) => {
+                let key = CacheKey::of(token);
+                if let Some(entry) = self.servable(&key) {
+                    inner.cache_hits.incr();
+                    return Ok(Verified::Cached(entry));
+                }
+                inner.cache_misses.incr();
+                Some(key)
+            }
+        };
+        let verified = self.verify_uncached(token).await?;
+        if let (Some(cache), Some(key)) = (&inner.cache, key) {
+            cache.insert(
+                key,
+                inner.clock.now_unix(),
+                verified.token.principal.clone(),
+                verified.token.expires_at,
+                verified.not_before,
+                verified.token.issued_at,
+                &verified.token.key_thumbprint,
+                verified.token.algorithm,
+                verified.token.kid.as_deref(),
+            );
+        }
+        Ok(Verified::Fresh(verified.token))
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Fresh, AuthError> {
+        let inner = &*self.inner;
+        // Steps 1-2: framing and header. Pure computation, no key lookup.
+        let jws = UnverifiedJws::parse(token, &inner.policy).inspect_err(|err| {
+            tracing::debug!(issuer = %inner.issuer, code = %err.code(), "token rejected");
+        })?;
+        let header = jws.header().clone();
+        self.verify_parsed(jws, &header).await.inspect_err(|err| {
+            tracing::debug!(
+                issuer = %inner.issuer,
+                kid = header.kid.as_deref().unwrap_or(""),
+                alg = %header.alg,
+                code = %err.code(),
+                "token rejected"
+            );
+        })
+    }
+
+    async fn verify_parsed(
+        &self,
+        jws: UnverifiedJws<'_>,
+        header: &JwsHeader,
+    ) -> Result<Fresh, AuthError> {
+        let inner = &*self.inner;
+        // Step 3: the key, by kid, bound to the algorithm's key type.
+        let key = inner
+            .keys
+            .key_for(header.kid.as_deref(), header.alg)
+            .await?;
+        // Step 4: the signature over the received bytes.
+        let (header, claims) = jws.verify(&key)?;
+        // Step 5: claims.
+        let now = inner.clock.now_unix();
+        let validity = self.check_claims(&claims, now)?;
+        let not_before = claims.not_before()?;
+        // Step 6: mapping.
+        let principal = inner.mapper.map(claims)?;
+        tracing::trace!(issuer = %inner.issuer, kid = header.kid.as_deref().unwrap_or(""), "token verified");
+        Ok(Fresh {
+            token: VerifiedToken {
+                principal,
+                algorithm: header.alg,
+                kid: header.kid,
+                key_thumbprint: key.thumbprint().into(),
+                expires_at: validity.expires_at,
+                issued_at: validity.issued_at,
+                from_cache: false,
+            },
+            not_before,
+        })
+    }
+
+    /// DESIGN §3 step 5, in its order: `iss`, `aud`, `exp`/`nbf`/`iat` (with the lifetime
+    /// cap), `sub`, payload `typ`, `azp`, then the configured required claims.
+    fn check_claims(&self, claims: &Claims, now: i64) -> Result<Validity, AuthError> {
+        let inner = &*self.inner;
+        jose::check_issuer(claims, &inner.issuer)?;
+        jose::check_audience(claims, &inner.audiences)?;
+        let validity = jose::check_times(claims, now, &inner.time_rules)?;
+        jose::require_subject(claims)?;
+        if let Some(expected) = &inner.payload_type
+            && let Some(typ) = claims.string("typ")?
+            && !typ.eq_ignore_ascii_case(expected)
+        {
+            return Err(AuthError::TokenTypeMismatch {
+                location: TypeLocation::Payload,
+                found: Untrusted::new(typ),
+            });
+        }
+        if let Some(allowed) = &inner.allowed_azp {
+            match claims.authorized_party()? {
+                None => return Err(AuthError::MissingClaim(Cow::Borrowed("azp"))),
+                Some(azp) if allowed.iter().any(|a| a == azp) => {}
+                Some(_) => return Err(AuthError::AzpNotAllowed),
+            }
+        }
+        for name in &*inner.required_claims {
+            if matches!(claims.get(name), None | Some(Value::Null)) {
+                return Err(AuthError::MissingClaim(Cow::Owned(name.clone())));
+            }
+        }
+        Ok(validity)
+    }
+}
+
+/// A cache key computed (and looked up) by a multi-issuer verifier.
+#[derive(Clone, Copy)]
+struct Routed(CacheKey);
+
+struct Fresh {
+    token: VerifiedToken,
+    not_before: Option<i64>,
+}
+
+impl TokenVerifier for OidcVerifier {
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Principal, AuthError>> + Send {
+        OidcVerifier::verify(self, token)
+    }
+
+    fn is_ready(&self) -> bool {
+        OidcVerifier::is_ready(self)
+    }
+}
+
+impl fmt::Debug for OidcVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut s = f.debug_struct("OidcVerifier");
+        s.field("issuer", &inner.issuer)
+            .field("audiences", &inner.audiences)
+            .field("algorithms", &inner.policy.algorithms);
+        match &inner.keys {
+            Keys::Remote(remote) => s.field("keys", remote),
+            Keys::Static(set) => s.field("static_keys", &set.len()),
+        };
+        s.field("cache", &inner.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
