@@ -16,6 +16,7 @@ use agentcube_auth_core::jose::{
 };
 use agentcube_auth_core::{ClaimMapper, KeycloakClaimMapper, Requirement, RoleHierarchy};
 use agentcube_benches::{ISSUER, fixture, now};
+use agentcube_oidc::{CacheConfig, OidcConfig, OidcVerifier};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn bench_verify(c: &mut Criterion) {
@@ -72,6 +73,37 @@ fn bench_verify(c: &mut Criterion) {
                 principal
             });
         });
+        // The real verifier: OidcVerifier with the same key, uncached and through its cache.
+        let config = || {
+            OidcConfig::new(ISSUER)
+                .algorithms(AlgorithmSet::only(alg))
+                .static_keys(f.keys.clone())
+        };
+        let uncached = OidcVerifier::new(config().cache(CacheConfig::disabled())).unwrap();
+        let cached = OidcVerifier::new(config()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        group.bench_function("oidc_pipeline", |b| {
+            b.iter(|| {
+                let principal = rt.block_on(uncached.verify(black_box(&f.token))).unwrap();
+                invoke.check(&principal, &hierarchy).unwrap();
+                principal
+            });
+        });
+        rt.block_on(cached.verify(&f.token)).unwrap();
+        group.bench_function("cache_hit", |b| {
+            b.iter(|| {
+                let principal = rt.block_on(cached.verify(black_box(&f.token))).unwrap();
+                invoke.check(&principal, &hierarchy).unwrap();
+                principal
+            });
+        });
+        group.bench_function("floor_block_on", |b| {
+            b.iter(|| rt.block_on(async { black_box(1) }));
+        });
+
         // Where the pipeline's time goes beyond the signature.
         group.bench_function("breakdown_parse", |b| {
             b.iter(|| UnverifiedJws::parse(black_box(&f.token), &policy).unwrap());
