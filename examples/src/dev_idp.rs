@@ -105,6 +105,16 @@ pub struct DevIdp {
     addr: SocketAddr,
 }
 
+/// Shows the issuer and the address; never keys or secrets.
+impl std::fmt::Debug for DevIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevIdp")
+            .field("issuer", &self.inner.issuer)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DevIdp {
     /// Starts the IdP on `127.0.0.1:0` for the realm export `realm_json`, with the clients'
     /// secrets taken from [`DEV_SECRETS`].
@@ -112,6 +122,15 @@ impl DevIdp {
     /// # Errors
     /// An unreadable realm export, key generation failure or bind failure.
     pub async fn start(realm_json: &str) -> Result<Self, DevIdpError> {
+        Self::start_on(realm_json, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Like [`DevIdp::start`], listening on `addr` (e.g. an address a service was already
+    /// configured with while the IdP was down).
+    ///
+    /// # Errors
+    /// As [`DevIdp::start`].
+    pub async fn start_on(realm_json: &str, addr: SocketAddr) -> Result<Self, DevIdpError> {
         let realm: Value =
             serde_json::from_str(realm_json).map_err(|e| DevIdpError::Realm(e.to_string()))?;
         let name = realm
@@ -122,7 +141,7 @@ impl DevIdp {
         let hierarchy = RoleHierarchy::from_keycloak_realm(&realm)
             .map_err(|e| DevIdpError::Realm(e.to_string()))?;
         let clients = realm_clients(&realm);
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
             issuer: format!("http://{addr}/realms/{name}"),

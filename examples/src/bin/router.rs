@@ -1,0 +1,152 @@
+//! `router`: the AgentCube Router — the public edge that authenticates access tokens, checks
+//! roles and session ownership, and proxies to sandboxes.
+//!
+//! ```sh
+//! router --listen 0.0.0.0:8080 \
+//!        --jwt-issuer-url http://127.0.0.1:8180/realms/agentcube \
+//!        --workload-manager-url http://127.0.0.1:8081 \
+//!        --identity-key ./router-identity.pem
+//! ```
+//!
+//! Flags mirror the reference Router (DESIGN §6); each has an environment fallback. The Router
+//! starts while the IdP is down: `/health/ready` answers 503 and `/v1/*` answers 503
+//! `keys_unavailable` until the IdP's keys arrive. See the `router` module of the
+//! `agentcube-examples` library for routes, status codes and decisions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentcube_auth_core::jose::AlgorithmSet;
+use agentcube_examples::keys::{IdentityKeyOrigin, load_or_generate_identity_key, public_key_path};
+use agentcube_examples::router::{
+    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_REQUIRED_ROLE, DEFAULT_ROLE_CLAIM, OidcOptions,
+    REFERENCE_ALGORITHMS, RouterConfig,
+};
+use agentcube_examples::{hierarchy_from_file, server};
+use agentcube_identity::TokenMinter;
+use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore};
+use clap::Parser;
+
+/// The AgentCube Router.
+#[derive(Parser, Debug)]
+#[command(name = "router", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "AGENTCUBE_ROUTER_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// The OIDC issuer (compared exactly with `iss`), e.g. http://keycloak:8080/realms/agentcube.
+    #[arg(long, env = "AGENTCUBE_JWT_ISSUER_URL")]
+    jwt_issuer_url: String,
+    /// Accepted audience.
+    #[arg(long, env = "AGENTCUBE_JWT_AUDIENCE", default_value = "agentcube-api")]
+    jwt_audience: String,
+    /// Claim path of the roles (`realm_access.roles` reads Keycloak realm and client roles).
+    #[arg(long, env = "AGENTCUBE_JWT_ROLE_CLAIM", default_value = DEFAULT_ROLE_CLAIM)]
+    jwt_role_claim: String,
+    /// Realm role required on /v1/*.
+    #[arg(long, env = "AGENTCUBE_JWT_REQUIRED_ROLE", default_value = DEFAULT_REQUIRED_ROLE)]
+    jwt_required_role: String,
+    /// Accepted signing algorithms, comma-separated; each is bound to its key type.
+    #[arg(long, env = "AGENTCUBE_JWT_ALGORITHMS", default_value = REFERENCE_ALGORITHMS)]
+    jwt_algorithms: String,
+    /// Role that bypasses session ownership (through the role hierarchy).
+    #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = "admin")]
+    admin_role: String,
+    /// The workload manager's base URL.
+    #[arg(long, env = "WORKLOAD_MANAGER_URL")]
+    workload_manager_url: String,
+    /// PEM private key for identity and sandbox tokens; generated (Ed25519) and written, with
+    /// its public key at `<path>.pub`, if the file does not exist; ephemeral if not given.
+    #[arg(long, env = "AGENTCUBE_IDENTITY_KEY")]
+    identity_key: Option<PathBuf>,
+    /// Redis shared with the workload manager as the session owner store (in memory if not given).
+    #[arg(long, env = "AGENTCUBE_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Requests served at once on /v1/*; more are answered 429.
+    #[arg(long, env = "AGENTCUBE_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    max_concurrent_requests: usize,
+    /// Minimum seconds between two JWKS fetches caused by unknown key ids or missing keys.
+    #[arg(
+        long,
+        env = "AGENTCUBE_JWKS_REFRESH_COOLDOWN_SECS",
+        default_value_t = 30
+    )]
+    jwks_refresh_cooldown_secs: u64,
+    /// Keycloak realm export to read the role hierarchy from (default: the bundled realm).
+    #[arg(long, env = "AGENTCUBE_REALM_FILE")]
+    realm_file: Option<PathBuf>,
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let algorithms = AlgorithmSet::parse_list(&args.jwt_algorithms)
+        .map_err(|e| format!("--jwt-algorithms: {e}"))?;
+    if args.jwt_role_claim.is_empty() {
+        return Err("--jwt-role-claim must not be empty".into());
+    }
+    if args.jwt_required_role.is_empty() {
+        return Err("--jwt-required-role must not be empty".into());
+    }
+    let hierarchy = Arc::new(hierarchy_from_file(args.realm_file.as_deref())?);
+    let verifier = OidcOptions::new(args.jwt_issuer_url.as_str())
+        .audience(args.jwt_audience.as_str())
+        .role_claim(args.jwt_role_claim.as_str())
+        .algorithms(algorithms)
+        .jwks_refresh_cooldown(Duration::from_secs(args.jwks_refresh_cooldown_secs))
+        .build()
+        .map_err(|e| format!("--jwt-issuer-url: {e}"))?;
+
+    let (ring, origin) = load_or_generate_identity_key(args.identity_key.as_deref())
+        .map_err(|e| format!("--identity-key: {e}"))?;
+    match (origin, &args.identity_key) {
+        (IdentityKeyOrigin::Ephemeral, _) => tracing::warn!(
+            "no --identity-key: using an ephemeral identity key; the workload manager and \
+             sandboxes must fetch this process's JWKS, and a restart invalidates their keys"
+        ),
+        (IdentityKeyOrigin::Generated, Some(path)) => tracing::info!(
+            path = %path.display(),
+            public_key = %public_key_path(path).display(),
+            "generated a new identity key"
+        ),
+        _ => tracing::info!("loaded the identity key"),
+    }
+    tracing::info!(kids = ?ring.kids(), "identity keys");
+    let minter = Arc::new(TokenMinter::new(Arc::new(ring)));
+
+    let store: Arc<dyn OwnerStore> = match &args.redis_url {
+        Some(url) => Arc::new(RedisOwnerStore::new(url).map_err(|e| format!("--redis-url: {e}"))?),
+        None => Arc::new(InMemoryOwnerStore::new()),
+    };
+    let config = RouterConfig::new(args.workload_manager_url.as_str())
+        .required_role(args.jwt_required_role.as_str())
+        .admin_role(args.admin_role.as_str())
+        .hierarchy(hierarchy)
+        .max_concurrent_requests(args.max_concurrent_requests);
+    let app = agentcube_examples::router::app(Arc::new(verifier), minter, store, config)
+        .map_err(|e| e.to_string())?;
+    let server = server::serve_on(args.listen, app)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    tracing::info!(
+        addr = %server.addr(),
+        issuer = args.jwt_issuer_url,
+        workload_manager = args.workload_manager_url,
+        "router listening; JWKS at /.well-known/agentcube/jwks.json"
+    );
+    server.run_until_signal().await.map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    server::init_tracing("info");
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("router: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

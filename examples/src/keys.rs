@@ -1,0 +1,201 @@
+//! The Router's identity key (load, generate, persist) and the other services' view of its
+//! public keys (a remote JWKS or a PEM file).
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use agentcube_auth_core::AuthError;
+use agentcube_auth_core::jose::{Algorithm, KeySource, VerificationKey};
+use agentcube_identity::{KeyError, KeyRing, SigningKey};
+use agentcube_oidc::{ConfigError, KeyStoreConfig, RemoteKeySet};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+/// Errors while loading keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// A key file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A key could not be parsed or generated.
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    /// The JWKS URL is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// Neither or both of `--router-jwks-url` and `--router-public-key` were given.
+    #[error("give exactly one of --router-jwks-url and --router-public-key")]
+    NoSource,
+}
+
+/// Where the Router's identity key comes from (its `--identity-key` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKeyOrigin {
+    /// Read from an existing PEM file.
+    Loaded,
+    /// Generated and written to the given path (and its public key next to it).
+    Generated,
+    /// Generated in memory only: every restart gets a new key, and services holding the old
+    /// public key reject the Router's tokens until they refetch its JWKS.
+    Ephemeral,
+}
+
+/// Loads the Router's identity key ring from `path` (PEM: PKCS#8, PKCS#1, SEC1), or generates
+/// an Ed25519 key and writes it there (mode 0600, with `<path>.pub`, an SPKI `PUBLIC KEY` PEM,
+/// for `--router-public-key`) when the file does not exist, or generates an ephemeral key when
+/// there is no path.
+///
+/// # Errors
+/// Unreadable or invalid key files, or a failure to write a generated key.
+pub fn load_or_generate_identity_key(
+    path: Option<&Path>,
+) -> Result<(KeyRing, IdentityKeyOrigin), KeysError> {
+    let Some(path) = path else {
+        return Ok((KeyRing::generate()?, IdentityKeyOrigin::Ephemeral));
+    };
+    let io_err = |source| KeysError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(pem) => Ok((KeyRing::from_private_pem(&pem)?, IdentityKeyOrigin::Loaded)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(Algorithm::EdDSA)?;
+            let private = key.to_pkcs8_pem()?;
+            write_private(path, private.expose_secret()).map_err(io_err)?;
+            if let Some(public) = ed25519_public_pem(&key) {
+                let public_path = public_key_path(path);
+                std::fs::write(&public_path, public).map_err(|source| KeysError::Io {
+                    path: public_path.display().to_string(),
+                    source,
+                })?;
+            }
+            Ok((KeyRing::new(key), IdentityKeyOrigin::Generated))
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Where a generated identity key's public half is written: `<path>.pub`.
+pub fn public_key_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".pub");
+    name.into()
+}
+
+fn write_private(path: &Path, pem: &str) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()
+}
+
+/// The SPKI PEM of an Ed25519 signing key (RFC 8410: a fixed DER prefix and the 32 key bytes).
+fn ed25519_public_pem(key: &SigningKey) -> Option<String> {
+    const PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    if key.algorithm() != Algorithm::EdDSA {
+        return None;
+    }
+    let x = URL_SAFE_NO_PAD
+        .decode(key.public_jwk().x.as_deref()?)
+        .ok()?;
+    if x.len() != 32 {
+        return None;
+    }
+    let mut der = PREFIX.to_vec();
+    der.extend_from_slice(&x);
+    let b64 = STANDARD.encode(der);
+    Some(format!(
+        "-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"
+    ))
+}
+
+/// The Router's public keys as the workload manager and the sandbox see them.
+#[derive(Clone, Debug)]
+pub enum RouterKeys {
+    /// Its JWKS (`/.well-known/agentcube/jwks.json`), fetched and refreshed like an IdP's:
+    /// key rotation on the Router is picked up without a restart.
+    Remote(RemoteKeySet),
+    /// A fixed public key (the reference system's `public.pem`).
+    Static(Arc<KeyRing>),
+}
+
+impl RouterKeys {
+    /// From the flags: exactly one of a JWKS URL and a PEM (a file path, or the PEM itself).
+    /// A remote key set starts its background refresh (call inside a Tokio runtime).
+    ///
+    /// # Errors
+    /// [`KeysError`].
+    pub fn from_flags(
+        jwks_url: Option<&str>,
+        public_key: Option<&str>,
+        config: KeyStoreConfig,
+    ) -> Result<Self, KeysError> {
+        match (jwks_url, public_key) {
+            (Some(url), None) => {
+                let remote = RemoteKeySet::from_jwks_url(url, config)?;
+                remote.spawn_background_refresh();
+                Ok(Self::Remote(remote))
+            }
+            (None, Some(pem_or_path)) => {
+                let pem = if pem_or_path.trim_start().starts_with("-----BEGIN") {
+                    pem_or_path.to_owned()
+                } else {
+                    std::fs::read_to_string(pem_or_path).map_err(|source| KeysError::Io {
+                        path: pem_or_path.to_owned(),
+                        source,
+                    })?
+                };
+                Ok(Self::Static(Arc::new(KeyRing::from_public_pem(&pem)?)))
+            }
+            _ => Err(KeysError::NoSource),
+        }
+    }
+
+    /// The Router's JWKS at `jwks_url` (no background task; the first verification fetches).
+    ///
+    /// # Errors
+    /// An invalid URL.
+    pub fn remote(jwks_url: &str) -> Result<Self, KeysError> {
+        Ok(Self::Remote(RemoteKeySet::from_jwks_url(
+            jwks_url,
+            KeyStoreConfig::default(),
+        )?))
+    }
+}
+
+impl KeySource for RouterKeys {
+    async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerificationKey>, AuthError> {
+        match self {
+            Self::Remote(remote) => remote.key_for(kid, alg).await,
+            Self::Static(ring) => ring.key_for(kid, alg).await,
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            Self::Remote(remote) => remote.is_ready(),
+            Self::Static(ring) => ring.is_ready(),
+        }
+    }
+}

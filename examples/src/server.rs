@@ -1,0 +1,312 @@
+//! What every example service shares: serving an axum app on a socket with a shutdown handle,
+//! JSON error bodies, request ids, and logging set-up.
+
+use std::borrow::Cow;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+/// The request-id header: taken from the request when it is sane, generated otherwise, echoed
+/// on the response and passed on to upstream services.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The request id of the current request (in the request extensions).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// A running server: its address and a handle to stop it.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl Server {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most 5 s), and waits
+    /// until the server has stopped, so the port can be bound again.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+            let _ = (&mut self.task).await;
+        }
+    }
+
+    /// Runs until Ctrl-C (or SIGTERM on Unix), then shuts down gracefully.
+    ///
+    /// # Errors
+    /// The server's I/O error if it stopped on its own.
+    pub async fn run_until_signal(mut self) -> io::Result<()> {
+        tokio::select! {
+            result = &mut self.task => {
+                return result.unwrap_or_else(|e| Err(io::Error::other(e)));
+            }
+            () = shutdown_signal() => {}
+        }
+        tracing::info!("shutting down");
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Binds `127.0.0.1:0` (an ephemeral loopback port).
+///
+/// # Errors
+/// The bind error.
+pub async fn bind_loopback() -> io::Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", 0)).await
+}
+
+/// Serves `app` on an ephemeral loopback port.
+///
+/// # Errors
+/// The bind error.
+pub async fn serve(app: Router) -> io::Result<Server> {
+    serve_listener(bind_loopback().await?, app)
+}
+
+/// Serves `app` on `addr`.
+///
+/// # Errors
+/// The bind error.
+pub async fn serve_on(addr: SocketAddr, app: Router) -> io::Result<Server> {
+    serve_listener(TcpListener::bind(addr).await?, app)
+}
+
+/// Serves `app` on an already bound listener (so a service's address can be known, and given
+/// to others, before it starts). Handlers see the peer address as
+/// `ConnectInfo<SocketAddr>`.
+///
+/// # Errors
+/// The listener's `local_addr` error.
+pub fn serve_listener(listener: TcpListener, app: Router) -> io::Result<Server> {
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    Ok(Server {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// An error answered as `{"error": "...", "code": "..."}` with its status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The lowercase message the client sees (never a token or a secret).
+    pub message: Cow<'static, str>,
+    /// The stable snake_case code.
+    pub code: Cow<'static, str>,
+}
+
+impl ApiError {
+    /// An error with `status`, `message` and `code`.
+    pub fn new(
+        status: StatusCode,
+        message: impl Into<Cow<'static, str>>,
+        code: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            code: code.into(),
+        }
+    }
+
+    /// 404 `session_not_found`.
+    pub fn session_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "session not found",
+            "session_not_found",
+        )
+    }
+
+    /// From an rlac store error (503 unavailable / 500 malformed).
+    pub fn store(err: &agentcube_rlac::StoreError) -> Self {
+        tracing::warn!(code = err.code(), error = %err, "session store error");
+        Self::new(status(err.http_status()), err.public_message(), err.code())
+    }
+
+    /// From an identity-token verification error (401 / 503), with the RFC 6750 challenge.
+    pub fn identity(err: &agentcube_identity::IdentityError) -> Self {
+        Self::new(status(err.http_status()), err.public_message(), err.code())
+    }
+}
+
+/// A status code from a number the libraries produce (always valid; 500 otherwise).
+pub fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    code: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            axum::Json(ErrorBody {
+                error: &self.message,
+                code: &self.code,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// `{"error": message, "code": code}` with `status`.
+pub fn json_error(
+    status: StatusCode,
+    message: impl Into<Cow<'static, str>>,
+    code: impl Into<Cow<'static, str>>,
+) -> Response {
+    ApiError::new(status, message, code).into_response()
+}
+
+/// The JSON 404 for unknown routes.
+pub async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "not found", "not_found")
+}
+
+/// The JSON 405 for known routes with another method.
+pub async fn method_not_allowed() -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed",
+        "method_not_allowed",
+    )
+}
+
+/// Adds the JSON 404/405 fallbacks and the request-id/logging middleware to `app`.
+pub fn finish(app: Router, service: &'static str) -> Router {
+    instrument(
+        app.fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed),
+        service,
+    )
+}
+
+/// Adds the request-id/logging middleware to `app`.
+pub fn instrument(app: Router, service: &'static str) -> Router {
+    app.layer(axum::middleware::from_fn(move |req, next| {
+        trace_request(service, req, next)
+    }))
+}
+
+/// Request id, a span for the request, and one log line per response. Only the method and the
+/// path are logged: never a header value, a query string or a body (they may hold tokens).
+async fn trace_request(service: &'static str, mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        service,
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = std::time::Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "request completed"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG` or `default`.
+pub fn init_tracing(default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+}

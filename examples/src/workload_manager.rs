@@ -1,0 +1,418 @@
+//! The workload manager: creates sandbox sessions for the Router and records who owns them.
+//!
+//! | route | identity token | answer |
+//! |---|---|---|
+//! | `GET /health/live`, `GET /health/ready` | no | 200; ready = the Router's keys are loaded (else 503) |
+//! | `POST /v1/agent-runtime`, `POST /v1/code-interpreter` | required | 200 `{"kind","sessionId","sandboxId","sandboxName","entryPoints","ownerId"}` |
+//! | `GET /v1/sessions/{id}` | no | 200 the session record (`ownerId`, and `metadata` with the owner annotation and label) or 404 |
+//! | `DELETE /v1/agent-runtime/sessions/{id}`, `DELETE /v1/code-interpreter/sessions/{id}` | required, owner or admin | 200 `{"sessionId","deleted":true}`, 403, 404 |
+//!
+//! Identity verification fails closed (`X-AgentCube-User-Identity`, verified against the
+//! Router's keys): no header → 401, keys not loaded yet → 503, invalid → 401; a session is never
+//! created without an owner (the reference WM created an ownerless sandbox when the header was
+//! missing, and nobody but an admin could use it afterwards).
+//!
+//! Sessions are simulated: there is no Kubernetes here. A created session's single entry point
+//! is `--sandbox-url`, and the `Sandbox` object's metadata (name, namespace, the
+//! `agentcube.io/owner` annotation and the `agentcube.io/owner-hash` label) is kept in the
+//! record's `metadata` field. Records go to the [`OwnerStore`] (in memory, or the Redis the
+//! Router reads, under the reference layout `session:<id>`).
+//!
+//! Decisions made here: `GET /v1/sessions/{id}` is an internal, read-only operator API and
+//! needs no identity (as the reference WM without `--enable-auth`); keep the WM off the public
+//! network. A delete through the route of the other kind (an agent-runtime session deleted on
+//! the code-interpreter route) is a 404. Error bodies are `{"error","code"}` like the Router's,
+//! not the reference WM's `{"message"}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use agentcube_auth_core::jose::KeySource;
+use agentcube_auth_core::{Role, RoleHierarchy};
+use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier};
+use agentcube_rlac::{
+    AccessPolicy, AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy,
+    OwnerStore, SessionRecord, audit,
+};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::server::{self, ApiError, Server};
+
+/// The kind of sandbox a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// An agent runtime (`/v1/agent-runtime`, Router path `agent-runtimes`).
+    AgentRuntime,
+    /// A code interpreter (`/v1/code-interpreter`, Router path `code-interpreters`).
+    CodeInterpreter,
+}
+
+impl SessionKind {
+    /// The kind name in bodies and records: `AgentRuntime` or `CodeInterpreter`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::AgentRuntime => "AgentRuntime",
+            Self::CodeInterpreter => "CodeInterpreter",
+        }
+    }
+
+    /// The workload manager's path segment: `agent-runtime` or `code-interpreter`.
+    pub const fn wm_segment(self) -> &'static str {
+        match self {
+            Self::AgentRuntime => "agent-runtime",
+            Self::CodeInterpreter => "code-interpreter",
+        }
+    }
+
+    /// The kind of a record's `kind` field.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "AgentRuntime" => Some(Self::AgentRuntime),
+            "CodeInterpreter" => Some(Self::CodeInterpreter),
+            _ => None,
+        }
+    }
+}
+
+/// The create request body.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CreateSessionRequest {
+    /// `AgentRuntime` or `CodeInterpreter` (optional; must match the route when given).
+    #[serde(default)]
+    pub kind: String,
+    /// The agent runtime / code interpreter name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+}
+
+/// The create response body (the reference `CreateSandboxResponse`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSessionResponse {
+    /// `AgentRuntime` or `CodeInterpreter`.
+    pub kind: String,
+    /// The new session id.
+    pub session_id: String,
+    /// The sandbox id.
+    pub sandbox_id: String,
+    /// The sandbox object name.
+    pub sandbox_name: String,
+    /// Where the sandbox listens.
+    pub entry_points: Vec<EntryPoint>,
+    /// The owner recorded on the session.
+    pub owner_id: String,
+}
+
+/// Workload manager settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkloadManagerConfig {
+    /// The sandbox every session's entry point names (`--sandbox-url`).
+    pub sandbox_url: String,
+    /// The role that bypasses ownership on delete (`--admin-role`, default `admin`).
+    pub admin_role: String,
+    /// The role hierarchy (default: the realm's composites).
+    pub hierarchy: Arc<RoleHierarchy>,
+    /// How owner ids are formed; must match the Router's.
+    pub owner_scheme: OwnerIdScheme,
+}
+
+impl WorkloadManagerConfig {
+    /// The defaults for sandboxes at `sandbox_url`.
+    pub fn new(sandbox_url: impl Into<String>) -> Self {
+        Self {
+            sandbox_url: sandbox_url.into(),
+            admin_role: agentcube_rlac::DEFAULT_ADMIN_ROLE.to_owned(),
+            hierarchy: Arc::new(crate::realm_hierarchy()),
+            owner_scheme: OwnerIdScheme::SubjectOnly,
+        }
+    }
+
+    /// Sets the admin role.
+    #[must_use]
+    pub fn admin_role(mut self, role: impl Into<String>) -> Self {
+        self.admin_role = role.into();
+        self
+    }
+
+    /// Sets the role hierarchy.
+    #[must_use]
+    pub fn hierarchy(mut self, hierarchy: Arc<RoleHierarchy>) -> Self {
+        self.hierarchy = hierarchy;
+        self
+    }
+}
+
+struct Shared<K> {
+    verifier: IdentityVerifier<K>,
+    store: Arc<dyn OwnerStore>,
+    policy: OwnerPolicy,
+    config: WorkloadManagerConfig,
+}
+
+/// The workload manager app.
+pub fn app<K: KeySource + 'static>(
+    verifier: IdentityVerifier<K>,
+    store: Arc<dyn OwnerStore>,
+    config: WorkloadManagerConfig,
+) -> Router {
+    let policy = OwnerPolicy::new(Arc::clone(&config.hierarchy))
+        .with_admin_role(Role::realm(config.admin_role.as_str()))
+        .with_owner_scheme(config.owner_scheme);
+    let shared = Arc::new(Shared {
+        verifier,
+        store,
+        policy,
+        config,
+    });
+    let app = Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready::<K>))
+        .route("/v1/agent-runtime", post(create_agent_runtime::<K>))
+        .route("/v1/code-interpreter", post(create_code_interpreter::<K>))
+        .route("/v1/sessions/{id}", get(get_session::<K>))
+        .route(
+            "/v1/agent-runtime/sessions/{id}",
+            delete(delete_agent_runtime::<K>),
+        )
+        .route(
+            "/v1/code-interpreter/sessions/{id}",
+            delete(delete_code_interpreter::<K>),
+        )
+        .with_state(shared);
+    server::finish(app, "workload-manager")
+}
+
+/// Starts the workload manager on an ephemeral loopback port.
+///
+/// # Errors
+/// The bind error.
+pub async fn serve<K: KeySource + 'static>(
+    verifier: IdentityVerifier<K>,
+    store: Arc<dyn OwnerStore>,
+    config: WorkloadManagerConfig,
+) -> std::io::Result<Server> {
+    server::serve(app(verifier, store, config)).await
+}
+
+async fn live() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn ready<K: KeySource + 'static>(State(shared): State<Arc<Shared<K>>>) -> Response {
+    if shared.verifier.is_ready() {
+        axum::Json(json!({"status": "ready"})).into_response()
+    } else {
+        server::json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "identity verification keys are unavailable",
+            "keys_unavailable",
+        )
+    }
+}
+
+async fn create_agent_runtime<K: KeySource + 'static>(
+    State(shared): State<Arc<Shared<K>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    shared
+        .create(SessionKind::AgentRuntime, &headers, &body)
+        .await
+}
+
+async fn create_code_interpreter<K: KeySource + 'static>(
+    State(shared): State<Arc<Shared<K>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    shared
+        .create(SessionKind::CodeInterpreter, &headers, &body)
+        .await
+}
+
+async fn delete_agent_runtime<K: KeySource + 'static>(
+    State(shared): State<Arc<Shared<K>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    shared
+        .delete(SessionKind::AgentRuntime, &id, &headers)
+        .await
+}
+
+async fn delete_code_interpreter<K: KeySource + 'static>(
+    State(shared): State<Arc<Shared<K>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    shared
+        .delete(SessionKind::CodeInterpreter, &id, &headers)
+        .await
+}
+
+async fn get_session<K: KeySource + 'static>(
+    State(shared): State<Arc<Shared<K>>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = shared
+        .store
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .ok_or_else(ApiError::session_not_found)?;
+    Ok(axum::Json(record).into_response())
+}
+
+/// A DNS-label-ish name: what Kubernetes would accept as a name or namespace.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+impl<K: KeySource + 'static> Shared<K> {
+    async fn create(
+        &self,
+        kind: SessionKind,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response, ApiError> {
+        // Identity first: nothing is parsed or created for a caller we cannot name.
+        let identity = self
+            .verifier
+            .verify_header(headers.get(IDENTITY_HEADER))
+            .await
+            .map_err(|e| {
+                tracing::info!(code = e.code(), reason = %e, "identity token rejected");
+                ApiError::identity(&e)
+            })?;
+        let request: CreateSessionRequest = serde_json::from_slice(body).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid request body",
+                "invalid_request",
+            )
+        })?;
+        if !request.kind.is_empty() && request.kind != kind.name() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "kind does not match the route",
+                "invalid_request",
+            ));
+        }
+        if !valid_name(&request.name) || !valid_name(&request.namespace) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "name and namespace must be lowercase dns names",
+                "invalid_request",
+            ));
+        }
+        let principal = identity.to_principal();
+        let owner = OwnerId::from_principal(&principal, self.config.owner_scheme)
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string(), "missing_claim"))?;
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let sandbox_id = uuid::Uuid::new_v4().to_string();
+        let suffix: String = sandbox_id.chars().take(8).collect();
+        let sandbox_name = format!("{}-{suffix}", request.name);
+
+        let mut record = SessionRecord::owned(owner.clone(), session_id.clone());
+        record.kind = kind.name().to_owned();
+        record.namespace.clone_from(&request.namespace);
+        record.sandbox_id.clone_from(&sandbox_id);
+        record.sandbox_name.clone_from(&sandbox_name);
+        record.entry_points = vec![EntryPoint {
+            path: "/".to_owned(),
+            protocol: "HTTP".to_owned(),
+            endpoint: self.config.sandbox_url.clone(),
+        }];
+        // The simulated Sandbox object's metadata, stamped with the owner.
+        let (mut annotations, mut labels) = (BTreeMap::new(), BTreeMap::new());
+        if let Some(meta) = record.owner_metadata() {
+            meta.apply_to(&mut annotations, &mut labels);
+        }
+        let _ = record.insert_extra(
+            "metadata",
+            json!({
+                "name": sandbox_name,
+                "namespace": request.namespace,
+                "annotations": annotations,
+                "labels": labels,
+            }),
+        );
+        self.store
+            .put(&record)
+            .await
+            .map_err(|e| ApiError::store(&e))?;
+        tracing::info!(
+            session_id,
+            kind = kind.name(),
+            subject = principal.subject(),
+            "session created"
+        );
+        Ok(axum::Json(CreateSessionResponse {
+            kind: kind.name().to_owned(),
+            session_id,
+            sandbox_id,
+            sandbox_name,
+            entry_points: record.entry_points,
+            owner_id: owner.as_str().to_owned(),
+        })
+        .into_response())
+    }
+
+    async fn delete(
+        &self,
+        kind: SessionKind,
+        id: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response, ApiError> {
+        let identity = self
+            .verifier
+            .verify_header(headers.get(IDENTITY_HEADER))
+            .await
+            .map_err(|e| {
+                tracing::info!(code = e.code(), reason = %e, "identity token rejected");
+                ApiError::identity(&e)
+            })?;
+        let record = self
+            .store
+            .get(id)
+            .await
+            .map_err(|e| ApiError::store(&e))?
+            .filter(|r| SessionKind::from_name(&r.kind) == Some(kind))
+            .ok_or_else(ApiError::session_not_found)?;
+        let principal = identity.to_principal();
+        let request = AccessRequest::for_record(Some(&principal), &record, Action::Delete);
+        let decision = self.policy.decide(&request);
+        audit(&request, &decision);
+        if let Err(denied) = decision.into_result() {
+            return Err(ApiError::new(
+                server::status(denied.http_status()),
+                denied.reason().message(),
+                denied.code(),
+            ));
+        }
+        self.store
+            .delete(id)
+            .await
+            .map_err(|e| ApiError::store(&e))?;
+        tracing::info!(
+            session_id = id,
+            subject = principal.subject(),
+            reason = decision.code(),
+            "session deleted"
+        );
+        Ok(axum::Json(json!({"sessionId": id, "deleted": true})).into_response())
+    }
+}

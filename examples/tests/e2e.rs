@@ -1,0 +1,792 @@
+//! End-to-end tests: the Router, the workload manager and the sandbox on loopback ports, driven
+//! over real HTTP, with the development IdP standing in for Keycloak.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    reason = "test code: failing loudly is the point, and the scenario table is printed"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use agentcube_auth_core::{Principal, Role};
+use agentcube_examples::dev_idp::DevIdp;
+use agentcube_examples::quickstart::{self, Quickstart};
+use agentcube_examples::router::{self, OidcOptions, RouterConfig};
+use agentcube_examples::sandbox::SESSION_HEADER;
+use agentcube_examples::scenario::{self, unverified_claims};
+use agentcube_examples::stack::{Stack, StackOptions};
+use agentcube_examples::workload_manager::{self, WorkloadManagerConfig};
+use agentcube_examples::{AGENTCUBE_REALM_JSON, server};
+use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, KeyRing, TokenMinter};
+use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash};
+use serde_json::{Value, json};
+
+const AR: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
+const CI: &str = "/v1/namespaces/default/code-interpreters/demo/invocations/run";
+
+/// A response, read whole.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body.get("code").and_then(Value::as_str).unwrap_or("")
+    }
+
+    fn error(&self) -> &str {
+        self.body.get("error").and_then(Value::as_str).unwrap_or("")
+    }
+
+    fn session(&self) -> String {
+        self.headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// The header names the sandbox echoed.
+    fn seen_headers(&self) -> Vec<String> {
+        self.body["headers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn http() -> reqwest::Client {
+    scenario::http_client().expect("client")
+}
+
+async fn invoke(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    session: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let mut request = http()
+        .post(format!("{base}{path}"))
+        .json(&json!({"hello": "world"}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(session) = session {
+        request = request.header(SESSION_HEADER, session);
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    send(request).await
+}
+
+fn token(idp: &DevIdp, client: &str) -> String {
+    idp.issue(client, &Value::Null).expect("token")
+}
+
+fn sub(token: &str) -> String {
+    unverified_claims(token).expect("claims")["sub"]
+        .as_str()
+        .expect("sub")
+        .to_owned()
+}
+
+async fn start() -> (Quickstart, DevIdp) {
+    let qs = quickstart::start_dev(None).await.expect("quickstart");
+    assert!(quickstart::wait_ready(&qs.verifier, Duration::from_secs(10)).await);
+    let idp = qs.idp.clone().expect("dev idp");
+    (qs, idp)
+}
+
+/// An address nothing listens on (bound, then released).
+async fn free_addr() -> SocketAddr {
+    let listener = server::bind_loopback().await.expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_scenario_passes_with_the_dev_idp() {
+    let (qs, _idp) = start().await;
+    let report = scenario::run(&qs.scenario).await.expect("scenario");
+    println!("{}", report.render());
+    assert!(report.passed(), "{}", report.render());
+    assert!(
+        report
+            .rows
+            .iter()
+            .all(|r| r.outcome == scenario::Outcome::Pass),
+        "nothing may be skipped with the dev IdP"
+    );
+    qs.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_identity_header_is_ignored_and_its_authorization_never_reaches_the_sandbox() {
+    let (qs, idp) = start().await;
+    let base = qs.stack.router_url();
+    let app = token(&idp, "agentcube-app");
+    let app_sub = sub(&app);
+    // The most dangerous forgery: a real identity token, signed with the Router's own key, for
+    // an admin victim.
+    let victim = Principal::builder(idp.issuer(), "victim")
+        .roles([Role::realm("admin")])
+        .build();
+    let forged = qs
+        .stack
+        .minter
+        .identity_token(&victim)
+        .expect("mint")
+        .as_str()
+        .to_owned();
+
+    let created = invoke(&base, AR, Some(&app), None, &[(IDENTITY_HEADER, &forged)]).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let session = created.session();
+    assert!(!session.is_empty());
+    assert_eq!(created.body["user_sub"], app_sub.as_str());
+    assert_eq!(created.body["session_id"], session.as_str());
+    let seen = created.seen_headers();
+    assert!(
+        !seen.iter().any(|h| h == "x-agentcube-user-identity"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|h| *h == "authorization").count(),
+        1,
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|h| h == "x-forwarded-for"));
+    assert!(seen.iter().any(|h| h == "x-request-id"));
+
+    // The owner recorded by the workload manager is the caller, with annotation and label.
+    let record = send(http().get(format!(
+        "{}/v1/sessions/{session}",
+        qs.stack.workload_manager.url()
+    )))
+    .await;
+    assert_eq!(record.status, 200);
+    assert_eq!(record.body["ownerId"], app_sub.as_str());
+    assert_eq!(record.body["kind"], "AgentRuntime");
+    let meta = &record.body["metadata"];
+    assert_eq!(meta["annotations"][OWNER_ANNOTATION], app_sub.as_str());
+    assert_eq!(
+        meta["labels"][OWNER_HASH_LABEL],
+        OwnerHash::of_str(&app_sub).as_str()
+    );
+    assert_eq!(
+        meta["labels"][OWNER_HASH_LABEL].as_str().map(str::len),
+        Some(63)
+    );
+
+    // On an existing session too; and the echo is the real caller.
+    let used = invoke(
+        &base,
+        AR,
+        Some(&app),
+        Some(&session),
+        &[(IDENTITY_HEADER, &forged)],
+    )
+    .await;
+    assert_eq!(used.status, 200, "{:?}", used.body);
+    assert_eq!(used.body["user_sub"], app_sub.as_str());
+    let seen = used.seen_headers();
+    assert!(!seen.iter().any(|h| h == "x-agentcube-user-identity"));
+    assert_eq!(seen.iter().filter(|h| *h == "authorization").count(), 1);
+
+    // A forged identity header does not make a non-owner the owner.
+    let second = token(&idp, quickstart::SECOND_CLIENT);
+    let denied = invoke(
+        &base,
+        AR,
+        Some(&second),
+        Some(&session),
+        &[(IDENTITY_HEADER, &forged)],
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.code(), "not_owner");
+    assert_eq!(denied.error(), "you do not own this sandbox");
+    qs.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_token_replayed_against_another_session_is_rejected_by_the_sandbox() {
+    let (qs, idp) = start().await;
+    let base = qs.stack.router_url();
+    let app = token(&idp, "agentcube-app");
+    let a = invoke(&base, AR, Some(&app), None, &[]).await.session();
+    let b = invoke(&base, CI, Some(&app), None, &[]).await.session();
+    assert!(!a.is_empty() && !b.is_empty() && a != b);
+
+    // What a sandbox of session A receives from the Router.
+    let caller = Principal::builder(idp.issuer(), sub(&app)).build();
+    let for_a = qs
+        .stack
+        .minter
+        .sandbox_token(&caller, &a)
+        .expect("mint")
+        .as_str()
+        .to_owned();
+    let sandbox = format!("{}/run", qs.stack.sandbox.url());
+    let call = |token: String, session: String| {
+        let sandbox = sandbox.clone();
+        async move {
+            send(
+                http()
+                    .post(sandbox)
+                    .bearer_auth(token)
+                    .header(SESSION_HEADER, session)
+                    .body("{}"),
+            )
+            .await
+        }
+    };
+
+    let ok = call(for_a.clone(), a.clone()).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let replayed = call(for_a, b.clone()).await;
+    assert_eq!(replayed.status, 401, "{:?}", replayed.body);
+    assert_eq!(replayed.code(), "audience_mismatch");
+    assert_eq!(
+        replayed
+            .headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+
+    // Neither an identity token nor the client's access token is a sandbox token.
+    let identity = qs
+        .stack
+        .minter
+        .identity_token(&caller)
+        .expect("mint")
+        .as_str()
+        .to_owned();
+    let wrong_kind = call(identity, a.clone()).await;
+    assert_eq!(wrong_kind.status, 401);
+    let access = call(app.clone(), a.clone()).await;
+    assert_eq!(access.status, 401);
+    let missing = send(http().post(&sandbox).header(SESSION_HEADER, a.as_str())).await;
+    assert_eq!(missing.status, 401);
+    qs.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_starts_with_the_idp_down_and_becomes_ready_when_it_comes_up() {
+    let idp_addr = free_addr().await;
+    let issuer = format!("http://{idp_addr}/realms/agentcube");
+    let verifier = Arc::new(
+        OidcOptions::new(issuer.as_str())
+            .jwks_refresh_cooldown(Duration::from_millis(200))
+            .build()
+            .expect("verifier"),
+    );
+    let stack = Stack::start(Arc::clone(&verifier), StackOptions::new())
+        .await
+        .expect("stack");
+    let base = stack.router_url();
+
+    let live = send(http().get(format!("{base}/health/live"))).await;
+    assert_eq!(live.status, 200);
+    let ready = send(http().get(format!("{base}/health/ready"))).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.code(), "keys_unavailable");
+
+    // A well-framed token cannot be checked without keys: 503, not 401.
+    let framed = format!(
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.{}",
+        "A".repeat(342)
+    );
+    let unavailable = invoke(&base, AR, Some(&framed), None, &[]).await;
+    assert_eq!(unavailable.status, 503, "{:?}", unavailable.body);
+    assert_eq!(unavailable.code(), "keys_unavailable");
+    assert!(unavailable.headers.get("www-authenticate").is_none());
+    // Header problems are still 401.
+    let missing = invoke(&base, AR, None, None, &[]).await;
+    assert_eq!(missing.status, 401);
+
+    let idp = DevIdp::start_on(AGENTCUBE_REALM_JSON, idp_addr)
+        .await
+        .expect("idp up");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = send(http().get(format!("{base}/health/ready"))).await;
+        if ready.status == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "router never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let app = token(&idp, "agentcube-app");
+    let ok = invoke(&base, AR, Some(&app), None, &[]).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_manager_restart_keeps_serving() {
+    let (mut qs, idp) = start().await;
+    let base = qs.stack.router_url();
+    let app = token(&idp, "agentcube-app");
+    let session = invoke(&base, AR, Some(&app), None, &[]).await.session();
+    assert!(!session.is_empty());
+
+    let wm_addr = qs.stack.workload_manager.addr();
+    qs.stack.restart_workload_manager().await.expect("restart");
+    assert_eq!(qs.stack.workload_manager.addr(), wm_addr);
+
+    // The new instance fetches the Router's keys and verifies identity tokens.
+    let created = invoke(&base, CI, Some(&app), None, &[]).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let deleted = send(
+        http()
+            .delete(format!("{base}/v1/sessions/{session}"))
+            .bearer_auth(&app),
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.body);
+    qs.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_manager_identity_failures_are_not_generic_500s() {
+    let idp = DevIdp::start(AGENTCUBE_REALM_JSON).await.expect("idp");
+    let verifier = Arc::new(
+        OidcOptions::new(idp.issuer())
+            .jwks_refresh_cooldown(Duration::from_millis(200))
+            .build()
+            .expect("verifier"),
+    );
+    let app = token(&idp, "agentcube-app");
+    let minter = Arc::new(TokenMinter::new(Arc::new(
+        KeyRing::generate().expect("key"),
+    )));
+
+    let router_for = |wm_url: String| {
+        let verifier = Arc::clone(&verifier);
+        let minter = Arc::clone(&minter);
+        async move {
+            router::serve(
+                verifier,
+                minter,
+                Arc::new(InMemoryOwnerStore::new()),
+                RouterConfig::new(wm_url),
+            )
+            .await
+            .expect("router")
+        }
+    };
+
+    // A WM that trusts another Router key: it refuses the identity (401) → 502.
+    let other = Arc::new(KeyRing::generate().expect("key"));
+    let wm = workload_manager::serve(
+        IdentityVerifier::new(other),
+        Arc::new(InMemoryOwnerStore::new()),
+        WorkloadManagerConfig::new("http://127.0.0.1:9"),
+    )
+    .await
+    .expect("wm");
+    let router = router_for(wm.url()).await;
+    let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
+    assert_eq!(answer.status, 502, "{:?}", answer.body);
+    assert_eq!(answer.code(), "identity_rejected");
+    router.shutdown().await;
+    wm.shutdown().await;
+
+    // A WM without keys yet (503) → 503.
+    let wm = workload_manager::serve(
+        IdentityVerifier::new(Arc::new(KeyRing::empty())),
+        Arc::new(InMemoryOwnerStore::new()),
+        WorkloadManagerConfig::new("http://127.0.0.1:9"),
+    )
+    .await
+    .expect("wm");
+    let router = router_for(wm.url()).await;
+    let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    assert_eq!(answer.code(), "workload_manager_unavailable");
+    router.shutdown().await;
+    wm.shutdown().await;
+
+    // No WM at all → 503.
+    let router = router_for(format!("http://{}", free_addr().await)).await;
+    let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    assert_eq!(answer.code(), "workload_manager_unavailable");
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_failure_never_sends_a_request_without_identity() {
+    let idp = DevIdp::start(AGENTCUBE_REALM_JSON).await.expect("idp");
+    let verifier = Arc::new(OidcOptions::new(idp.issuer()).build().expect("verifier"));
+    // A stand-in workload manager that counts what it receives.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    let fake_wm = server::serve(axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { axum::http::StatusCode::OK }
+    }))
+    .await
+    .expect("fake wm");
+    // A Router whose key ring has no signing key.
+    let router = router::serve(
+        verifier,
+        Arc::new(TokenMinter::new(Arc::new(KeyRing::empty()))),
+        Arc::new(InMemoryOwnerStore::new()),
+        RouterConfig::new(fake_wm.url()),
+    )
+    .await
+    .expect("router");
+    let app = token(&idp, "agentcube-app");
+    let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
+    assert_eq!(answer.status, 500, "{:?}", answer.body);
+    assert_eq!(answer.code(), "jwt_signing_failed");
+    assert_eq!(answer.error(), "failed to sign request");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    router.shutdown().await;
+    fake_wm.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_manager_fails_closed_and_checks_owner_on_delete() {
+    let ring = Arc::new(KeyRing::generate().expect("key"));
+    let minter = TokenMinter::new(Arc::clone(&ring));
+    let wm = workload_manager::serve(
+        IdentityVerifier::new(Arc::clone(&ring)),
+        Arc::new(InMemoryOwnerStore::new()),
+        WorkloadManagerConfig::new("http://127.0.0.1:8082"),
+    )
+    .await
+    .expect("wm");
+    let url = wm.url();
+    let issuer = "https://kc.example/realms/agentcube";
+    let identity = |p: &Principal| minter.identity_token(p).expect("mint").as_str().to_owned();
+    let alice = Principal::builder(issuer, "alice")
+        .roles([Role::realm("sandbox:invoke")])
+        .build();
+    let bob = Principal::builder(issuer, "bob")
+        .roles([Role::realm("sandbox:invoke")])
+        .build();
+    let root = Principal::builder(issuer, "root")
+        .roles([Role::realm("admin")])
+        .build();
+    let body = json!({"kind": "AgentRuntime", "name": "demo", "namespace": "default"});
+    let create = |header: Option<String>| {
+        let mut request = http().post(format!("{url}/v1/agent-runtime")).json(&body);
+        if let Some(h) = header {
+            request = request.header(IDENTITY_HEADER, h);
+        }
+        send(request)
+    };
+
+    let missing = create(None).await;
+    assert_eq!(missing.status, 401);
+    let garbage = create(Some("not-a-token".into())).await;
+    assert_eq!(garbage.status, 401);
+    let sandbox_token = minter
+        .sandbox_token(&alice, "s-1")
+        .expect("mint")
+        .as_str()
+        .to_owned();
+    let wrong_kind = create(Some(sandbox_token)).await;
+    assert_eq!(wrong_kind.status, 401);
+    let bad_body = send(
+        http()
+            .post(format!("{url}/v1/agent-runtime"))
+            .header(IDENTITY_HEADER, identity(&alice))
+            .body("{"),
+    )
+    .await;
+    assert_eq!(bad_body.status, 400);
+
+    let created = create(Some(identity(&alice))).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    for field in [
+        "kind",
+        "sessionId",
+        "sandboxId",
+        "sandboxName",
+        "entryPoints",
+        "ownerId",
+    ] {
+        assert!(created.body.get(field).is_some(), "{field} missing");
+    }
+    assert_eq!(created.body["ownerId"], "alice");
+    let session = created.body["sessionId"].as_str().expect("id").to_owned();
+
+    let record = send(http().get(format!("{url}/v1/sessions/{session}"))).await;
+    assert_eq!(record.body["ownerId"], "alice");
+    assert_eq!(
+        record.body["metadata"]["annotations"][OWNER_ANNOTATION],
+        "alice"
+    );
+    let unknown = send(http().get(format!("{url}/v1/sessions/nope"))).await;
+    assert_eq!(unknown.status, 404);
+
+    let delete = |path: &str, header: Option<String>| {
+        let mut request = http().delete(format!("{url}{path}"));
+        if let Some(h) = header {
+            request = request.header(IDENTITY_HEADER, h);
+        }
+        send(request)
+    };
+    let ar_path = format!("/v1/agent-runtime/sessions/{session}");
+    assert_eq!(delete(&ar_path, None).await.status, 401);
+    let by_bob = delete(&ar_path, Some(identity(&bob))).await;
+    assert_eq!(by_bob.status, 403);
+    assert_eq!(by_bob.code(), "not_owner");
+    let other_kind = delete(
+        &format!("/v1/code-interpreter/sessions/{session}"),
+        Some(identity(&root)),
+    )
+    .await;
+    assert_eq!(other_kind.status, 404);
+    let by_root = delete(&ar_path, Some(identity(&root))).await;
+    assert_eq!(by_root.status, 200, "{:?}", by_root.body);
+    assert_eq!(delete(&ar_path, Some(identity(&alice))).await.status, 404);
+    wm.shutdown().await;
+
+    // Keys not loaded: 503 on create and on readiness.
+    let cold = workload_manager::serve(
+        IdentityVerifier::new(Arc::new(KeyRing::empty())),
+        Arc::new(InMemoryOwnerStore::new()),
+        WorkloadManagerConfig::new("http://127.0.0.1:8082"),
+    )
+    .await
+    .expect("wm");
+    let answer = send(
+        http()
+            .post(format!("{}/v1/agent-runtime", cold.url()))
+            .header(IDENTITY_HEADER, identity(&alice))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.code(), "keys_unavailable");
+    let ready = send(http().get(format!("{}/health/ready", cold.url()))).await;
+    assert_eq!(ready.status, 503);
+    cold.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_runs_before_the_concurrency_limit() {
+    let idp = DevIdp::start(AGENTCUBE_REALM_JSON).await.expect("idp");
+    let identities = quickstart::dev_identities(&idp);
+    let verifier = Arc::new(OidcOptions::new(idp.issuer()).build().expect("verifier"));
+    let stack = Stack::start(
+        verifier,
+        StackOptions::new().router(RouterConfig::new("").max_concurrent_requests(1)),
+    )
+    .await
+    .expect("stack");
+    let base = stack.router_url();
+    let app = token(&idp, "agentcube-app");
+    let session = invoke(&base, AR, Some(&app), None, &[]).await.session();
+
+    // Hold the only slot.
+    let slow = {
+        let (base, app, session) = (base.clone(), app.clone(), session.clone());
+        tokio::spawn(async move {
+            invoke(
+                &base,
+                &format!("{AR}?delay_ms=1500"),
+                Some(&app),
+                Some(&session),
+                &[],
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let unauthenticated = invoke(&base, AR, None, None, &[]).await;
+    assert_eq!(unauthenticated.status, 401);
+    let forged = invoke(&base, AR, Some("a.b.c"), None, &[]).await;
+    assert_eq!(forged.status, 401);
+    let no_role = token(&idp, &identities.no_role.expect("no-role").client_id);
+    let wrong_role = invoke(&base, AR, Some(&no_role), None, &[]).await;
+    assert_eq!(wrong_role.status, 403);
+    assert_eq!(
+        wrong_role.error(),
+        "insufficient permissions: missing role sandbox:invoke"
+    );
+    let overloaded = invoke(&base, AR, Some(&app), Some(&session), &[]).await;
+    assert_eq!(overloaded.status, 429, "{:?}", overloaded.body);
+    assert_eq!(overloaded.code(), "server_overloaded");
+    assert_eq!(
+        overloaded.error(),
+        "server overloaded, please try again later"
+    );
+    let live = send(http().get(format!("{base}/health/live"))).await;
+    assert_eq!(live.status, 200);
+
+    let slow = slow.await.expect("slow request");
+    assert_eq!(slow.status, 200, "{:?}", slow.body);
+    assert_eq!(slow.body["query"], "delay_ms=1500");
+    let after = invoke(&base, AR, Some(&app), Some(&session), &[]).await;
+    assert_eq!(after.status, 200);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_error_bodies_health_and_jwks() {
+    let (qs, idp) = start().await;
+    let base = qs.stack.router_url();
+    let client = http();
+
+    let missing = invoke(&base, AR, None, None, &[]).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.error(), "missing authorization header");
+    assert_eq!(
+        missing
+            .headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let basic = send(
+        client
+            .post(format!("{base}{AR}"))
+            .header("authorization", "Basic YTpi"),
+    )
+    .await;
+    assert_eq!(basic.status, 401);
+    assert_eq!(basic.error(), "invalid authorization header format");
+    let invalid = invoke(&base, AR, Some("not.a.jwt"), None, &[]).await;
+    assert_eq!(invalid.status, 401);
+    assert_eq!(invalid.error(), "invalid or expired token");
+    // The Router's own client has no API audience; `account` is not the API either.
+    let router_client = token(&idp, "agentcube-router");
+    let no_aud = invoke(&base, AR, Some(&router_client), None, &[]).await;
+    assert_eq!(no_aud.status, 401);
+    assert_eq!(no_aud.error(), "invalid or expired token");
+    let account = idp
+        .issue("agentcube-app", &json!({"aud": "account"}))
+        .expect("token");
+    let wrong_aud = invoke(&base, AR, Some(&account), None, &[]).await;
+    assert_eq!(wrong_aud.status, 401);
+    assert_eq!(wrong_aud.code(), "audience_mismatch");
+    // An expired token.
+    let expired = idp
+        .issue(
+            "agentcube-app",
+            &json!({"exp": 1_000_000_000, "iat": 999_999_000}),
+        )
+        .expect("token");
+    let answer = invoke(&base, AR, Some(&expired), None, &[]).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.code(), "expired");
+
+    let app = token(&idp, "agentcube-app");
+    let unknown = invoke(&base, AR, Some(&app), Some("no-such-session"), &[]).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.code(), "session_not_found");
+    let bad_header = invoke(&base, AR, Some(&app), Some("a b"), &[]).await;
+    assert_eq!(bad_header.status, 400);
+    // GET works too, and on the bare invocations path (the SDK's session bootstrap).
+    let bootstrap = send(
+        client
+            .get(format!(
+                "{base}/v1/namespaces/default/agent-runtimes/demo/invocations/"
+            ))
+            .bearer_auth(&app),
+    )
+    .await;
+    assert_eq!(bootstrap.status, 200, "{:?}", bootstrap.body);
+    assert!(!bootstrap.session().is_empty());
+    assert_eq!(bootstrap.body["method"], "GET");
+    assert_eq!(bootstrap.body["path"], "/");
+
+    let live = send(client.get(format!("{base}/health/live"))).await;
+    assert_eq!(live.status, 200);
+    let ready = send(client.get(format!("{base}/health/ready"))).await;
+    assert_eq!(ready.status, 200);
+    let jwks = send(client.get(format!("{base}/.well-known/agentcube/jwks.json"))).await;
+    assert_eq!(jwks.status, 200);
+    let kids = qs.stack.minter.key_ring().kids();
+    assert_eq!(jwks.body["keys"][0]["kid"], kids[0].as_str());
+    assert_eq!(jwks.body["keys"][0]["kty"], "OKP");
+    assert!(jwks.body["keys"][0].get("d").is_none());
+    let nowhere = send(client.get(format!("{base}/nowhere"))).await;
+    assert_eq!(nowhere.status, 404);
+    assert_eq!(nowhere.code(), "not_found");
+    qs.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_may_delete_any_session_and_others_may_not() {
+    let (qs, idp) = start().await;
+    let base = qs.stack.router_url();
+    let app = token(&idp, "agentcube-app");
+    let second = token(&idp, quickstart::SECOND_CLIENT);
+    let admin = token(&idp, "agentcube-admin");
+    let session = invoke(&base, CI, Some(&app), None, &[]).await.session();
+    let delete = |token: String| {
+        let url = format!("{base}/v1/sessions/{session}");
+        async move { send(http().delete(url).bearer_auth(token)).await }
+    };
+    let denied = delete(second).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.code(), "not_owner");
+    let by_admin = delete(admin.clone()).await;
+    assert_eq!(by_admin.status, 200, "{:?}", by_admin.body);
+    let again = delete(admin).await;
+    assert_eq!(again.status, 404);
+    // Gone on the workload manager too.
+    let record = send(http().get(format!(
+        "{}/v1/sessions/{session}",
+        qs.stack.workload_manager.url()
+    )))
+    .await;
+    assert_eq!(record.status, 404);
+    qs.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_with_a_shared_redis_store() {
+    let Ok(redis_url) = std::env::var("AGENTCUBE_REDIS_URL") else {
+        println!("skipped: AGENTCUBE_REDIS_URL is not set (scripts/with-services.sh sets it)");
+        return;
+    };
+    let qs = quickstart::start_dev(Some(redis_url))
+        .await
+        .expect("quickstart");
+    assert!(quickstart::wait_ready(&qs.verifier, Duration::from_secs(10)).await);
+    let report = scenario::run(&qs.scenario).await.expect("scenario");
+    println!("{}", report.render());
+    assert!(report.passed(), "{}", report.render());
+    qs.stack.shutdown().await;
+}
