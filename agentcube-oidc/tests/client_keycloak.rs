@@ -19,6 +19,8 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::time::Duration;
 
 use agentcube_oidc::client::{
@@ -26,59 +28,12 @@ use agentcube_oidc::client::{
     LoopbackListener, TokenSource,
 };
 use agentcube_oidc::{OidcConfig, OidcVerifier};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Map, Value, json};
-
-struct Keycloak {
-    base: String,
-    issuer: String,
-    admin_user: String,
-    admin_password: String,
-    app_secret: String,
-}
-
-/// The Keycloak from the environment, or `None` (skip) outside CI.
-fn keycloak(test: &str) -> Option<Keycloak> {
-    let Ok(base) = std::env::var("AGENTCUBE_KEYCLOAK_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: AGENTCUBE_KEYCLOAK_URL is not set; under CI the Keycloak tests must run \
-             (use scripts/with-services.sh)"
-        );
-        eprintln!(
-            "skipping {test}: AGENTCUBE_KEYCLOAK_URL is not set \
-             (run under scripts/with-services.sh to include the Keycloak tests)"
-        );
-        return None;
-    };
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set"));
-    let base = base.trim_end_matches('/').to_owned();
-    let realm = std::env::var("AGENTCUBE_KEYCLOAK_REALM").unwrap_or_else(|_| "agentcube".into());
-    Some(Keycloak {
-        issuer: format!("{base}/realms/{realm}"),
-        base,
-        admin_user: var("AGENTCUBE_KEYCLOAK_ADMIN_USER"),
-        admin_password: var("AGENTCUBE_KEYCLOAK_ADMIN_PASSWORD"),
-        app_secret: var("KC_CLIENT_APP_SECRET"),
-    })
-}
+use serde_json::{Map, Value};
+use support::{Keycloak, audiences, browse, keycloak};
 
 /// The (unverified) payload of a JWT.
 fn payload(token: &AccessToken) -> Map<String, Value> {
-    let part = token.secret().split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
-fn audiences(payload: &Map<String, Value>) -> Vec<String> {
-    match &payload["aud"] {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect(),
-        other => panic!("unexpected aud {other}"),
-    }
+    support::payload_of(token.secret())
 }
 
 /// Verifies the token with this crate's verifier (defaults: audience `agentcube-api`, RS256).
@@ -154,164 +109,7 @@ async fn wrong_secret_is_a_clear_error() {
 
 /// Creates a user with a password in the realm through the Admin REST API.
 async fn create_user(keycloak: &Keycloak) -> (String, String) {
-    let http = reqwest::Client::new();
-    let admin: Value = http
-        .post(format!(
-            "{}/realms/master/protocol/openid-connect/token",
-            keycloak.base
-        ))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "admin-cli"),
-            ("username", &keycloak.admin_user),
-            ("password", &keycloak.admin_password),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin_token = admin["access_token"].as_str().unwrap();
-    let mut random = [0u8; 6];
-    aws_lc_rs::rand::fill(&mut random).unwrap();
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let username = format!("user-{suffix}");
-    let password = format!("pw-{suffix}-Secret!");
-    let realm = keycloak.issuer.rsplit('/').next().unwrap();
-    let response = http
-        .post(format!("{}/admin/realms/{realm}/users", keycloak.base))
-        .bearer_auth(admin_token)
-        .json(&json!({
-            "username": username,
-            "enabled": true,
-            "email": format!("{username}@example.com"),
-            "emailVerified": true,
-            "firstName": "Test",
-            "lastName": "User",
-            "requiredActions": [],
-            "credentials": [{"type": "password", "value": password, "temporary": false}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    (username, password)
-}
-
-/// A form in an HTML page: its action and the values of its named inputs.
-struct Form {
-    action: String,
-    fields: Vec<(String, String)>,
-}
-
-fn unescape(value: &str) -> String {
-    value
-        .replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let end = tag[start..].find('"')? + start;
-    Some(unescape(&tag[start..end]))
-}
-
-/// The first form containing `marker` (e.g. `name="username"`).
-fn find_form(html: &str, marker: &str) -> Option<Form> {
-    let mut rest = html;
-    while let Some(start) = rest.find("<form") {
-        let end = rest[start..]
-            .find("</form>")
-            .map_or(rest.len(), |e| start + e);
-        let form = &rest[start..end];
-        if form.contains(marker) {
-            let tag_end = form.find('>').unwrap();
-            let action = attribute(&form[..tag_end], "action")?;
-            let mut fields = Vec::new();
-            let mut inputs = form;
-            while let Some(i) = inputs.find("<input") {
-                let close = inputs[i..].find('>').map_or(inputs.len(), |c| i + c);
-                let tag = &inputs[i..close];
-                if let (Some(name), Some("hidden")) =
-                    (attribute(tag, "name"), attribute(tag, "type").as_deref())
-                {
-                    fields.push((name, attribute(tag, "value").unwrap_or_default()));
-                }
-                inputs = &inputs[close..];
-            }
-            return Some(Form { action, fields });
-        }
-        rest = &rest[end..];
-    }
-    None
-}
-
-/// Plays the user's browser from `start`: logs in as `user`, enters the device `user_code` if
-/// asked, accepts a consent screen if shown, and follows redirects. Stops at a redirect to
-/// `stop_at` (which it then requests, reaching the loopback listener) or at a page without a
-/// form it knows, whose HTML it returns.
-async fn browse(
-    start: &str,
-    (username, password): (&str, &str),
-    user_code: Option<&str>,
-    stop_at: Option<&str>,
-) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut next = browser.get(start);
-    let mut logged_in = false;
-    for _ in 0..20 {
-        let response = next.send().await.unwrap();
-        let url = response.url().clone();
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response.headers()["location"].to_str().unwrap();
-            let location = url.join(location).unwrap();
-            if stop_at.is_some_and(|prefix| location.as_str().starts_with(prefix)) {
-                let done = reqwest::get(location).await.unwrap();
-                return done.text().await.unwrap();
-            }
-            next = browser.get(location);
-            continue;
-        }
-        let html = response.text().await.unwrap();
-        assert!(status.is_success(), "{status} at {url}: {html}");
-        if let Some(form) = find_form(&html, "name=\"username\"") {
-            assert!(
-                !logged_in,
-                "login form shown twice (wrong password?): {html}"
-            );
-            logged_in = true;
-            let mut fields = form.fields;
-            fields.push(("username".into(), username.into()));
-            fields.push(("password".into(), password.into()));
-            next = browser.post(url.join(&form.action).unwrap()).form(&fields);
-        } else if let Some(form) = find_form(&html, "name=\"device_user_code\"") {
-            let mut fields = form.fields;
-            fields.push((
-                "device_user_code".into(),
-                user_code.expect("a user code").into(),
-            ));
-            next = browser.post(url.join(&form.action).unwrap()).form(&fields);
-        } else if let Some(form) = find_form(&html, "name=\"accept\"") {
-            let mut fields = form.fields;
-            fields.push(("accept".into(), "Yes".into()));
-            next = browser.post(url.join(&form.action).unwrap()).form(&fields);
-        } else {
-            return html;
-        }
-    }
-    panic!("too many steps in the browser");
+    keycloak.admin().create_user(&keycloak.realm).await
 }
 
 #[tokio::test]
