@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use agentcube_auth_core::jose::Algorithm;
 use agentcube_auth_core::{Principal, Role};
+use agentcube_benches::ready;
 use agentcube_identity::{IdentityVerifier, KeyRing, SigningKey, TokenMinter};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -93,11 +94,8 @@ fn bench_identity(c: &mut Criterion) {
         });
     });
     let verifier = IdentityVerifier::new(Arc::clone(&ed_ring));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
     group.bench_function("verify_identity", |b| {
-        b.iter(|| rt.block_on(verifier.verify(black_box(&signed))).unwrap());
+        b.iter(|| ready(verifier.verify(black_box(&signed))).unwrap());
     });
     group.finish();
 }

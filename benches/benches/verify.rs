@@ -15,7 +15,7 @@ use agentcube_auth_core::jose::{
     self, Algorithm, AlgorithmSet, JwsPolicy, TimeRules, UnverifiedJws,
 };
 use agentcube_auth_core::{ClaimMapper, KeycloakClaimMapper, Requirement, RoleHierarchy};
-use agentcube_benches::{ISSUER, fixture, now};
+use agentcube_benches::{ISSUER, fixture, now, ready};
 use agentcube_oidc::{CacheConfig, OidcConfig, OidcVerifier};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -81,27 +81,20 @@ fn bench_verify(c: &mut Criterion) {
         };
         let uncached = OidcVerifier::new(config().cache(CacheConfig::disabled())).unwrap();
         let cached = OidcVerifier::new(config()).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         group.bench_function("oidc_pipeline", |b| {
             b.iter(|| {
-                let principal = rt.block_on(uncached.verify(black_box(&f.token))).unwrap();
+                let principal = ready(uncached.verify(black_box(&f.token))).unwrap();
                 invoke.check(&principal, &hierarchy).unwrap();
                 principal
             });
         });
-        rt.block_on(cached.verify(&f.token)).unwrap();
+        ready(cached.verify(&f.token)).unwrap();
         group.bench_function("cache_hit", |b| {
             b.iter(|| {
-                let principal = rt.block_on(cached.verify(black_box(&f.token))).unwrap();
+                let principal = ready(cached.verify(black_box(&f.token))).unwrap();
                 invoke.check(&principal, &hierarchy).unwrap();
                 principal
             });
-        });
-        group.bench_function("floor_block_on", |b| {
-            b.iter(|| rt.block_on(async { black_box(1) }));
         });
 
         // Where the pipeline's time goes beyond the signature.

@@ -9,16 +9,28 @@ use agentcube_benches::{ISSUER, fixture, now};
 use agentcube_oidc::{CacheConfig, OidcConfig, OidcVerifier};
 
 fn main() {
-    let iterations: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(2000);
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    // `profile_verify N cached` profiles the verified-token cache's hit path instead.
+    let cached = std::env::args().nth(2).is_some_and(|a| a == "cached");
     let f = fixture(Algorithm::RS256, now()).expect("fixture");
     let verifier = OidcVerifier::new(
         OidcConfig::new(ISSUER)
             .algorithms(AlgorithmSet::only(Algorithm::RS256))
             .static_keys(f.keys.clone())
-            .cache(CacheConfig::disabled()),
+            .cache(if cached {
+                CacheConfig::new()
+            } else {
+                CacheConfig::disabled()
+            }),
     )
     .expect("verifier");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     profiled_loop(&rt, &verifier, &f.token, iterations);
 }
 
