@@ -192,6 +192,18 @@ impl From<Map<String, Value>> for Claims {
     }
 }
 
+/// Claims from a JSON value, which must be an object.
+impl TryFrom<Value> for Claims {
+    type Error = AuthError;
+
+    fn try_from(value: Value) -> Result<Self, AuthError> {
+        match value {
+            Value::Object(map) => Ok(Self::new(map)),
+            _ => Err(AuthError::Malformed(crate::MalformedReason::PayloadJson)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,10 +211,7 @@ mod tests {
     use serde_json::json;
 
     fn claims(v: Value) -> Claims {
-        match v {
-            Value::Object(m) => Claims::new(m),
-            _ => unreachable!("test claims are objects"),
-        }
+        Claims::try_from(v).unwrap()
     }
 
     #[test]

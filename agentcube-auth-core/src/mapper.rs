@@ -143,10 +143,7 @@ mod tests {
     use serde_json::json;
 
     fn claims(v: Value) -> Claims {
-        match v {
-            Value::Object(m) => Claims::new(m),
-            _ => unreachable!("test claims are objects"),
-        }
+        Claims::try_from(v).unwrap()
     }
 
     #[test]

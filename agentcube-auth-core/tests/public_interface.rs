@@ -16,10 +16,7 @@ use agentcube_auth_core::{
 use serde_json::{Value, json};
 
 fn claims(v: Value) -> Claims {
-    match v {
-        Value::Object(m) => Claims::new(m),
-        _ => unreachable!("test claims are objects"),
-    }
+    Claims::try_from(v).unwrap()
 }
 
 fn realm_hierarchy() -> RoleHierarchy {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
+use agentcube_auth_core::jose;
 use agentcube_auth_core::{AuthError, ErrorCode, MalformedReason, Principal, TokenVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -176,19 +177,7 @@ impl fmt::Debug for MultiIssuerVerifier {
 /// the strict duplicate-member check.
 pub(crate) fn peek_issuer(token: &str) -> Result<String, AuthError> {
     let malformed = AuthError::Malformed;
-    if token.is_empty() {
-        return Err(malformed(MalformedReason::Empty));
-    }
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed(if token.split('.').count() == 5 {
-            MalformedReason::Encrypted
-        } else {
-            MalformedReason::SegmentCount
-        }));
-    };
+    let [_, payload, _] = jose::split_compact(token)?;
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| malformed(MalformedReason::Base64))?;

@@ -133,26 +133,13 @@ impl<'a> UnverifiedJws<'a> {
     /// `token_type_mismatch`.
     pub fn parse(token: &'a str, policy: &JwsPolicy) -> Result<Self, AuthError> {
         let malformed = AuthError::Malformed;
-        if token.is_empty() {
-            return Err(malformed(MalformedReason::Empty));
-        }
         if token.len() > policy.max_token_bytes {
             return Err(AuthError::TokenTooLarge {
                 size: token.len(),
                 limit: policy.max_token_bytes,
             });
         }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            // Five segments is the JWE compact form.
-            return Err(malformed(if token.split('.').count() == 5 {
-                MalformedReason::Encrypted
-            } else {
-                MalformedReason::SegmentCount
-            }));
-        };
+        let [header_b64, payload_b64, signature_b64] = split_compact(token)?;
         let signing_input = token
             .get(..header_b64.len() + 1 + payload_b64.len())
             .ok_or(malformed(MalformedReason::SegmentCount))?;
@@ -367,6 +354,26 @@ impl<'de> Deserialize<'de> for Key<'de> {
 impl<'de> Deserialize<'de> for Str<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_str(CowStrVisitor).map(Str)
+    }
+}
+
+/// Splits a compact JWS into its three segments (header, payload, signature), without decoding.
+///
+/// # Errors
+/// `malformed`: an empty token, a JWE (five segments), or any other segment count.
+pub fn split_compact(token: &str) -> Result<[&str; 3], AuthError> {
+    if token.is_empty() {
+        return Err(AuthError::Malformed(MalformedReason::Empty));
+    }
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(payload), Some(signature), None) => Ok([header, payload, signature]),
+        // Five segments is the JWE compact form.
+        _ => Err(AuthError::Malformed(if token.split('.').count() == 5 {
+            MalformedReason::Encrypted
+        } else {
+            MalformedReason::SegmentCount
+        })),
     }
 }
 

@@ -137,10 +137,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn claims(v: Value) -> Claims {
-        match v {
-            Value::Object(m) => Claims::new(m),
-            _ => unreachable!("test claims are objects"),
-        }
+        Claims::try_from(v).unwrap()
     }
 
     const NOW: i64 = 1_800_000_000;
