@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agentcube_auth_core::jose::{
     self, Algorithm, AlgorithmSet, DEFAULT_MAX_TOKEN_BYTES, JwsPolicy, KeySource, TimeRules,
-    TypePolicy, UnverifiedJws, Validity,
+    TypePolicy, UnverifiedJws,
 };
 use agentcube_auth_core::{
     AuthError, Claims, Clock, KeysUnavailableReason, Principal, Role, RoleSet, SystemClock,
@@ -151,12 +151,60 @@ struct Core<K> {
     replay: Option<Arc<ReplayGuard>>,
 }
 
+/// A token that passed [`Core::check`], and when it was checked.
 struct Checked {
+    token: TokenMeta,
+    now: i64,
+}
+
+/// What every verified token carries, whatever its kind.
+#[derive(Clone)]
+struct TokenMeta {
     kid: Box<str>,
     algorithm: Algorithm,
+    issued_at: i64,
+    expires_at: i64,
     claims: Claims,
-    validity: Validity,
-    now: i64,
+}
+
+/// The [`TokenMeta`] accessors, for a verified type with a `token: TokenMeta` field.
+macro_rules! token_meta_accessors {
+    () => {
+        /// The `kid` of the key that signed the token.
+        pub fn kid(&self) -> &str {
+            &self.token.kid
+        }
+
+        /// The signing algorithm.
+        pub fn algorithm(&self) -> Algorithm {
+            self.token.algorithm
+        }
+
+        /// `iat`, seconds since the epoch.
+        pub fn issued_at(&self) -> i64 {
+            self.token.issued_at
+        }
+
+        /// `exp`, seconds since the epoch.
+        pub fn expires_at(&self) -> i64 {
+            self.token.expires_at
+        }
+
+        /// The token's id (`jti`).
+        pub fn jwt_id(&self) -> &str {
+            self.token
+                .claims
+                .jwt_id()
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        }
+
+        /// The full verified payload.
+        pub fn claims(&self) -> &Claims {
+            &self.token.claims
+        }
+    };
 }
 
 impl<K: KeySource> Core<K> {
@@ -203,10 +251,13 @@ impl<K: KeySource> Core<K> {
             None => return Err(AuthError::MissingClaim(Cow::Borrowed("jti")).into()),
         }
         Ok(Checked {
-            kid,
-            algorithm,
-            claims,
-            validity,
+            token: TokenMeta {
+                kid,
+                algorithm,
+                issued_at: validity.issued_at.unwrap_or_default(),
+                expires_at: validity.expires_at,
+                claims,
+            },
             now,
         })
     }
@@ -214,13 +265,71 @@ impl<K: KeySource> Core<K> {
     /// The last step, after every other check passed.
     fn record(&self, checked: &Checked) -> Result<(), IdentityError> {
         if let Some(guard) = &self.replay {
-            let jti = checked.claims.jwt_id()?.unwrap_or_default();
+            let jti = checked.token.claims.jwt_id()?.unwrap_or_default();
             let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
-            let forget_after = checked.validity.expires_at.saturating_add(leeway);
+            let forget_after = checked.token.expires_at.saturating_add(leeway);
             guard.check_and_record(jti, forget_after, checked.now)?;
         }
         Ok(())
     }
+}
+
+/// The constructors, settings, accessors and `Debug` shared by the verifiers, for a verifier
+/// with a `core: Core<K>` field that accepts tokens of header type `$typ`.
+macro_rules! verifier_setup {
+    ($verifier:ident, $typ:expr, $config_doc:literal, $ready_doc:literal) => {
+        impl<K: KeySource> $verifier<K> {
+            /// A verifier with the default [`VerifierConfig`].
+            pub fn new(keys: K) -> Self {
+                Self::with_config(keys, VerifierConfig::default())
+            }
+
+            #[doc = $config_doc]
+            pub fn with_config(keys: K, config: VerifierConfig) -> Self {
+                Self {
+                    core: Core::new(keys, config, $typ),
+                }
+            }
+
+            /// Uses `clock` instead of the system clock.
+            #[must_use]
+            pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+                self.core.clock = Arc::new(clock);
+                self
+            }
+
+            /// Rejects a second use of the same token (see [`ReplayGuard`] for when this fits).
+            #[must_use]
+            pub fn with_replay_guard(mut self, guard: Arc<ReplayGuard>) -> Self {
+                self.core.replay = Some(guard);
+                self
+            }
+
+            /// The key source.
+            pub fn keys(&self) -> &K {
+                &self.core.keys
+            }
+
+            /// The configuration.
+            pub fn config(&self) -> &VerifierConfig {
+                &self.core.config
+            }
+
+            #[doc = $ready_doc]
+            pub fn is_ready(&self) -> bool {
+                self.core.keys.is_ready()
+            }
+        }
+
+        impl<K> fmt::Debug for $verifier<K> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($verifier))
+                    .field("config", &self.core.config)
+                    .field("replay_guard", &self.core.replay.is_some())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
 
 fn header_token<V: AsRef<[u8]>>(value: Option<&V>) -> Result<&str, IdentityError> {
@@ -295,11 +404,7 @@ pub struct VerifiedIdentity {
     idp_issuer: Option<Box<str>>,
     roles: RoleSet,
     issuer: Box<str>,
-    kid: Box<str>,
-    algorithm: Algorithm,
-    issued_at: i64,
-    expires_at: i64,
-    claims: Claims,
+    token: TokenMeta,
 }
 
 impl VerifiedIdentity {
@@ -330,35 +435,7 @@ impl VerifiedIdentity {
         &self.issuer
     }
 
-    /// The `kid` of the key that signed the token.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The signing algorithm.
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    /// `iat`, seconds since the epoch.
-    pub fn issued_at(&self) -> i64 {
-        self.issued_at
-    }
-
-    /// `exp`, seconds since the epoch.
-    pub fn expires_at(&self) -> i64 {
-        self.expires_at
-    }
-
-    /// The token's id (`jti`).
-    pub fn jwt_id(&self) -> &str {
-        self.claims.jwt_id().ok().flatten().unwrap_or_default()
-    }
-
-    /// The full verified payload.
-    pub fn claims(&self) -> &Claims {
-        &self.claims
-    }
+    token_meta_accessors!();
 
     /// The caller as a [`Principal`]: issuer = `idp_iss` (or the Router when absent), subject,
     /// email (not marked verified: the identity token does not say), roles and claims. This is
@@ -367,7 +444,7 @@ impl VerifiedIdentity {
         let issuer = self.idp_issuer.as_deref().unwrap_or(&self.issuer);
         let mut builder = Principal::builder(issuer, &*self.subject)
             .roles(self.roles.iter().cloned())
-            .claims(self.claims.clone());
+            .claims(self.token.claims.clone());
         if let Some(email) = &self.email {
             builder = builder.email(&**email, false);
         }
@@ -382,8 +459,8 @@ impl fmt::Debug for VerifiedIdentity {
             .field("subject", &self.subject)
             .field("idp_issuer", &self.idp_issuer)
             .field("roles", &self.roles)
-            .field("kid", &self.kid)
-            .field("expires_at", &self.expires_at)
+            .field("kid", &self.token.kid)
+            .field("expires_at", &self.token.expires_at)
             .finish_non_exhaustive()
     }
 }
@@ -404,48 +481,14 @@ pub struct IdentityVerifier<K> {
     core: Core<K>,
 }
 
+verifier_setup!(
+    IdentityVerifier,
+    IDENTITY_TOKEN_TYPE,
+    "A verifier with `config`.",
+    "Whether the key source has keys (report it on the readiness endpoint)."
+);
+
 impl<K: KeySource> IdentityVerifier<K> {
-    /// A verifier with the default [`VerifierConfig`].
-    pub fn new(keys: K) -> Self {
-        Self::with_config(keys, VerifierConfig::default())
-    }
-
-    /// A verifier with `config`.
-    pub fn with_config(keys: K, config: VerifierConfig) -> Self {
-        Self {
-            core: Core::new(keys, config, IDENTITY_TOKEN_TYPE),
-        }
-    }
-
-    /// Uses `clock` instead of the system clock.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.core.clock = Arc::new(clock);
-        self
-    }
-
-    /// Rejects a second use of the same token (see [`ReplayGuard`] for when this fits).
-    #[must_use]
-    pub fn with_replay_guard(mut self, guard: Arc<ReplayGuard>) -> Self {
-        self.core.replay = Some(guard);
-        self
-    }
-
-    /// The key source.
-    pub fn keys(&self) -> &K {
-        &self.core.keys
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &VerifierConfig {
-        &self.core.config
-    }
-
-    /// Whether the key source has keys (report it on the readiness endpoint).
-    pub fn is_ready(&self) -> bool {
-        self.core.keys.is_ready()
-    }
-
     /// Verifies the value of the [`IDENTITY_HEADER`](crate::IDENTITY_HEADER); `None` or an empty
     /// value is [`IdentityError::MissingHeader`]. Accepts anything byte-like, such as
     /// `http::HeaderValue`.
@@ -470,7 +513,7 @@ impl<K: KeySource> IdentityVerifier<K> {
             .core
             .check(token, &self.core.config.identity_audience)
             .await?;
-        let claims = &checked.claims;
+        let claims = &checked.token.claims;
         let subject = Box::from(jose::require_subject(claims)?);
         let email = optional_string(claims, "email")?;
         let idp_issuer = optional_string(claims, "idp_iss")?;
@@ -482,21 +525,8 @@ impl<K: KeySource> IdentityVerifier<K> {
             idp_issuer,
             roles,
             issuer: Box::from(self.core.config.issuer.as_str()),
-            issued_at: checked.validity.issued_at.unwrap_or_default(),
-            expires_at: checked.validity.expires_at,
-            kid: checked.kid,
-            algorithm: checked.algorithm,
-            claims: checked.claims,
+            token: checked.token,
         })
-    }
-}
-
-impl<K> fmt::Debug for IdentityVerifier<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityVerifier")
-            .field("config", &self.core.config)
-            .field("replay_guard", &self.core.replay.is_some())
-            .finish_non_exhaustive()
     }
 }
 
@@ -506,11 +536,7 @@ pub struct VerifiedSandbox {
     session_id: Box<str>,
     user_sub: Box<str>,
     user_email: Option<Box<str>>,
-    kid: Box<str>,
-    algorithm: Algorithm,
-    issued_at: i64,
-    expires_at: i64,
-    claims: Claims,
+    token: TokenMeta,
 }
 
 impl VerifiedSandbox {
@@ -529,35 +555,7 @@ impl VerifiedSandbox {
         self.user_email.as_deref()
     }
 
-    /// The `kid` of the key that signed the token.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The signing algorithm.
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    /// `iat`, seconds since the epoch.
-    pub fn issued_at(&self) -> i64 {
-        self.issued_at
-    }
-
-    /// `exp`, seconds since the epoch.
-    pub fn expires_at(&self) -> i64 {
-        self.expires_at
-    }
-
-    /// The token's id (`jti`).
-    pub fn jwt_id(&self) -> &str {
-        self.claims.jwt_id().ok().flatten().unwrap_or_default()
-    }
-
-    /// The full verified payload.
-    pub fn claims(&self) -> &Claims {
-        &self.claims
-    }
+    token_meta_accessors!();
 }
 
 impl fmt::Debug for VerifiedSandbox {
@@ -565,8 +563,8 @@ impl fmt::Debug for VerifiedSandbox {
         f.debug_struct("VerifiedSandbox")
             .field("session_id", &self.session_id)
             .field("user_sub", &self.user_sub)
-            .field("kid", &self.kid)
-            .field("expires_at", &self.expires_at)
+            .field("kid", &self.token.kid)
+            .field("expires_at", &self.token.expires_at)
             .finish_non_exhaustive()
     }
 }
@@ -583,48 +581,14 @@ pub struct SandboxVerifier<K> {
     core: Core<K>,
 }
 
+verifier_setup!(
+    SandboxVerifier,
+    SANDBOX_TOKEN_TYPE,
+    "A verifier with `config` (its `identity_audience` is not used).",
+    "Whether the key source has keys."
+);
+
 impl<K: KeySource> SandboxVerifier<K> {
-    /// A verifier with the default [`VerifierConfig`].
-    pub fn new(keys: K) -> Self {
-        Self::with_config(keys, VerifierConfig::default())
-    }
-
-    /// A verifier with `config` (its `identity_audience` is not used).
-    pub fn with_config(keys: K, config: VerifierConfig) -> Self {
-        Self {
-            core: Core::new(keys, config, SANDBOX_TOKEN_TYPE),
-        }
-    }
-
-    /// Uses `clock` instead of the system clock.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.core.clock = Arc::new(clock);
-        self
-    }
-
-    /// Rejects a second use of the same token (see [`ReplayGuard`] for when this fits).
-    #[must_use]
-    pub fn with_replay_guard(mut self, guard: Arc<ReplayGuard>) -> Self {
-        self.core.replay = Some(guard);
-        self
-    }
-
-    /// The key source.
-    pub fn keys(&self) -> &K {
-        &self.core.keys
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &VerifierConfig {
-        &self.core.config
-    }
-
-    /// Whether the key source has keys.
-    pub fn is_ready(&self) -> bool {
-        self.core.keys.is_ready()
-    }
-
     /// Verifies an `Authorization: Bearer <token>` value for `session_id`. `None` or an empty
     /// value is [`IdentityError::MissingHeader`]; another scheme is
     /// `invalid_authorization_format`; `Bearer` alone is `empty_bearer_token`.
@@ -651,7 +615,7 @@ impl<K: KeySource> SandboxVerifier<K> {
     ) -> Result<VerifiedSandbox, IdentityError> {
         let audience = sandbox_audience(session_id);
         let checked = self.core.check(token, &audience).await?;
-        let claims = &checked.claims;
+        let claims = &checked.token.claims;
         match claims.string("session_id")? {
             Some(s) if !session_id.is_empty() && s == session_id => {}
             Some(_) => return Err(AuthError::AudienceMismatch.into()),
@@ -667,21 +631,8 @@ impl<K: KeySource> SandboxVerifier<K> {
             session_id: Box::from(session_id),
             user_sub,
             user_email,
-            issued_at: checked.validity.issued_at.unwrap_or_default(),
-            expires_at: checked.validity.expires_at,
-            kid: checked.kid,
-            algorithm: checked.algorithm,
-            claims: checked.claims,
+            token: checked.token,
         })
-    }
-}
-
-impl<K> fmt::Debug for SandboxVerifier<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SandboxVerifier")
-            .field("config", &self.core.config)
-            .field("replay_guard", &self.core.replay.is_some())
-            .finish_non_exhaustive()
     }
 }
 

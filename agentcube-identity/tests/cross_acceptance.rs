@@ -1,14 +1,6 @@
 //! Internal tokens and IdP access tokens are never accepted in each other's place: distinct
 //! `typ`, `iss`, `aud` and keys. Both directions.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::needless_pass_by_value
-)] // test code
-
 mod common;
 
 use std::sync::Arc;

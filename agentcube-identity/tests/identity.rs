@@ -1,12 +1,6 @@
 //! Identity tokens: minting and every verifier rule, each rejection with its exact code.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::needless_pass_by_value
-)] // test code
+#![allow(clippy::unwrap_used, clippy::needless_pass_by_value)] // test helpers
 
 mod common;
 
@@ -24,26 +18,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use serde_json::{Value, json};
 
-struct Setup {
-    key: Arc<SigningKey>,
-    ring: Arc<KeyRing>,
-    clock: ManualClock,
-    minter: TokenMinter,
-    verifier: IdentityVerifier<Arc<KeyRing>>,
-}
-
-fn setup() -> Setup {
-    let clock = ManualClock::new(NOW);
-    let ring = Arc::new(KeyRing::new(ed25519()));
-    let minter = TokenMinter::new(ring.clone()).with_clock(clock.clone());
-    let verifier = IdentityVerifier::new(ring.clone()).with_clock(clock.clone());
-    Setup {
-        key: ring.active().unwrap(),
-        ring,
-        clock,
-        minter,
-        verifier,
-    }
+fn setup() -> Setup<IdentityVerifier<Arc<KeyRing>>> {
+    setup_with(|ring, clock| IdentityVerifier::new(ring).with_clock(clock))
 }
 
 #[tokio::test]

@@ -1,12 +1,6 @@
 //! Key ring: generation, PEM formats, kid = RFC 7638 thumbprint, JWKS export/import, rotation.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::needless_pass_by_value
-)] // test code
+#![allow(clippy::unwrap_used)] // test helpers
 
 mod common;
 

@@ -1,14 +1,6 @@
 //! The minting cache: the same token until the refresh margin, a new one after; keyed by
 //! everything that goes into the token; invalidated by rotation; bounded.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::needless_pass_by_value
-)] // test code
-
 mod common;
 
 use std::sync::Arc;

@@ -1,14 +1,6 @@
 //! The public interface, exercised only through `agentcube_identity`'s exports (and the
 //! auth-core types they take): the signatures a Router, a workload manager and a sandbox build on.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::needless_pass_by_value
-)] // test code
-
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

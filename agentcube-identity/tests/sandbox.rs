@@ -1,13 +1,5 @@
 //! Sandbox tokens: bound to one session, their own typ, short life.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::needless_pass_by_value
-)] // test code
-
 mod common;
 
 use std::sync::Arc;
@@ -16,29 +8,13 @@ use agentcube_auth_core::ManualClock;
 use agentcube_auth_core::jose::Algorithm;
 use agentcube_identity::{
     IdentityVerifier, KeyRing, MAX_SESSION_ID_BYTES, MintError, ReplayGuard, SANDBOX_TOKEN_TYPE,
-    SandboxVerifier, SigningKey, TokenMinter, sandbox_audience,
+    SandboxVerifier, TokenMinter, sandbox_audience,
 };
 use common::*;
 use serde_json::{Value, json};
 
-struct Setup {
-    key: Arc<SigningKey>,
-    ring: Arc<KeyRing>,
-    clock: ManualClock,
-    minter: TokenMinter,
-    verifier: SandboxVerifier<Arc<KeyRing>>,
-}
-
-fn setup() -> Setup {
-    let clock = ManualClock::new(NOW);
-    let ring = Arc::new(KeyRing::new(ed25519()));
-    Setup {
-        key: ring.active().unwrap(),
-        minter: TokenMinter::new(ring.clone()).with_clock(clock.clone()),
-        verifier: SandboxVerifier::new(ring.clone()).with_clock(clock.clone()),
-        ring,
-        clock,
-    }
+fn setup() -> Setup<SandboxVerifier<Arc<KeyRing>>> {
+    setup_with(|ring, clock| SandboxVerifier::new(ring).with_clock(clock))
 }
 
 #[tokio::test]

@@ -7,10 +7,10 @@
     clippy::needless_pass_by_value
 )]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use agentcube_auth_core::{Principal, Role};
-use agentcube_identity::{IdentityError, SigningKey};
+use agentcube_auth_core::{ManualClock, Principal, Role};
+use agentcube_identity::{IdentityError, KeyRing, SigningKey, TokenMinter};
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
@@ -140,6 +140,28 @@ pub fn p256_sec1_pem() -> String {
 
 pub fn ed25519() -> SigningKey {
     SigningKey::generate(agentcube_auth_core::jose::Algorithm::EdDSA).unwrap()
+}
+
+/// A fresh Ed25519 ring, a clock at `NOW`, a minter on both, and a verifier of kind `V`.
+pub struct Setup<V> {
+    pub key: Arc<SigningKey>,
+    pub ring: Arc<KeyRing>,
+    pub clock: ManualClock,
+    pub minter: TokenMinter,
+    pub verifier: V,
+}
+
+/// A [`Setup`] whose verifier `verifier` builds from the ring and the clock.
+pub fn setup_with<V>(verifier: impl FnOnce(Arc<KeyRing>, ManualClock) -> V) -> Setup<V> {
+    let clock = ManualClock::new(NOW);
+    let ring = Arc::new(KeyRing::new(ed25519()));
+    Setup {
+        key: ring.active().unwrap(),
+        minter: TokenMinter::new(ring.clone()).with_clock(clock.clone()),
+        verifier: verifier(ring.clone(), clock.clone()),
+        ring,
+        clock,
+    }
 }
 
 /// Signs an arbitrary payload with `key` and header `typ`.

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::error::ClientError;
 use super::http::lifetimes;
-use super::token::AccessToken;
+use super::token::{AccessToken, Tokens};
 
 /// After a failed background refresh, the next one starts no sooner than this.
 const BACKGROUND_RETRY_PAUSE: Duration = Duration::from_secs(5);
@@ -32,6 +32,42 @@ pub(crate) struct Fetched {
     pub(crate) expires_in: Option<Duration>,
     pub(crate) sent_at: Instant,
 }
+
+impl Fetched {
+    /// The access token of a token response, timed from when its request was sent.
+    pub(crate) fn from_tokens(tokens: &Tokens) -> Self {
+        Self {
+            token: tokens.access_token.clone(),
+            expires_in: tokens.expires_in,
+            sent_at: tokens.received_at,
+        }
+    }
+}
+
+/// Implements [`TokenSource`](super::TokenSource) for a type with a `cache: Arc<Cache<_>>` field.
+macro_rules! cached_token_source {
+    ($source:ty) => {
+        impl $crate::client::TokenSource for $source {
+            fn token(
+                &self,
+            ) -> impl std::future::Future<
+                Output = Result<$crate::client::AccessToken, $crate::client::ClientError>,
+            > + Send {
+                self.cache.token()
+            }
+
+            fn invalidate(&self) {
+                self.cache.invalidate();
+            }
+
+            fn invalidate_token(&self, rejected: &$crate::client::AccessToken) {
+                self.cache.invalidate_token(rejected);
+            }
+        }
+    };
+}
+
+pub(crate) use cached_token_source;
 
 /// Fetches a new token (one grant request, with the transport's retries).
 pub(crate) trait Grant: Send + Sync + 'static {

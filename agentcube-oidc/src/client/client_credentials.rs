@@ -2,15 +2,13 @@
 //! `ServiceAccountAuth`, done better.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
-use super::cache::{Cache, Fetched, Grant};
+use super::cache::{Cache, Fetched, Grant, cached_token_source};
 use super::error::ClientError;
 use super::http::EndpointKind;
 use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
-use super::source::TokenSource;
-use super::token::{AccessToken, ClientSecret};
+use super::token::ClientSecret;
 
 /// Access tokens for a confidential client (a service, a script, a CI job) from the client
 /// credentials grant, cached and refreshed ahead of expiry.
@@ -20,7 +18,7 @@ use super::token::{AccessToken, ClientSecret};
 ///   cached token while one background request fetches the next; only once the token has expired
 ///   do callers wait.
 /// - Concurrent callers share one request (single-flight), also on the first call.
-/// - [`invalidate`](TokenSource::invalidate) forces a new token on the next call.
+/// - [`invalidate`](super::TokenSource::invalidate) forces a new token on the next call.
 /// - Network errors, timeouts and 5xx answers are retried with backoff; 4xx answers (a wrong
 ///   secret: `invalid_client`) are returned at once as [`ClientError::OAuth`].
 ///
@@ -70,19 +68,7 @@ impl ClientCredentials {
     }
 }
 
-impl TokenSource for ClientCredentials {
-    fn token(&self) -> impl Future<Output = Result<AccessToken, ClientError>> + Send {
-        self.cache.token()
-    }
-
-    fn invalidate(&self) {
-        self.cache.invalidate();
-    }
-
-    fn invalidate_token(&self, rejected: &AccessToken) {
-        self.cache.invalidate_token(rejected);
-    }
-}
+cached_token_source!(ClientCredentials);
 
 /// Builds a [`ClientCredentials`]. Set an issuer (discovery) or a token endpoint.
 #[derive(Debug)]
@@ -123,7 +109,8 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// Checks the settings. No request is sent until the first [`TokenSource::token`] call.
+    /// Checks the settings. No request is sent until the first
+    /// [`TokenSource::token`](super::TokenSource::token) call.
     ///
     /// # Errors
     ///
@@ -163,10 +150,6 @@ impl Grant for ClientCredentialsGrant {
         form.extend(self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let tokens = self.client.request_tokens(&form).await?;
         tracing::debug!(expires_in = ?tokens.expires_in, "fetched a client credentials token");
-        Ok(Fetched {
-            token: tokens.access_token,
-            expires_in: tokens.expires_in,
-            sent_at: tokens.received_at,
-        })
+        Ok(Fetched::from_tokens(&tokens))
     }
 }

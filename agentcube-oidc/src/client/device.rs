@@ -9,10 +9,10 @@ use super::error::ClientError;
 use super::http::{
     DEVICE_ENDPOINT, EndpointKind, optional_seconds, optional_string, success_object,
 };
-use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
+use super::oauth::{CommonSettings, OAuthClient, client_secret_method, common_builder_methods};
 use super::rand::{random_token, s256_challenge};
 use super::refresh::RefreshTokenSource;
-use super::token::{ClientSecret, DeviceCode, Tokens};
+use super::token::{DeviceCode, Tokens};
 
 /// The polling interval when the server names none (RFC 8628 §3.2).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -225,11 +225,9 @@ impl DeviceFlowBuilder {
         self
     }
 
-    /// The client secret, for a confidential client (`agentcube-cli` is public and has none).
-    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.common.secret = Some(ClientSecret::new(secret));
-        self
-    }
+    client_secret_method!(
+        "The client secret, for a confidential client (`agentcube-cli` is public and has none)."
+    );
 
     /// The requested scope (default `openid`).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {

@@ -159,4 +159,16 @@ macro_rules! common_builder_methods {
     };
 }
 
-pub(crate) use common_builder_methods;
+/// Adds `client_secret`, documented with `$doc`, to a builder of a flow whose client may be
+/// public (a builder with a `common: CommonSettings` field).
+macro_rules! client_secret_method {
+    ($doc:literal) => {
+        #[doc = $doc]
+        pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+            self.common.secret = Some($crate::client::ClientSecret::new(secret));
+            self
+        }
+    };
+}
+
+pub(crate) use {client_secret_method, common_builder_methods};

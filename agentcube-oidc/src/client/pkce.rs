@@ -12,10 +12,10 @@ use url::Url;
 
 use super::error::{ClientError, bounded};
 use super::http::{EndpointKind, unverified_payload};
-use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
+use super::oauth::{CommonSettings, OAuthClient, client_secret_method, common_builder_methods};
 use super::rand::{random_token, s256_challenge};
 use super::refresh::RefreshTokenSource;
-use super::token::{AuthorizationCode, ClientSecret, Tokens};
+use super::token::{AuthorizationCode, Tokens};
 
 /// The authorization code flow with PKCE (S256), state and nonce.
 ///
@@ -176,11 +176,9 @@ impl AuthorizationCodeFlowBuilder {
         self
     }
 
-    /// The client secret, for a confidential client (`agentcube-cli` is public and has none).
-    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.common.secret = Some(ClientSecret::new(secret));
-        self
-    }
+    client_secret_method!(
+        "The client secret, for a confidential client (`agentcube-cli` is public and has none)."
+    );
 
     /// The requested scope (default `openid`; add `offline_access` for an offline token).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {

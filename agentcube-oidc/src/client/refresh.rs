@@ -1,15 +1,13 @@
 //! A [`TokenSource`] over a refresh token (RFC 6749 §6): what a CLI uses after a login.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::cache::{Cache, Fetched, Grant};
+use super::cache::{Cache, Fetched, Grant, cached_token_source};
 use super::error::ClientError;
 use super::http::EndpointKind;
-use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
-use super::source::TokenSource;
-use super::token::{AccessToken, ClientSecret, RefreshToken, Tokens};
+use super::oauth::{CommonSettings, OAuthClient, client_secret_method, common_builder_methods};
+use super::token::{RefreshToken, Tokens};
 
 /// Access tokens renewed with a refresh token, e.g. after an
 /// [authorization code](super::AuthorizationCodeFlow) or [device](super::DeviceFlow) login.
@@ -64,13 +62,8 @@ impl RefreshTokenSource {
             refresh_token: Mutex::new(refresh_token),
             scope,
         };
-        let initial = Fetched {
-            token: tokens.access_token.clone(),
-            expires_in: tokens.expires_in,
-            sent_at: tokens.received_at,
-        };
         Ok(Self {
-            cache: Cache::new(grant, Some(initial)),
+            cache: Cache::new(grant, Some(Fetched::from_tokens(tokens))),
         })
     }
 
@@ -80,19 +73,7 @@ impl RefreshTokenSource {
     }
 }
 
-impl TokenSource for RefreshTokenSource {
-    fn token(&self) -> impl Future<Output = Result<AccessToken, ClientError>> + Send {
-        self.cache.token()
-    }
-
-    fn invalidate(&self) {
-        self.cache.invalidate();
-    }
-
-    fn invalidate_token(&self, rejected: &AccessToken) {
-        self.cache.invalidate_token(rejected);
-    }
-}
+cached_token_source!(RefreshTokenSource);
 
 /// Builds a [`RefreshTokenSource`] from a stored refresh token.
 #[derive(Debug)]
@@ -106,12 +87,10 @@ pub struct RefreshTokenSourceBuilder {
 impl RefreshTokenSourceBuilder {
     common_builder_methods!();
 
-    /// The client secret, for a confidential client (public clients such as `agentcube-cli`
-    /// have none).
-    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.common.secret = Some(ClientSecret::new(secret));
-        self
-    }
+    client_secret_method!(
+        "The client secret, for a confidential client (public clients such as `agentcube-cli` \
+         have none)."
+    );
 
     /// A `scope` parameter for the refresh requests (at most the originally granted scope).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
@@ -119,7 +98,8 @@ impl RefreshTokenSourceBuilder {
         self
     }
 
-    /// Checks the settings. No request is sent until the first [`TokenSource::token`] call.
+    /// Checks the settings. No request is sent until the first
+    /// [`TokenSource::token`](super::TokenSource::token) call.
     ///
     /// # Errors
     ///
@@ -167,17 +147,14 @@ impl Grant for RefreshGrant {
             form.push(("scope", scope));
         }
         let tokens = self.client.request_tokens(&form).await?;
+        let fetched = Fetched::from_tokens(&tokens);
         if let Some(rotated) = tokens.refresh_token {
             *self
                 .refresh_token
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = rotated;
         }
-        tracing::debug!(expires_in = ?tokens.expires_in, "refreshed an access token");
-        Ok(Fetched {
-            token: tokens.access_token,
-            expires_in: tokens.expires_in,
-            sent_at: tokens.received_at,
-        })
+        tracing::debug!(expires_in = ?fetched.expires_in, "refreshed an access token");
+        Ok(fetched)
     }
 }
