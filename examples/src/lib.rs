@@ -11,8 +11,10 @@
 //! - [`dev_idp`]: a development IdP for the realm in `deploy/keycloak/`;
 //! - [`stack`]: all three services wired together in one process;
 //! - [`scenario`]: the quickstart's request matrix, also run by the end-to-end tests;
-//! - [`quickstart`]: the quickstart's set-up (dev IdP or real issuer, stack, scenario).
+//! - [`quickstart`]: the quickstart's set-up (dev IdP or real issuer, stack, scenario);
+//! - [`cli`]: the service binaries' shared flags, serving and `main`.
 
+pub mod cli;
 pub mod dev_idp;
 pub mod keys;
 pub mod quickstart;

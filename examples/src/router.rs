@@ -79,9 +79,9 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{MethodRouter, delete, get};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::sandbox::SESSION_HEADER;
@@ -326,11 +326,15 @@ pub fn app<V: TokenVerifier + 'static>(
     let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
     let ar = "/v1/namespaces/{namespace}/agent-runtimes/{name}/invocations";
     let ci = "/v1/namespaces/{namespace}/code-interpreters/{name}/invocations";
+    let (invoke_ar, invoke_ci) = (
+        invoke_route(SessionKind::AgentRuntime),
+        invoke_route(SessionKind::CodeInterpreter),
+    );
     let v1 = Router::new()
-        .route(&format!("{ar}/{{*path}}"), get(invoke_ar).post(invoke_ar))
-        .route(&format!("{ar}/"), get(invoke_ar).post(invoke_ar))
-        .route(&format!("{ci}/{{*path}}"), get(invoke_ci).post(invoke_ci))
-        .route(&format!("{ci}/"), get(invoke_ci).post(invoke_ci))
+        .route(&format!("{ar}/{{*path}}"), invoke_ar.clone())
+        .route(&format!("{ar}/"), invoke_ar)
+        .route(&format!("{ci}/{{*path}}"), invoke_ci.clone())
+        .route(&format!("{ci}/"), invoke_ci)
         .route("/v1/sessions/{id}", delete(delete_session))
         .route_layer(axum::middleware::from_fn_with_state(
             limit,
@@ -338,7 +342,7 @@ pub fn app<V: TokenVerifier + 'static>(
         ))
         .route_layer(auth);
     let app = Router::new()
-        .route("/health/live", get(live))
+        .route("/health/live", get(server::live))
         .route("/health/ready", get(ready))
         .route("/.well-known/agentcube/jwks.json", get(jwks))
         .merge(v1)
@@ -377,20 +381,8 @@ async fn concurrency_limit(
     }
 }
 
-async fn live() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
-}
-
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {
-    if (shared.ready)() {
-        axum::Json(json!({"status": "ready"})).into_response()
-    } else {
-        server::json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "token verification keys are unavailable",
-            "keys_unavailable",
-        )
-    }
+    server::readiness((shared.ready)(), "token verification keys are unavailable")
 }
 
 async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
@@ -405,26 +397,14 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn invoke_ar(
-    State(shared): State<Arc<Shared>>,
-    Path(params): Path<HashMap<String, String>>,
-    AuthenticatedPrincipal(principal): AuthenticatedPrincipal,
-    req: Request,
-) -> Result<Response, ApiError> {
-    shared
-        .invoke(SessionKind::AgentRuntime, &params, &principal, req)
-        .await
-}
-
-async fn invoke_ci(
-    State(shared): State<Arc<Shared>>,
-    Path(params): Path<HashMap<String, String>>,
-    AuthenticatedPrincipal(principal): AuthenticatedPrincipal,
-    req: Request,
-) -> Result<Response, ApiError> {
-    shared
-        .invoke(SessionKind::CodeInterpreter, &params, &principal, req)
-        .await
+/// The invocation route of `kind` (`GET` and `POST`).
+fn invoke_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
+    let handler =
+        move |State(shared): State<Arc<Shared>>,
+              Path(params): Path<HashMap<String, String>>,
+              AuthenticatedPrincipal(principal): AuthenticatedPrincipal,
+              req: Request| async move { shared.invoke(kind, &params, &principal, req).await };
+    get(handler).post(handler)
 }
 
 async fn delete_session(
@@ -627,6 +607,33 @@ impl Shared {
             .await
     }
 
+    /// Sends a request to the workload manager at `path`, as the caller (never without its
+    /// identity token) and with the request id.
+    async fn call_wm(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        principal: &Principal,
+        request_id: Option<&str>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let identity = self
+            .minter
+            .identity_token(principal)
+            .map_err(|e| signing_failed(&e))?;
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.wm_url))
+            .header(IDENTITY_HEADER, identity.as_str());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(id) = request_id {
+            request = request.header(REQUEST_ID_HEADER, id);
+        }
+        request.send().await.map_err(|e| wm_send_error(&e))
+    }
+
     /// Looks the session up and runs the ownership policy for `action`.
     async fn authorize(
         &self,
@@ -655,11 +662,7 @@ impl Shared {
         );
         match decision.into_result() {
             Ok(_) => Ok(record),
-            Err(denied) => Err(ApiError::new(
-                server::status(denied.http_status()),
-                denied.reason().message(),
-                denied.code(),
-            )),
+            Err(denied) => Err(ApiError::denied(&denied)),
         }
     }
 
@@ -674,29 +677,21 @@ impl Shared {
         let create = AccessRequest::create(Some(principal));
         let decision = self.policy.decide(&create);
         audit(&create, &decision);
-        decision.into_result().map_err(|denied| {
-            ApiError::new(
-                server::status(denied.http_status()),
-                denied.reason().message(),
-                denied.code(),
-            )
-        })?;
+        decision
+            .into_result()
+            .map_err(|denied| ApiError::denied(&denied))?;
         let owner = OwnerId::from_principal(principal, self.owner_scheme)
             .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string(), "missing_claim"))?;
-        // Never ask for a session without the caller's identity.
-        let identity = self
-            .minter
-            .identity_token(principal)
-            .map_err(|e| signing_failed(&e))?;
-        let mut request = self
-            .http
-            .post(format!("{}/v1/{}", self.wm_url, kind.wm_segment()))
-            .header(IDENTITY_HEADER, identity.as_str())
-            .json(&json!({"kind": kind.name(), "name": name, "namespace": namespace}));
-        if let Some(id) = request_id {
-            request = request.header(REQUEST_ID_HEADER, id);
-        }
-        let response = request.send().await.map_err(|e| wm_send_error(&e))?;
+        let body = json!({"kind": kind.name(), "name": name, "namespace": namespace});
+        let response = self
+            .call_wm(
+                Method::POST,
+                &format!("/v1/{}", kind.wm_segment()),
+                Some(&body),
+                principal,
+                request_id,
+            )
+            .await?;
         if !response.status().is_success() {
             return Err(map_wm_error(response).await);
         }
@@ -909,25 +904,15 @@ impl Shared {
             tracing::error!(session_id, kind = record.kind, "session of unknown kind");
             wm_error()
         })?;
-        let identity = self
-            .minter
-            .identity_token(principal)
-            .map_err(|e| signing_failed(&e))?;
-        let mut request = self
-            .http
-            .request(
+        let response = self
+            .call_wm(
                 Method::DELETE,
-                format!(
-                    "{}/v1/{}/sessions/{session_id}",
-                    self.wm_url,
-                    kind.wm_segment()
-                ),
+                &format!("/v1/{}/sessions/{session_id}", kind.wm_segment()),
+                None,
+                principal,
+                request_id,
             )
-            .header(IDENTITY_HEADER, identity.as_str());
-        if let Some(id) = request_id {
-            request = request.header(REQUEST_ID_HEADER, id);
-        }
-        let response = request.send().await.map_err(|e| wm_send_error(&e))?;
+            .await?;
         let status = response.status();
         if status.is_success() {
             self.store

@@ -55,7 +55,7 @@ struct Shared<K> {
 pub fn app<K: KeySource + 'static>(verifier: SandboxVerifier<K>, _config: SandboxConfig) -> Router {
     let shared = Arc::new(Shared { verifier });
     let app = Router::new()
-        .route("/health", get(health))
+        .route("/health", get(server::live))
         .fallback(echo::<K>)
         .with_state(shared);
     server::instrument(app, "sandbox")
@@ -70,10 +70,6 @@ pub async fn serve<K: KeySource + 'static>(
     config: SandboxConfig,
 ) -> std::io::Result<Server> {
     server::serve(app(verifier, config)).await
-}
-
-async fn health() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
 }
 
 /// `delay_ms=N` from the query string.

@@ -437,6 +437,53 @@ impl Runner<'_> {
         });
     }
 
+    /// Fetches a token for an optional identity.
+    async fn fetch<'c>(
+        &self,
+        credentials: Option<&'c Credentials>,
+    ) -> Option<(&'c Credentials, Result<String, String>)> {
+        match credentials {
+            Some(c) => Some((c, self.token(c).await)),
+            None => None,
+        }
+    }
+
+    /// The identity and token a row needs; `None` once the row was pushed as skipped (no
+    /// identity, `missing` says why) or failed (no token).
+    fn usable<'c>(
+        &mut self,
+        fetched: Option<(&'c Credentials, Result<String, String>)>,
+        request: &str,
+        expected: &str,
+        missing: &str,
+    ) -> Option<(&'c Credentials, String)> {
+        match fetched {
+            None => {
+                self.skip(request, expected, missing);
+                None
+            }
+            Some((_, Err(e))) => {
+                self.push(request, expected, e, false);
+                None
+            }
+            Some((c, Ok(token))) => Some((c, token)),
+        }
+    }
+
+    /// [`check`](Self::check) with nothing beyond the status and code.
+    fn expect(
+        &mut self,
+        request: &str,
+        expected: &str,
+        answer: Result<Answer, String>,
+        status: u16,
+        code: Option<&str>,
+    ) {
+        self.check(request, expected, answer, status, code, |_| {
+            Ok(String::new())
+        });
+    }
+
     /// Pushes a row for an answer: passes when the status (and code, if given) match and
     /// `extra` accepts the answer.
     fn check(
@@ -501,13 +548,12 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
 
     // 1. No token.
     let answer = r.invoke("agent-runtimes", None, None).await;
-    r.check(
+    r.expect(
         "invoke agent runtime, no token",
         "401 missing_authorization",
         answer,
         401,
         Some("missing_authorization"),
-        |_| Ok(String::new()),
     );
 
     // 2-4. The app creates and uses a session.
@@ -568,71 +614,48 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
     // 5. A token without sandbox:invoke.
     let request = "token without sandbox:invoke";
     let expected = "403 insufficient_role";
-    match &ids.no_role {
-        None => r.skip(request, expected, "no client without roles was given"),
-        Some(c) => match r.token(c).await {
-            Err(e) => r.push(request, expected, e, false),
-            Ok(token) => {
-                let answer = r.invoke("agent-runtimes", Some(&token), None).await;
-                r.check(
-                    &format!("{}: {request}", c.client_id),
-                    expected,
-                    answer,
-                    403,
-                    Some("insufficient_role"),
-                    |_| Ok(String::new()),
-                );
-            }
-        },
+    let no_role = r.fetch(ids.no_role.as_ref()).await;
+    if let Some((c, token)) = r.usable(
+        no_role,
+        request,
+        expected,
+        "no client without roles was given",
+    ) {
+        let answer = r.invoke("agent-runtimes", Some(&token), None).await;
+        let request = format!("{}: {request}", c.client_id);
+        r.expect(&request, expected, answer, 403, Some("insufficient_role"));
     }
 
     // 6. Another user on the app's session.
-    let second_token = match &ids.second {
-        None => None,
-        Some(c) => Some(r.token(c).await),
-    };
+    let second = r.fetch(ids.second.as_ref()).await;
+    let no_second = "no second non-admin client was given";
     let request = "second user on the app's session";
     let expected = "403 not_owner";
-    match (&ids.second, &second_token) {
-        (Some(c), Some(Ok(token))) => {
-            let answer = r
-                .invoke("agent-runtimes", Some(token), Some(&session))
-                .await;
-            r.check(
-                &format!("{}: {request}", c.client_id),
-                expected,
-                answer,
-                403,
-                Some("not_owner"),
-                |_| Ok(String::new()),
-            );
-        }
-        (_, Some(Err(e))) => r.push(request, expected, e.clone(), false),
-        _ => r.skip(request, expected, "no second non-admin client was given"),
+    if let Some((c, token)) = r.usable(second.clone(), request, expected, no_second) {
+        let answer = r
+            .invoke("agent-runtimes", Some(&token), Some(&session))
+            .await;
+        let request = format!("{}: {request}", c.client_id);
+        r.expect(&request, expected, answer, 403, Some("not_owner"));
     }
 
     // 7. Admin on the app's session.
     let request = "admin on the app's session";
     let expected = "200 (admin bypass)";
-    match &ids.admin {
-        None => r.skip(request, expected, "no admin client was given"),
-        Some(c) => match r.token(c).await {
-            Err(e) => r.push(request, expected, e, false),
-            Ok(token) => {
-                let admin_sub = claim(&token, "sub");
-                let answer = r
-                    .invoke("agent-runtimes", Some(&token), Some(&session))
-                    .await;
-                r.check(
-                    &format!("{}: {request}", c.client_id),
-                    expected,
-                    answer,
-                    200,
-                    None,
-                    |a| echo_sub(a, &admin_sub),
-                );
-            }
-        },
+    let admin = r.fetch(ids.admin.as_ref()).await;
+    if let Some((c, token)) = r.usable(admin, request, expected, "no admin client was given") {
+        let admin_sub = claim(&token, "sub");
+        let answer = r
+            .invoke("agent-runtimes", Some(&token), Some(&session))
+            .await;
+        r.check(
+            &format!("{}: {request}", c.client_id),
+            expected,
+            answer,
+            200,
+            None,
+            |a| echo_sub(a, &admin_sub),
+        );
     }
 
     // 8. Tampered token.
@@ -691,42 +714,30 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
     // 10-12. Delete.
     let request = "second user deletes the app's session";
     let expected = "403 not_owner";
-    match (&ids.second, &second_token) {
-        (Some(c), Some(Ok(token))) => {
-            let answer = r.delete(token, &session).await;
-            r.check(
-                &format!("{}: {request}", c.client_id),
-                expected,
-                answer,
-                403,
-                Some("not_owner"),
-                |_| Ok(String::new()),
-            );
-        }
-        (_, Some(Err(e))) => r.push(request, expected, e.clone(), false),
-        _ => r.skip(request, expected, "no second non-admin client was given"),
+    if let Some((c, token)) = r.usable(second, request, expected, no_second) {
+        let answer = r.delete(&token, &session).await;
+        let request = format!("{}: {request}", c.client_id);
+        r.expect(&request, expected, answer, 403, Some("not_owner"));
     }
     // A fresh token: after a rotation the first one may be signed by a retired key.
     let owner_token = r.token(&ids.app).await.unwrap_or(app_token);
     let answer = r.delete(&owner_token, &session).await;
-    r.check(
+    r.expect(
         &format!("{}: delete own session", ids.app.client_id),
         "200",
         answer,
         200,
         None,
-        |_| Ok(String::new()),
     );
     let answer = r
         .invoke("agent-runtimes", Some(&owner_token), Some(&session))
         .await;
-    r.check(
+    r.expect(
         &format!("{}: invoke the deleted session", ids.app.client_id),
         "404 session_not_found",
         answer,
         404,
         Some("session_not_found"),
-        |_| Ok(String::new()),
     );
     Ok(r.report)
 }

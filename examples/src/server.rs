@@ -193,6 +193,15 @@ impl ApiError {
     pub fn identity(err: &agentcube_identity::IdentityError) -> Self {
         Self::new(status(err.http_status()), err.public_message(), err.code())
     }
+
+    /// From an ownership-policy denial (403 `not_owner`, …).
+    pub fn denied(denied: &agentcube_rlac::AccessDenied) -> Self {
+        Self::new(
+            status(denied.http_status()),
+            denied.reason().message(),
+            denied.code(),
+        )
+    }
 }
 
 /// A status code from a number the libraries produce (always valid; 500 otherwise).
@@ -232,6 +241,20 @@ pub fn json_error(
     code: impl Into<Cow<'static, str>>,
 ) -> Response {
     ApiError::new(status, message, code).into_response()
+}
+
+/// `GET /health/live`: 200 `{"status":"ok"}`.
+pub async fn live() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// `GET /health/ready`: 200 `{"status":"ready"}`, or 503 `keys_unavailable` with `message`.
+pub fn readiness(ready: bool, message: &'static str) -> Response {
+    if ready {
+        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        json_error(StatusCode::SERVICE_UNAVAILABLE, message, "keys_unavailable")
+    }
 }
 
 /// The JSON 404 for unknown routes.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use agentcube_auth_core::jose::KeySource;
 use agentcube_auth_core::{Role, RoleHierarchy};
-use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier};
+use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, VerifiedIdentity};
 use agentcube_rlac::{
     AccessPolicy, AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy,
     OwnerStore, SessionRecord, audit,
@@ -39,7 +39,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -174,18 +174,21 @@ pub fn app<K: KeySource + 'static>(
         config,
     });
     let app = Router::new()
-        .route("/health/live", get(live))
+        .route("/health/live", get(server::live))
         .route("/health/ready", get(ready::<K>))
-        .route("/v1/agent-runtime", post(create_agent_runtime::<K>))
-        .route("/v1/code-interpreter", post(create_code_interpreter::<K>))
         .route("/v1/sessions/{id}", get(get_session::<K>))
+        .route("/v1/agent-runtime", create_route(SessionKind::AgentRuntime))
+        .route(
+            "/v1/code-interpreter",
+            create_route(SessionKind::CodeInterpreter),
+        )
         .route(
             "/v1/agent-runtime/sessions/{id}",
-            delete(delete_agent_runtime::<K>),
+            delete_route(SessionKind::AgentRuntime),
         )
         .route(
             "/v1/code-interpreter/sessions/{id}",
-            delete(delete_code_interpreter::<K>),
+            delete_route(SessionKind::CodeInterpreter),
         )
         .with_state(shared);
     server::finish(app, "workload-manager")
@@ -203,60 +206,29 @@ pub async fn serve<K: KeySource + 'static>(
     server::serve(app(verifier, store, config)).await
 }
 
-async fn live() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
-}
-
 async fn ready<K: KeySource + 'static>(State(shared): State<Arc<Shared<K>>>) -> Response {
-    if shared.verifier.is_ready() {
-        axum::Json(json!({"status": "ready"})).into_response()
-    } else {
-        server::json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "identity verification keys are unavailable",
-            "keys_unavailable",
-        )
-    }
+    server::readiness(
+        shared.verifier.is_ready(),
+        "identity verification keys are unavailable",
+    )
 }
 
-async fn create_agent_runtime<K: KeySource + 'static>(
-    State(shared): State<Arc<Shared<K>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    shared
-        .create(SessionKind::AgentRuntime, &headers, &body)
-        .await
+/// The create route of `kind` (`POST /v1/{segment}`).
+fn create_route<K: KeySource + 'static>(kind: SessionKind) -> MethodRouter<Arc<Shared<K>>> {
+    post(
+        move |State(shared): State<Arc<Shared<K>>>, headers: HeaderMap, body: Bytes| async move {
+            shared.create(kind, &headers, &body).await
+        },
+    )
 }
 
-async fn create_code_interpreter<K: KeySource + 'static>(
-    State(shared): State<Arc<Shared<K>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    shared
-        .create(SessionKind::CodeInterpreter, &headers, &body)
-        .await
-}
-
-async fn delete_agent_runtime<K: KeySource + 'static>(
-    State(shared): State<Arc<Shared<K>>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    shared
-        .delete(SessionKind::AgentRuntime, &id, &headers)
-        .await
-}
-
-async fn delete_code_interpreter<K: KeySource + 'static>(
-    State(shared): State<Arc<Shared<K>>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    shared
-        .delete(SessionKind::CodeInterpreter, &id, &headers)
-        .await
+/// The delete route of `kind` (`DELETE /v1/{segment}/sessions/{id}`).
+fn delete_route<K: KeySource + 'static>(kind: SessionKind) -> MethodRouter<Arc<Shared<K>>> {
+    delete(
+        move |State(shared): State<Arc<Shared<K>>>, Path(id): Path<String>, headers: HeaderMap| async move {
+            shared.delete(kind, &id, &headers).await
+        },
+    )
 }
 
 async fn get_session<K: KeySource + 'static>(
@@ -282,6 +254,17 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl<K: KeySource + 'static> Shared<K> {
+    /// Verifies the caller's identity token (fails closed: 401, or 503 without keys).
+    async fn identify(&self, headers: &HeaderMap) -> Result<VerifiedIdentity, ApiError> {
+        self.verifier
+            .verify_header(headers.get(IDENTITY_HEADER))
+            .await
+            .map_err(|e| {
+                tracing::info!(code = e.code(), reason = %e, "identity token rejected");
+                ApiError::identity(&e)
+            })
+    }
+
     async fn create(
         &self,
         kind: SessionKind,
@@ -289,14 +272,7 @@ impl<K: KeySource + 'static> Shared<K> {
         body: &[u8],
     ) -> Result<Response, ApiError> {
         // Identity first: nothing is parsed or created for a caller we cannot name.
-        let identity = self
-            .verifier
-            .verify_header(headers.get(IDENTITY_HEADER))
-            .await
-            .map_err(|e| {
-                tracing::info!(code = e.code(), reason = %e, "identity token rejected");
-                ApiError::identity(&e)
-            })?;
+        let identity = self.identify(headers).await?;
         let request: CreateSessionRequest = serde_json::from_slice(body).map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -377,14 +353,7 @@ impl<K: KeySource + 'static> Shared<K> {
         id: &str,
         headers: &HeaderMap,
     ) -> Result<Response, ApiError> {
-        let identity = self
-            .verifier
-            .verify_header(headers.get(IDENTITY_HEADER))
-            .await
-            .map_err(|e| {
-                tracing::info!(code = e.code(), reason = %e, "identity token rejected");
-                ApiError::identity(&e)
-            })?;
+        let identity = self.identify(headers).await?;
         let record = self
             .store
             .get(id)
@@ -397,11 +366,7 @@ impl<K: KeySource + 'static> Shared<K> {
         let decision = self.policy.decide(&request);
         audit(&request, &decision);
         if let Err(denied) = decision.into_result() {
-            return Err(ApiError::new(
-                server::status(denied.http_status()),
-                denied.reason().message(),
-                denied.code(),
-            ));
+            return Err(ApiError::denied(&denied));
         }
         self.store
             .delete(id)

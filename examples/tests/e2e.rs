@@ -16,14 +16,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use agentcube_auth_core::{Principal, Role};
+use agentcube_examples::AGENTCUBE_REALM_JSON;
 use agentcube_examples::dev_idp::DevIdp;
 use agentcube_examples::quickstart::{self, Quickstart};
 use agentcube_examples::router::{self, OidcOptions, RouterConfig};
 use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_examples::scenario::{self, unverified_claims};
+use agentcube_examples::server::{self, Server};
 use agentcube_examples::stack::{Stack, StackOptions};
 use agentcube_examples::workload_manager::{self, WorkloadManagerConfig};
-use agentcube_examples::{AGENTCUBE_REALM_JSON, server};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, KeyRing, TokenMinter};
 use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash};
 use serde_json::{Value, json};
@@ -124,6 +125,17 @@ async fn start() -> (Quickstart, DevIdp) {
     assert!(quickstart::wait_ready(&qs.verifier, Duration::from_secs(10)).await);
     let idp = qs.idp.clone().expect("dev idp");
     (qs, idp)
+}
+
+/// A workload manager (in-memory store) that verifies identity tokens against `keys`.
+async fn serve_wm(keys: Arc<KeyRing>, sandbox_url: &str) -> Server {
+    workload_manager::serve(
+        IdentityVerifier::new(keys),
+        Arc::new(InMemoryOwnerStore::new()),
+        WorkloadManagerConfig::new(sandbox_url),
+    )
+    .await
+    .expect("wm")
 }
 
 /// An address nothing listens on (bound, then released).
@@ -394,58 +406,41 @@ async fn workload_manager_identity_failures_are_not_generic_500s() {
         KeyRing::generate().expect("key"),
     )));
 
-    let router_for = |wm_url: String| {
+    // A Router in front of the WM at `wm_url` answers a new session with `status` and `code`.
+    let assert_router_answers = |wm_url: String, status: u16, code: &'static str| {
         let verifier = Arc::clone(&verifier);
         let minter = Arc::clone(&minter);
+        let app = app.clone();
         async move {
-            router::serve(
+            let router = router::serve(
                 verifier,
                 minter,
                 Arc::new(InMemoryOwnerStore::new()),
                 RouterConfig::new(wm_url),
             )
             .await
-            .expect("router")
+            .expect("router");
+            let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
+            assert_eq!(answer.status, status, "{:?}", answer.body);
+            assert_eq!(answer.code(), code);
+            router.shutdown().await;
         }
     };
 
     // A WM that trusts another Router key: it refuses the identity (401) → 502.
     let other = Arc::new(KeyRing::generate().expect("key"));
-    let wm = workload_manager::serve(
-        IdentityVerifier::new(other),
-        Arc::new(InMemoryOwnerStore::new()),
-        WorkloadManagerConfig::new("http://127.0.0.1:9"),
-    )
-    .await
-    .expect("wm");
-    let router = router_for(wm.url()).await;
-    let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
-    assert_eq!(answer.status, 502, "{:?}", answer.body);
-    assert_eq!(answer.code(), "identity_rejected");
-    router.shutdown().await;
+    let wm = serve_wm(other, "http://127.0.0.1:9").await;
+    assert_router_answers(wm.url(), 502, "identity_rejected").await;
     wm.shutdown().await;
 
     // A WM without keys yet (503) → 503.
-    let wm = workload_manager::serve(
-        IdentityVerifier::new(Arc::new(KeyRing::empty())),
-        Arc::new(InMemoryOwnerStore::new()),
-        WorkloadManagerConfig::new("http://127.0.0.1:9"),
-    )
-    .await
-    .expect("wm");
-    let router = router_for(wm.url()).await;
-    let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
-    assert_eq!(answer.status, 503, "{:?}", answer.body);
-    assert_eq!(answer.code(), "workload_manager_unavailable");
-    router.shutdown().await;
+    let wm = serve_wm(Arc::new(KeyRing::empty()), "http://127.0.0.1:9").await;
+    assert_router_answers(wm.url(), 503, "workload_manager_unavailable").await;
     wm.shutdown().await;
 
     // No WM at all → 503.
-    let router = router_for(format!("http://{}", free_addr().await)).await;
-    let answer = invoke(&router.url(), AR, Some(&app), None, &[]).await;
-    assert_eq!(answer.status, 503, "{:?}", answer.body);
-    assert_eq!(answer.code(), "workload_manager_unavailable");
-    router.shutdown().await;
+    let no_wm = format!("http://{}", free_addr().await);
+    assert_router_answers(no_wm, 503, "workload_manager_unavailable").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,13 +479,7 @@ async fn a_signing_failure_never_sends_a_request_without_identity() {
 async fn workload_manager_fails_closed_and_checks_owner_on_delete() {
     let ring = Arc::new(KeyRing::generate().expect("key"));
     let minter = TokenMinter::new(Arc::clone(&ring));
-    let wm = workload_manager::serve(
-        IdentityVerifier::new(Arc::clone(&ring)),
-        Arc::new(InMemoryOwnerStore::new()),
-        WorkloadManagerConfig::new("http://127.0.0.1:8082"),
-    )
-    .await
-    .expect("wm");
+    let wm = serve_wm(Arc::clone(&ring), "http://127.0.0.1:8082").await;
     let url = wm.url();
     let issuer = "https://kc.example/realms/agentcube";
     let identity = |p: &Principal| minter.identity_token(p).expect("mint").as_str().to_owned();
@@ -580,13 +569,7 @@ async fn workload_manager_fails_closed_and_checks_owner_on_delete() {
     wm.shutdown().await;
 
     // Keys not loaded: 503 on create and on readiness.
-    let cold = workload_manager::serve(
-        IdentityVerifier::new(Arc::new(KeyRing::empty())),
-        Arc::new(InMemoryOwnerStore::new()),
-        WorkloadManagerConfig::new("http://127.0.0.1:8082"),
-    )
-    .await
-    .expect("wm");
+    let cold = serve_wm(Arc::new(KeyRing::empty()), "http://127.0.0.1:8082").await;
     let answer = send(
         http()
             .post(format!("{}/v1/agent-runtime", cold.url()))

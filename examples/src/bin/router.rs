@@ -25,9 +25,8 @@ use agentcube_examples::router::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_REQUIRED_ROLE, DEFAULT_ROLE_CLAIM, OidcOptions,
     REFERENCE_ALGORITHMS, RouterConfig,
 };
-use agentcube_examples::{hierarchy_from_file, server};
+use agentcube_examples::{cli, hierarchy_from_file};
 use agentcube_identity::TokenMinter;
-use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore};
 use clap::Parser;
 
 /// The AgentCube Router.
@@ -115,10 +114,7 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!(kids = ?ring.kids(), "identity keys");
     let minter = Arc::new(TokenMinter::new(Arc::new(ring)));
 
-    let store: Arc<dyn OwnerStore> = match &args.redis_url {
-        Some(url) => Arc::new(RedisOwnerStore::new(url).map_err(|e| format!("--redis-url: {e}"))?),
-        None => Arc::new(InMemoryOwnerStore::new()),
-    };
+    let store = cli::owner_store(args.redis_url.as_deref())?;
     let config = RouterConfig::new(args.workload_manager_url.as_str())
         .required_role(args.jwt_required_role.as_str())
         .admin_role(args.admin_role.as_str())
@@ -126,27 +122,18 @@ async fn run(args: Args) -> Result<(), String> {
         .max_concurrent_requests(args.max_concurrent_requests);
     let app = agentcube_examples::router::app(Arc::new(verifier), minter, store, config)
         .map_err(|e| e.to_string())?;
-    let server = server::serve_on(args.listen, app)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
-    tracing::info!(
-        addr = %server.addr(),
-        issuer = args.jwt_issuer_url,
-        workload_manager = args.workload_manager_url,
-        "router listening; JWKS at /.well-known/agentcube/jwks.json"
-    );
-    server.run_until_signal().await.map_err(|e| e.to_string())
+    cli::serve_until_signal(args.listen, app, |server| {
+        tracing::info!(
+            addr = %server.addr(),
+            issuer = args.jwt_issuer_url,
+            workload_manager = args.workload_manager_url,
+            "router listening; JWKS at /.well-known/agentcube/jwks.json"
+        );
+    })
+    .await
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    server::init_tracing("info");
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("router: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("router", run).await
 }

@@ -16,12 +16,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agentcube_examples::keys::RouterKeys;
+use agentcube_examples::cli::{self, RouterKeyArgs};
+use agentcube_examples::hierarchy_from_file;
 use agentcube_examples::workload_manager::WorkloadManagerConfig;
-use agentcube_examples::{hierarchy_from_file, server};
 use agentcube_identity::IdentityVerifier;
-use agentcube_oidc::KeyStoreConfig;
-use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore};
 use clap::Parser;
 
 /// The AgentCube workload manager.
@@ -31,17 +29,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "AGENTCUBE_WM_LISTEN", default_value = "0.0.0.0:8081")]
     listen: SocketAddr,
-    /// The Router's JWKS URL (…/.well-known/agentcube/jwks.json).
-    #[arg(
-        long,
-        env = "AGENTCUBE_ROUTER_JWKS_URL",
-        conflicts_with = "router_public_key",
-        required_unless_present = "router_public_key"
-    )]
-    router_jwks_url: Option<String>,
-    /// The Router's public key: a PEM file path or the PEM itself.
-    #[arg(long, env = "AGENTCUBE_ROUTER_PUBLIC_KEY")]
-    router_public_key: Option<String>,
+    #[command(flatten)]
+    router_keys: RouterKeyArgs,
     /// The sandbox every session's entry point names.
     #[arg(long, env = "AGENTCUBE_SANDBOX_URL")]
     sandbox_url: String,
@@ -57,36 +46,19 @@ struct Args {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let keys = RouterKeys::from_flags(
-        args.router_jwks_url.as_deref(),
-        args.router_public_key.as_deref(),
-        KeyStoreConfig::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let store: Arc<dyn OwnerStore> = match &args.redis_url {
-        Some(url) => Arc::new(RedisOwnerStore::new(url).map_err(|e| format!("--redis-url: {e}"))?),
-        None => Arc::new(InMemoryOwnerStore::new()),
-    };
+    let keys = args.router_keys.keys()?;
+    let store = cli::owner_store(args.redis_url.as_deref())?;
     let config = WorkloadManagerConfig::new(args.sandbox_url.as_str())
         .admin_role(args.admin_role.as_str())
         .hierarchy(Arc::new(hierarchy_from_file(args.realm_file.as_deref())?));
     let app = agentcube_examples::workload_manager::app(IdentityVerifier::new(keys), store, config);
-    let server = server::serve_on(args.listen, app)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
-    tracing::info!(addr = %server.addr(), sandbox = args.sandbox_url, "workload manager listening");
-    server.run_until_signal().await.map_err(|e| e.to_string())
+    cli::serve_until_signal(args.listen, app, |server| {
+        tracing::info!(addr = %server.addr(), sandbox = args.sandbox_url, "workload manager listening");
+    })
+    .await
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    server::init_tracing("info");
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("workload-manager: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("workload-manager", run).await
 }
