@@ -8,7 +8,11 @@
 //! only apply when those claims are also marked required, and older versions read a mistyped
 //! `exp` as absent); and keys are parsed once per key set instead of once per token. It is the
 //! same crypto backend that `jsonwebtoken` is built with in this workspace (`aws_lc_rs`), so
-//! there is one backend, not two.
+//! there is one backend, not two. (`jsonwebtoken` itself is used only by the benches, as the
+//! floor the pipeline is compared with; `agentcube-identity` signs with aws-lc-rs directly,
+//! because `jsonwebtoken::encode` re-parses the key on every call.) `josekit` is not used: it
+//! links OpenSSL, a second crypto backend, for what amounts here to RFC 7638 thumbprints
+//! ([`Jwk::thumbprint`]) and key generation, both a few lines on aws-lc-rs.
 //!
 //! A verifier composes the pieces in DESIGN §3 order:
 //!
