@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use agentcube_auth_core::jose::{Algorithm, Jwk, SkipReason, VerificationKey};
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::error::KeyRejected;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -292,6 +292,25 @@ impl SigningKey {
             &block,
             pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
         )))
+    }
+
+    /// The public key as SPKI PEM (`PUBLIC KEY`), the form of the reference system's
+    /// `public.pem`: what a workload manager or sandbox is given with `--router-public-key`.
+    ///
+    /// # Errors
+    /// [`KeyError::Encoding`] if the crypto library cannot serialise the key.
+    pub fn to_public_pem(&self) -> Result<String, KeyError> {
+        let der: PublicKeyX509Der<'static> = match &self.material {
+            Material::Ed25519(k) => k.public_key().as_der(),
+            Material::P256(k) => k.public_key().as_der(),
+            Material::Rsa(k) => k.public_key().as_der(),
+        }
+        .map_err(|_| KeyError::Encoding)?;
+        let block = pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec());
+        Ok(pem::encode_config(
+            &block,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        ))
     }
 
     /// Signs `payload` (a JSON object, serialised) as a compact JWS with the header

@@ -357,3 +357,20 @@ fn a_verify_only_ring_cannot_mint() {
         agentcube_identity::MintError::NoSigningKey
     );
 }
+
+#[test]
+fn public_pem_export_reads_back_as_the_same_key() {
+    for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+        let key = SigningKey::generate(alg).unwrap();
+        let pem = key.to_public_pem().unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN PUBLIC KEY-----\n"),
+            "{alg}: {pem}"
+        );
+        let jwk = public_jwk_from_pem(&pem).unwrap();
+        assert_eq!(jwk.thumbprint().as_deref(), Some(key.kid()), "{alg}");
+        // A verify-only ring built from it checks what the signing ring mints.
+        let verify_only = KeyRing::from_public_pem(&pem).unwrap();
+        assert_eq!(verify_only.kids(), vec![key.kid().to_owned()]);
+    }
+}

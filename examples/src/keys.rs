@@ -9,8 +9,6 @@ use agentcube_auth_core::AuthError;
 use agentcube_auth_core::jose::{Algorithm, KeySource, VerificationKey};
 use agentcube_identity::{KeyError, KeyRing, SigningKey};
 use agentcube_oidc::{ConfigError, KeyStoreConfig, RemoteKeySet};
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 /// Errors while loading keys.
 #[derive(Debug, thiserror::Error)]
@@ -70,13 +68,11 @@ pub fn load_or_generate_identity_key(
             let key = SigningKey::generate(Algorithm::EdDSA)?;
             let private = key.to_pkcs8_pem()?;
             write_private(path, private.expose_secret()).map_err(io_err)?;
-            if let Some(public) = ed25519_public_pem(&key) {
-                let public_path = public_key_path(path);
-                std::fs::write(&public_path, public).map_err(|source| KeysError::Io {
-                    path: public_path.display().to_string(),
-                    source,
-                })?;
-            }
+            let public_path = public_key_path(path);
+            std::fs::write(&public_path, key.to_public_pem()?).map_err(|source| KeysError::Io {
+                path: public_path.display().to_string(),
+                source,
+            })?;
             Ok((KeyRing::new(key), IdentityKeyOrigin::Generated))
         }
         Err(e) => Err(io_err(e)),
@@ -102,28 +98,6 @@ fn write_private(path: &Path, pem: &str) -> io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(pem.as_bytes())?;
     file.sync_all()
-}
-
-/// The SPKI PEM of an Ed25519 signing key (RFC 8410: a fixed DER prefix and the 32 key bytes).
-fn ed25519_public_pem(key: &SigningKey) -> Option<String> {
-    const PREFIX: [u8; 12] = [
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    if key.algorithm() != Algorithm::EdDSA {
-        return None;
-    }
-    let x = URL_SAFE_NO_PAD
-        .decode(key.public_jwk().x.as_deref()?)
-        .ok()?;
-    if x.len() != 32 {
-        return None;
-    }
-    let mut der = PREFIX.to_vec();
-    der.extend_from_slice(&x);
-    let b64 = STANDARD.encode(der);
-    Some(format!(
-        "-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"
-    ))
 }
 
 /// The Router's public keys as the workload manager and the sandbox see them.
@@ -197,5 +171,34 @@ impl KeySource for RouterKeys {
             Self::Remote(remote) => remote.is_ready(),
             Self::Static(ring) => ring.is_ready(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_is_written_with_its_public_key_and_loads_back() {
+        let dir = std::env::temp_dir().join(format!("agentcube-keys-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("identity.pem");
+
+        let (ring, origin) = load_or_generate_identity_key(Some(&path)).unwrap();
+        assert_eq!(origin, IdentityKeyOrigin::Generated);
+        let public = std::fs::read_to_string(public_key_path(&path)).unwrap();
+        let verify_only = KeyRing::from_public_pem(&public).unwrap();
+        assert_eq!(verify_only.kids(), ring.kids());
+
+        let (reloaded, origin) = load_or_generate_identity_key(Some(&path)).unwrap();
+        assert_eq!(origin, IdentityKeyOrigin::Loaded);
+        assert_eq!(reloaded.kids(), ring.kids());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
