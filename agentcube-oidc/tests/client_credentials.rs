@@ -8,6 +8,10 @@
     clippy::indexing_slicing
 )]
 
+mod wiremock_support;
+
+use wiremock_support::*;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -118,20 +122,6 @@ async fn settle() {
     }
 }
 
-/// HTTP settings for tests with a paused clock: no timeouts (the auto-advancing clock would fire
-/// them during real I/O) and no idle pool (its reaper timer would advance the clock too).
-fn paused_http() -> HttpConfig {
-    HttpConfig::new()
-        .client(
-            reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap(),
-        )
-        .without_timeouts()
-        .retry(RetryPolicy::none())
-}
-
 fn fast_retry() -> RetryPolicy {
     RetryPolicy::new(3, Duration::from_millis(10), Duration::from_millis(40))
 }
@@ -142,19 +132,6 @@ fn source(server: &MockServer, http: HttpConfig) -> ClientCredentials {
         .http(http)
         .build()
         .unwrap()
-}
-
-fn form(request: &Request) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(&request.body)
-        .into_owned()
-        .collect()
-}
-
-fn form_value(request: &Request, name: &str) -> Option<String> {
-    form(request)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 // ---------------------------------------------------------------------------------------------

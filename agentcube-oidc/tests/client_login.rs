@@ -8,12 +8,16 @@
     clippy::indexing_slicing
 )]
 
+mod wiremock_support;
+
+use wiremock_support::*;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use agentcube_oidc::client::{
-    AuthorizationCode, AuthorizationCodeFlow, ClientError, DeviceFlow, HttpConfig,
-    LoopbackListener, RefreshToken, RefreshTokenSource, RetryPolicy, TokenSource,
+    AuthorizationCode, AuthorizationCodeFlow, ClientError, DeviceFlow, LoopbackListener,
+    RefreshToken, RefreshTokenSource, TokenSource,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,13 +25,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-fn form_value(request: &Request, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(&request.body)
-        .into_owned()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-}
 
 fn query_value(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
@@ -42,19 +39,6 @@ fn fake_jwt(payload: &Value) -> String {
         URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
         URL_SAFE_NO_PAD.encode(payload.to_string())
     )
-}
-
-/// HTTP settings for tests with a paused clock (no timers besides the flow's own).
-fn paused_http() -> HttpConfig {
-    HttpConfig::new()
-        .client(
-            reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap(),
-        )
-        .without_timeouts()
-        .retry(RetryPolicy::none())
 }
 
 // ---------------------------------------------------------------------------------------------
