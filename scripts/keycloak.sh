@@ -19,6 +19,8 @@ KEYCLOAK_REALM="agentcube"
 KEYCLOAK_START_TIMEOUT="${KEYCLOAK_START_TIMEOUT:-180}"
 KEYCLOAK_STOP_TIMEOUT="${KEYCLOAK_STOP_TIMEOUT:-30}"
 _KC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/service.sh
+source "$_KC_ROOT/scripts/lib/service.sh"
 KEYCLOAK_CACHE_DIR="${KEYCLOAK_CACHE_DIR:-$_KC_ROOT/.cache/keycloak}"
 KEYCLOAK_REALM_FILE="$_KC_ROOT/deploy/keycloak/agentcube-realm.json"
 KEYCLOAK_HOME="$KEYCLOAK_CACHE_DIR/keycloak-$KEYCLOAK_VERSION"
@@ -31,27 +33,6 @@ KEYCLOAK_HOME="$KEYCLOAK_CACHE_DIR/keycloak-$KEYCLOAK_VERSION"
 : "${KC_CLIENT_ADMIN_SECRET:=admin-secret-dev}"
 
 _kc_log() { echo "[keycloak] $*" >&2; }
-
-# Seconds since $1 (an $EPOCHREALTIME value), one decimal.
-_kc_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-
-# Prints N free TCP ports on 127.0.0.1 (all sockets held open together, so they differ).
-_kc_free_ports() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-# True while any non-zombie process is left in process group $1.
-_kc_group_alive() {
-  ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
-}
 
 # Major Java version of the java binary $1 (e.g. 17).
 _kc_java_major() {
@@ -98,7 +79,7 @@ _kc_fetch_locked() {
     rm -rf "$tmp"
     return 1
   fi
-  _kc_log "downloaded in $(_kc_since "$t0") s; unpacking into $KEYCLOAK_HOME"
+  _kc_log "downloaded in $(svc_since "$t0") s; unpacking into $KEYCLOAK_HOME"
   # Unpack beside the final place and rename, so an interrupted unpack is never mistaken for a
   # complete one; the zip itself stays only in ~/.m2.
   if ! unzip -q "$tmp/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip" -d "$tmp" ||
@@ -108,7 +89,7 @@ _kc_fetch_locked() {
     return 1
   fi
   rm -rf "$tmp"
-  _kc_log "fetched and unpacked in $(_kc_since "$t0") s"
+  _kc_log "fetched and unpacked in $(svc_since "$t0") s"
 }
 
 # Runs "$@" while holding the cache lock (serialises unpacking and Keycloak's first-start build
@@ -147,11 +128,11 @@ _kc_start_locked() {
 
   local attempt
   for attempt in 1 2 3; do
-    read -r KEYCLOAK_PORT KEYCLOAK_MGMT_PORT < <(_kc_free_ports 2)
+    read -r KEYCLOAK_PORT KEYCLOAK_MGMT_PORT < <(svc_free_ports 2)
     # keycloak.log/keycloak.pid belong to the first live instance; a concurrent one gets its own.
     KEYCLOAK_LOG="$KEYCLOAK_CACHE_DIR/keycloak.log"
     KEYCLOAK_PIDFILE="$KEYCLOAK_CACHE_DIR/keycloak.pid"
-    if [[ -s "$KEYCLOAK_PIDFILE" ]] && _kc_group_alive "$(<"$KEYCLOAK_PIDFILE")"; then
+    if [[ -s "$KEYCLOAK_PIDFILE" ]] && svc_group_alive "$(<"$KEYCLOAK_PIDFILE")"; then
       KEYCLOAK_LOG="$KEYCLOAK_CACHE_DIR/keycloak-$KEYCLOAK_PORT.log"
       KEYCLOAK_PIDFILE="$KEYCLOAK_CACHE_DIR/keycloak-$KEYCLOAK_PORT.pid"
     fi
@@ -187,11 +168,11 @@ _kc_start_locked() {
       fi
       code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$discovery" || true)"
       if [[ "$code" == 200 ]]; then
-        KEYCLOAK_STARTUP_SECONDS="$(_kc_since "$t0")"
+        KEYCLOAK_STARTUP_SECONDS="$(svc_since "$t0")"
         _kc_log "ready after $KEYCLOAK_STARTUP_SECONDS s (pid $KEYCLOAK_PID): $discovery"
         return 0
       fi
-      if ! _kc_group_alive "$KEYCLOAK_PID"; then
+      if ! svc_group_alive "$KEYCLOAK_PID"; then
         wait "$KEYCLOAK_PID" 2>/dev/null || true
         rm -f "$KEYCLOAK_PIDFILE"
         if grep -qi 'address already in use\|port .* already' "$KEYCLOAK_LOG" && ((attempt < 3)); then
@@ -202,7 +183,7 @@ _kc_start_locked() {
         tail -n 40 "$KEYCLOAK_LOG" >&2
         return 1
       fi
-      if (($(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print int(b - a) }') >= KEYCLOAK_START_TIMEOUT)); then
+      if (($(svc_since "$t0" | cut -d. -f1) >= KEYCLOAK_START_TIMEOUT)); then
         _kc_log "ERROR: not ready after ${KEYCLOAK_START_TIMEOUT} s (last HTTP status $code); last lines of $KEYCLOAK_LOG:"
         tail -n 40 "$KEYCLOAK_LOG" >&2
         keycloak_stop
@@ -223,21 +204,7 @@ keycloak_stop() {
     _kc_log "nothing to stop"
     return 0
   fi
-  if _kc_group_alive "$pid"; then
-    _kc_log "stopping Keycloak (process group $pid)"
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    local waited=0
-    while _kc_group_alive "$pid" && ((waited < KEYCLOAK_STOP_TIMEOUT * 5)); do
-      sleep 0.2
-      waited=$((waited + 1))
-    done
-    if _kc_group_alive "$pid"; then
-      _kc_log "still running after ${KEYCLOAK_STOP_TIMEOUT} s; sending SIGKILL"
-      kill -KILL -- "-$pid" 2>/dev/null || true
-      sleep 0.5
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true # reap it when it is our child
+  svc_stop_group _kc_log "$pid" "$KEYCLOAK_STOP_TIMEOUT"
   if [[ -s "$pidfile" && "$(<"$pidfile")" == "$pid" ]]; then rm -f "$pidfile"; fi
   if [[ "$pid" == "${KEYCLOAK_PID:-}" ]]; then KEYCLOAK_PID=""; fi
 }

@@ -9,21 +9,12 @@
 # on disk (no RDB snapshots, no AOF), runs in the foreground of its own process group.
 
 _REDIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/service.sh
+source "$_REDIS_ROOT/scripts/lib/service.sh"
 REDIS_CACHE_DIR="${REDIS_CACHE_DIR:-$_REDIS_ROOT/.cache/redis}"
 REDIS_START_TIMEOUT="${REDIS_START_TIMEOUT:-20}"
 
 _redis_log() { echo "[redis] $*" >&2; }
-
-_redis_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# True while process $1 exists and is not a zombie.
-_redis_alive() {
-  local stat
-  stat="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
-  [[ -n "$stat" && "$stat" != Z* ]]
-}
 
 # Sets REDIS_PID, REDIS_PORT, REDIS_URL, REDIS_LOG, REDIS_PIDFILE.
 redis_start() {
@@ -32,12 +23,12 @@ redis_start() {
     { apt-get update && apt-get install -y redis-server; } >&2 || return 1
   fi
   mkdir -p "$REDIS_CACHE_DIR" || return 1
-  REDIS_PORT="$(_redis_free_port)" || return 1
+  REDIS_PORT="$(svc_free_ports 1)" || return 1
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
   # redis.log/redis.pid belong to the first live instance; a concurrent one gets its own.
   REDIS_LOG="$REDIS_CACHE_DIR/redis.log"
   REDIS_PIDFILE="$REDIS_CACHE_DIR/redis.pid"
-  if [[ -s "$REDIS_PIDFILE" ]] && _redis_alive "$(<"$REDIS_PIDFILE")"; then
+  if [[ -s "$REDIS_PIDFILE" ]] && svc_group_alive "$(<"$REDIS_PIDFILE")"; then
     REDIS_LOG="$REDIS_CACHE_DIR/redis-$REDIS_PORT.log"
     REDIS_PIDFILE="$REDIS_CACHE_DIR/redis-$REDIS_PORT.pid"
   fi
@@ -55,7 +46,7 @@ redis_start() {
 
   local t0="$EPOCHREALTIME" tries=0
   until [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; do
-    if ! _redis_alive "$REDIS_PID" || ((tries >= REDIS_START_TIMEOUT * 10)); then
+    if ! svc_group_alive "$REDIS_PID" || ((tries >= REDIS_START_TIMEOUT * 10)); then
       _redis_log "ERROR: redis did not answer PING; last lines of $REDIS_LOG:"
       tail -n 20 "$REDIS_LOG" >&2
       redis_stop
@@ -64,10 +55,11 @@ redis_start() {
     sleep 0.1
     tries=$((tries + 1))
   done
-  _redis_log "ready after $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s (pid $REDIS_PID)"
+  _redis_log "ready after $(svc_since "$t0") s (pid $REDIS_PID)"
 }
 
-# Stops REDIS_PID (or the pid in $1, or in .cache/redis/redis.pid): SIGTERM, wait, SIGKILL.
+# Stops REDIS_PID (or the pid in $1, or in .cache/redis/redis.pid): SIGTERM to its process
+# group, up to 10 s, then SIGKILL.
 redis_stop() {
   local pid="${1:-${REDIS_PID:-}}" pidfile="${REDIS_PIDFILE:-$REDIS_CACHE_DIR/redis.pid}"
   if [[ -z "$pid" && -s "$pidfile" ]]; then pid="$(<"$pidfile")"; fi
@@ -75,21 +67,7 @@ redis_stop() {
     _redis_log "nothing to stop"
     return 0
   fi
-  if _redis_alive "$pid"; then
-    _redis_log "stopping redis (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local waited=0
-    while _redis_alive "$pid" && ((waited < 50)); do
-      sleep 0.2
-      waited=$((waited + 1))
-    done
-    if _redis_alive "$pid"; then
-      _redis_log "still running after 10 s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.2
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true # reap it when it is our child
+  svc_stop_group _redis_log "$pid" 10
   if [[ -s "$pidfile" && "$(<"$pidfile")" == "$pid" ]]; then rm -f "$pidfile"; fi
   if [[ "$pid" == "${REDIS_PID:-}" ]]; then REDIS_PID=""; fi
 }
