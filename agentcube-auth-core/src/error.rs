@@ -181,6 +181,8 @@ pub enum MalformedReason {
     SignatureEncoding,
     /// The `kid` is empty, too long or not printable.
     KeyId,
+    /// The decoded header is larger than [`MAX_HEADER_BYTES`](crate::jose::MAX_HEADER_BYTES).
+    HeaderTooLarge,
 }
 
 impl MalformedReason {
@@ -196,6 +198,7 @@ impl MalformedReason {
             Self::Encrypted => "encrypted tokens are not accepted",
             Self::SignatureEncoding => "signature has the wrong length or encoding",
             Self::KeyId => "kid is empty, too long or not printable",
+            Self::HeaderTooLarge => "header is larger than 1024 bytes",
         }
     }
 }

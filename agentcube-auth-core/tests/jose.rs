@@ -344,6 +344,28 @@ async fn headers_with_absurd_member_counts_are_refused() {
 }
 
 #[tokio::test]
+async fn oversized_headers_are_refused_before_parsing() {
+    let f = fixture();
+    let padding = "p".repeat(agentcube_auth_core::jose::MAX_HEADER_BYTES);
+    let t = f.rsa.token(
+        &json!({"alg": "RS256", "kid": "rsa-1", "x": padding}),
+        &payload(),
+    );
+    let err = check(&t, &all_algs()).await.unwrap_err();
+    assert_eq!(
+        err,
+        AuthError::Malformed(agentcube_auth_core::MalformedReason::HeaderTooLarge)
+    );
+    // Just under the limit still parses.
+    let padding = "p".repeat(agentcube_auth_core::jose::MAX_HEADER_BYTES - 60);
+    let t = f.rsa.token(
+        &json!({"alg": "RS256", "kid": "rsa-1", "x": padding}),
+        &payload(),
+    );
+    assert!(check(&t, &all_algs()).await.is_ok());
+}
+
+#[tokio::test]
 async fn header_rules_crit_typ_and_jwe() {
     let f = fixture();
     let crit = f.rsa.token(

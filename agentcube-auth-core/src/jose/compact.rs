@@ -24,6 +24,10 @@ pub const MAX_KID_BYTES: usize = 128;
 /// The largest signature of any supported algorithm (RSA-8192).
 const MAX_SIGNATURE_BYTES: usize = 1024;
 
+/// The largest decoded JOSE header accepted. Real headers are under 200 bytes; the header is
+/// decoded onto the stack, so verification allocates nothing for it.
+pub const MAX_HEADER_BYTES: usize = 1024;
+
 /// Which header `typ` values are accepted.
 ///
 /// Comparison follows RFC 7515 §4.1.9: case-insensitive, with an optional `application/`
@@ -144,8 +148,9 @@ impl<'a> UnverifiedJws<'a> {
             .get(..header_b64.len() + 1 + payload_b64.len())
             .ok_or(malformed(MalformedReason::SegmentCount))?;
 
-        let header_bytes = decode(header_b64)?;
-        let raw: RawHeader<'_> = parse_header(&header_bytes)?;
+        let mut header_buf = [0u8; MAX_HEADER_BYTES];
+        let header_bytes = decode_header(header_b64, &mut header_buf)?;
+        let raw: RawHeader<'_> = parse_header(header_bytes)?;
         let payload_bytes = decode(payload_b64)?;
         let claims = match parse_object(&payload_bytes) {
             Ok(map) => Claims::new(map),
@@ -379,6 +384,19 @@ pub fn split_compact(token: &str) -> Result<[&str; 3], AuthError> {
 
 fn is_acceptable_kid(kid: &str) -> bool {
     !kid.is_empty() && kid.len() <= MAX_KID_BYTES && kid.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn decode_header<'b>(
+    segment: &str,
+    buf: &'b mut [u8; MAX_HEADER_BYTES],
+) -> Result<&'b [u8], AuthError> {
+    if segment.len() > MAX_HEADER_BYTES * 4 / 3 {
+        return Err(AuthError::Malformed(MalformedReason::HeaderTooLarge));
+    }
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(segment, buf)
+        .map_err(|_| AuthError::Malformed(MalformedReason::Base64))?;
+    Ok(buf.get(..len).unwrap_or_default())
 }
 
 fn decode(segment: &str) -> Result<Vec<u8>, AuthError> {

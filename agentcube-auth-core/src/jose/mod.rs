@@ -42,8 +42,8 @@ mod validate;
 
 pub use algorithm::{Algorithm, AlgorithmSet, KeyFamily, UnknownAlgorithm};
 pub use compact::{
-    DEFAULT_MAX_TOKEN_BYTES, JwsHeader, JwsPolicy, MAX_KID_BYTES, TypePolicy, UnverifiedJws,
-    split_compact,
+    DEFAULT_MAX_TOKEN_BYTES, JwsHeader, JwsPolicy, MAX_HEADER_BYTES, MAX_KID_BYTES, TypePolicy,
+    UnverifiedJws, split_compact,
 };
 pub use key::{Jwk, MIN_RSA_BITS, SkipReason, VerificationKey};
 pub use key_set::{DEFAULT_MAX_KEYS, JwksError, KeySet, KeySource, SkippedKey};
