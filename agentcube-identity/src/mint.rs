@@ -168,13 +168,7 @@ pub struct TokenMinter {
 impl TokenMinter {
     /// A minter with the default [`MinterConfig`] and the system clock.
     pub fn new(ring: impl Into<Arc<KeyRing>>) -> Self {
-        let config = MinterConfig::default();
-        Self {
-            ring: ring.into(),
-            cache: Some(MintCache::new(config.cache_capacity, config.include_roles)),
-            config,
-            clock: Arc::new(SystemClock),
-        }
+        Self::unchecked(ring.into(), MinterConfig::default())
     }
 
     /// A minter with `config`.
@@ -187,13 +181,18 @@ impl TokenMinter {
         config: MinterConfig,
     ) -> Result<Self, MintError> {
         config.validate()?;
-        Ok(Self {
-            ring: ring.into(),
+        Ok(Self::unchecked(ring.into(), config))
+    }
+
+    /// A minter with a `config` known to be valid, and the system clock.
+    fn unchecked(ring: Arc<KeyRing>, config: MinterConfig) -> Self {
+        Self {
+            ring,
             cache: (config.cache_capacity > 0)
                 .then(|| MintCache::new(config.cache_capacity, config.include_roles)),
             config,
             clock: Arc::new(SystemClock),
-        })
+        }
     }
 
     /// Uses `clock` instead of the system clock (tests use a `ManualClock`).
@@ -262,11 +261,7 @@ impl TokenMinter {
     }
 
     fn active_key(&self) -> Result<Arc<SigningKey>, MintError> {
-        self.ring
-            .snapshot()
-            .active
-            .clone()
-            .ok_or(MintError::NoSigningKey)
+        self.ring.active().ok_or(MintError::NoSigningKey)
     }
 
     fn cached(

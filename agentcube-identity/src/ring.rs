@@ -141,14 +141,16 @@ impl KeyRing {
         self.state.load()
     }
 
+    /// Replaces the state with what `f` builds from it; `Ok(None)` leaves it unchanged.
     fn update(
         &self,
-        f: impl FnOnce(&RingState) -> Result<RingState, KeyError>,
+        f: impl FnOnce(&RingState) -> Result<Option<RingState>, KeyError>,
     ) -> Result<(), KeyError> {
         let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.state.load_full();
-        let next = f(&current)?;
-        self.state.store(Arc::new(next));
+        if let Some(next) = f(&current)? {
+            self.state.store(Arc::new(next));
+        }
         Ok(())
     }
 
@@ -165,14 +167,13 @@ impl KeyRing {
         let mut previous = None;
         // `update` only fails when the closure does, and this one does not.
         let _ = self.update(|state| {
-            let mut keys = state.jwks.keys.clone();
             previous = state.active.as_ref().map(|k| k.kid().to_owned());
-            keys.retain(|k| k.kid.as_deref() != Some(key.kid()));
-            Ok(RingState::build(
+            // `build` drops an older copy of the new key.
+            Ok(Some(RingState::build(
                 state.generation + 1,
                 Some(Arc::new(key)),
-                keys,
-            ))
+                state.jwks.keys.clone(),
+            )))
         });
         previous
     }
@@ -186,21 +187,18 @@ impl KeyRing {
         let jwk = normalise_public(jwk)?;
         let kid = jwk.kid.clone().unwrap_or_default();
         self.update(|state| {
+            // The active key is already there.
             if state.active.as_ref().is_some_and(|a| a.kid() == kid) {
-                return Ok(RingState::build(
-                    state.generation,
-                    state.active.clone(),
-                    state.jwks.keys.clone(),
-                ));
+                return Ok(None);
             }
             let mut keys = state.jwks.keys.clone();
             keys.retain(|k| k.kid.as_deref() != Some(kid.as_str()));
             keys.push(jwk);
-            Ok(RingState::build(
+            Ok(Some(RingState::build(
                 state.generation + 1,
                 state.active.clone(),
                 keys,
-            ))
+            )))
         })?;
         Ok(kid)
     }
@@ -220,11 +218,7 @@ impl KeyRing {
             let before = keys.len();
             keys.retain(|k| k.kid.as_deref() != Some(kid));
             removed = keys.len() != before;
-            Ok(RingState::build(
-                state.generation + u64::from(removed),
-                state.active.clone(),
-                keys,
-            ))
+            Ok(removed.then(|| RingState::build(state.generation + 1, state.active.clone(), keys)))
         })?;
         Ok(removed)
     }

@@ -167,44 +167,11 @@ struct TokenMeta {
     claims: Claims,
 }
 
-/// The [`TokenMeta`] accessors, for a verified type with a `token: TokenMeta` field.
-macro_rules! token_meta_accessors {
-    () => {
-        /// The `kid` of the key that signed the token.
-        pub fn kid(&self) -> &str {
-            &self.token.kid
-        }
-
-        /// The signing algorithm.
-        pub fn algorithm(&self) -> Algorithm {
-            self.token.algorithm
-        }
-
-        /// `iat`, seconds since the epoch.
-        pub fn issued_at(&self) -> i64 {
-            self.token.issued_at
-        }
-
-        /// `exp`, seconds since the epoch.
-        pub fn expires_at(&self) -> i64 {
-            self.token.expires_at
-        }
-
-        /// The token's id (`jti`).
-        pub fn jwt_id(&self) -> &str {
-            self.token
-                .claims
-                .jwt_id()
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        }
-
-        /// The full verified payload.
-        pub fn claims(&self) -> &Claims {
-            &self.token.claims
-        }
-    };
+impl TokenMeta {
+    /// The `jti`, which [`Core::check`] made sure is a non-empty string.
+    fn jwt_id(&self) -> &str {
+        self.claims.jwt_id().ok().flatten().unwrap_or_default()
+    }
 }
 
 impl<K: KeySource> Core<K> {
@@ -265,71 +232,13 @@ impl<K: KeySource> Core<K> {
     /// The last step, after every other check passed.
     fn record(&self, checked: &Checked) -> Result<(), IdentityError> {
         if let Some(guard) = &self.replay {
-            let jti = checked.token.claims.jwt_id()?.unwrap_or_default();
+            let jti = checked.token.jwt_id();
             let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
             let forget_after = checked.token.expires_at.saturating_add(leeway);
             guard.check_and_record(jti, forget_after, checked.now)?;
         }
         Ok(())
     }
-}
-
-/// The constructors, settings, accessors and `Debug` shared by the verifiers, for a verifier
-/// with a `core: Core<K>` field that accepts tokens of header type `$typ`.
-macro_rules! verifier_setup {
-    ($verifier:ident, $typ:expr, $config_doc:literal, $ready_doc:literal) => {
-        impl<K: KeySource> $verifier<K> {
-            /// A verifier with the default [`VerifierConfig`].
-            pub fn new(keys: K) -> Self {
-                Self::with_config(keys, VerifierConfig::default())
-            }
-
-            #[doc = $config_doc]
-            pub fn with_config(keys: K, config: VerifierConfig) -> Self {
-                Self {
-                    core: Core::new(keys, config, $typ),
-                }
-            }
-
-            /// Uses `clock` instead of the system clock.
-            #[must_use]
-            pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
-                self.core.clock = Arc::new(clock);
-                self
-            }
-
-            /// Rejects a second use of the same token (see [`ReplayGuard`] for when this fits).
-            #[must_use]
-            pub fn with_replay_guard(mut self, guard: Arc<ReplayGuard>) -> Self {
-                self.core.replay = Some(guard);
-                self
-            }
-
-            /// The key source.
-            pub fn keys(&self) -> &K {
-                &self.core.keys
-            }
-
-            /// The configuration.
-            pub fn config(&self) -> &VerifierConfig {
-                &self.core.config
-            }
-
-            #[doc = $ready_doc]
-            pub fn is_ready(&self) -> bool {
-                self.core.keys.is_ready()
-            }
-        }
-
-        impl<K> fmt::Debug for $verifier<K> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($verifier))
-                    .field("config", &self.core.config)
-                    .field("replay_guard", &self.core.replay.is_some())
-                    .finish_non_exhaustive()
-            }
-        }
-    };
 }
 
 fn header_token<V: AsRef<[u8]>>(value: Option<&V>) -> Result<&str, IdentityError> {
@@ -435,7 +344,35 @@ impl VerifiedIdentity {
         &self.issuer
     }
 
-    token_meta_accessors!();
+    /// The `kid` of the key that signed the token.
+    pub fn kid(&self) -> &str {
+        &self.token.kid
+    }
+
+    /// The signing algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.token.algorithm
+    }
+
+    /// `iat`, seconds since the epoch.
+    pub fn issued_at(&self) -> i64 {
+        self.token.issued_at
+    }
+
+    /// `exp`, seconds since the epoch.
+    pub fn expires_at(&self) -> i64 {
+        self.token.expires_at
+    }
+
+    /// The token's id (`jti`).
+    pub fn jwt_id(&self) -> &str {
+        self.token.jwt_id()
+    }
+
+    /// The full verified payload.
+    pub fn claims(&self) -> &Claims {
+        &self.token.claims
+    }
 
     /// The caller as a [`Principal`]: issuer = `idp_iss` (or the Router when absent), subject,
     /// email (not marked verified: the identity token does not say), roles and claims. This is
@@ -481,12 +418,57 @@ pub struct IdentityVerifier<K> {
     core: Core<K>,
 }
 
-verifier_setup!(
-    IdentityVerifier,
-    IDENTITY_TOKEN_TYPE,
-    "A verifier with `config`.",
-    "Whether the key source has keys (report it on the readiness endpoint)."
-);
+impl<K: KeySource> IdentityVerifier<K> {
+    /// A verifier with the default [`VerifierConfig`].
+    pub fn new(keys: K) -> Self {
+        Self::with_config(keys, VerifierConfig::default())
+    }
+
+    /// A verifier with `config`.
+    pub fn with_config(keys: K, config: VerifierConfig) -> Self {
+        Self {
+            core: Core::new(keys, config, IDENTITY_TOKEN_TYPE),
+        }
+    }
+
+    /// Uses `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.core.clock = Arc::new(clock);
+        self
+    }
+
+    /// Rejects a second use of the same token (see [`ReplayGuard`] for when this fits).
+    #[must_use]
+    pub fn with_replay_guard(mut self, guard: Arc<ReplayGuard>) -> Self {
+        self.core.replay = Some(guard);
+        self
+    }
+
+    /// The key source.
+    pub fn keys(&self) -> &K {
+        &self.core.keys
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.core.config
+    }
+
+    /// Whether the key source has keys (report it on the readiness endpoint).
+    pub fn is_ready(&self) -> bool {
+        self.core.keys.is_ready()
+    }
+}
+
+impl<K> fmt::Debug for IdentityVerifier<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityVerifier")
+            .field("config", &self.core.config)
+            .field("replay_guard", &self.core.replay.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl<K: KeySource> IdentityVerifier<K> {
     /// Verifies the value of the [`IDENTITY_HEADER`](crate::IDENTITY_HEADER); `None` or an empty
@@ -555,7 +537,35 @@ impl VerifiedSandbox {
         self.user_email.as_deref()
     }
 
-    token_meta_accessors!();
+    /// The `kid` of the key that signed the token.
+    pub fn kid(&self) -> &str {
+        &self.token.kid
+    }
+
+    /// The signing algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.token.algorithm
+    }
+
+    /// `iat`, seconds since the epoch.
+    pub fn issued_at(&self) -> i64 {
+        self.token.issued_at
+    }
+
+    /// `exp`, seconds since the epoch.
+    pub fn expires_at(&self) -> i64 {
+        self.token.expires_at
+    }
+
+    /// The token's id (`jti`).
+    pub fn jwt_id(&self) -> &str {
+        self.token.jwt_id()
+    }
+
+    /// The full verified payload.
+    pub fn claims(&self) -> &Claims {
+        &self.token.claims
+    }
 }
 
 impl fmt::Debug for VerifiedSandbox {
@@ -581,12 +591,57 @@ pub struct SandboxVerifier<K> {
     core: Core<K>,
 }
 
-verifier_setup!(
-    SandboxVerifier,
-    SANDBOX_TOKEN_TYPE,
-    "A verifier with `config` (its `identity_audience` is not used).",
-    "Whether the key source has keys."
-);
+impl<K: KeySource> SandboxVerifier<K> {
+    /// A verifier with the default [`VerifierConfig`].
+    pub fn new(keys: K) -> Self {
+        Self::with_config(keys, VerifierConfig::default())
+    }
+
+    /// A verifier with `config` (its `identity_audience` is not used).
+    pub fn with_config(keys: K, config: VerifierConfig) -> Self {
+        Self {
+            core: Core::new(keys, config, SANDBOX_TOKEN_TYPE),
+        }
+    }
+
+    /// Uses `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.core.clock = Arc::new(clock);
+        self
+    }
+
+    /// Rejects a second use of the same token (see [`ReplayGuard`] for when this fits).
+    #[must_use]
+    pub fn with_replay_guard(mut self, guard: Arc<ReplayGuard>) -> Self {
+        self.core.replay = Some(guard);
+        self
+    }
+
+    /// The key source.
+    pub fn keys(&self) -> &K {
+        &self.core.keys
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.core.config
+    }
+
+    /// Whether the key source has keys.
+    pub fn is_ready(&self) -> bool {
+        self.core.keys.is_ready()
+    }
+}
+
+impl<K> fmt::Debug for SandboxVerifier<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxVerifier")
+            .field("config", &self.core.config)
+            .field("replay_guard", &self.core.replay.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl<K: KeySource> SandboxVerifier<K> {
     /// Verifies an `Authorization: Bearer <token>` value for `session_id`. `None` or an empty

@@ -299,7 +299,12 @@ async fn rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() {
     assert_eq!(code(snapshot.verify(new.as_str()).await), "unknown_kid");
 
     assert_eq!(ring.remove(&new_kid).unwrap_err(), KeyError::ActiveKey);
+    // Changes that change nothing leave the ring (and its generation) as it was.
+    let (generation, len) = (ring.generation(), ring.len());
     assert!(!ring.remove("no-such-kid").unwrap());
+    let active_jwk = ring.active().unwrap().public_jwk().clone();
+    assert_eq!(ring.add_verification_key(active_jwk).unwrap(), new_kid);
+    assert_eq!((ring.generation(), ring.len()), (generation, len));
     assert!(ring.remove(&old_kid).unwrap());
     assert_eq!(code(verifier.verify(old.as_str()).await), "unknown_kid");
     assert_eq!(verifier.verify(new.as_str()).await.unwrap().kid(), new_kid);

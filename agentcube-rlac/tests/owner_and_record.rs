@@ -85,6 +85,15 @@ fn owner_metadata_reads_back_only_when_consistent() {
         OwnerMetadata::read(Some(""), Some(hash)),
         Err(OwnerMetadataError::InvalidOwner(OwnerIdError::Empty))
     );
+    // Each rejection has its own code.
+    let code = |a, l| OwnerMetadata::read(a, l).unwrap_err().code();
+    assert_eq!(code(Some("user-2"), Some(hash)), "owner_hash_mismatch");
+    assert_eq!(code(Some("user-1"), None), "missing_owner_hash_label");
+    assert_eq!(
+        code(None, Some(hash)),
+        "owner_hash_label_without_annotation"
+    );
+    assert_eq!(code(Some(""), Some(hash)), "invalid_owner_annotation");
     let mut annotations = BTreeMap::new();
     let mut labels = BTreeMap::new();
     OwnerMetadata::new(OwnerId::new("user-1").unwrap()).apply_to(&mut annotations, &mut labels);
@@ -147,7 +156,22 @@ fn empty_subjects_and_owner_ids_are_rejected() {
         Err(OwnerIdError::EmptySubject)
     );
     assert_eq!(OwnerId::new(""), Err(OwnerIdError::Empty));
-    assert_eq!(OwnerIdError::Empty.code(), "empty_owner_id");
+    let codes = |r: Result<OwnerId, OwnerIdError>| r.unwrap_err().code();
+    assert_eq!(
+        codes(OwnerId::from_principal(&p, OwnerIdScheme::IssuerQualified)),
+        "empty_subject"
+    );
+    assert_eq!(
+        codes(OwnerId::from_parts(
+            OwnerIdScheme::IssuerQualified,
+            "",
+            "user-1"
+        )),
+        "empty_issuer"
+    );
+    // Under SubjectOnly the issuer is not part of the id, so an empty one is fine.
+    assert!(OwnerId::from_parts(OwnerIdScheme::SubjectOnly, "", "user-1").is_ok());
+    assert_eq!(codes(OwnerId::new("")), "empty_owner_id");
     assert!("".parse::<OwnerId>().is_err());
     assert!(serde_json::from_str::<OwnerId>(r#""""#).is_err());
 }

@@ -208,6 +208,7 @@ async fn in_memory_store_basics() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::MalformedRecord { .. }));
+    assert_eq!(err.code(), "malformed_record");
     let r = SessionRecord::owned(OwnerId::new("a").unwrap(), "s");
     store.put(&r).await.unwrap();
     assert_eq!(store.len(), 1);

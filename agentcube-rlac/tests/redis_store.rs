@@ -465,6 +465,18 @@ fn invalid_config_and_no_password_in_debug_or_errors() {
 }
 
 #[tokio::test]
+async fn a_record_without_session_id_is_refused_before_reaching_redis() {
+    // Nothing listens on the port: the record is refused before any connection is tried.
+    let url = format!("redis://127.0.0.1:{}/", closed_port());
+    let store = RedisOwnerStore::with_config(&url, fast_config()).unwrap();
+    let err = store
+        .put(&SessionRecord::unowned_auth_disabled(""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "malformed_record", "{err:?}");
+}
+
+#[tokio::test]
 async fn password_never_reaches_errors_when_down() {
     let url = format!("redis://:hunter2@127.0.0.1:{}/", closed_port());
     let store = RedisOwnerStore::with_config(&url, fast_config()).unwrap();
