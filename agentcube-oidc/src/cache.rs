@@ -14,9 +14,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agentcube_auth_core::Principal;
-use agentcube_auth_core::jose::Algorithm;
 use siphasher::sip128::{Hasher128 as _, SipHasher13};
+
+use crate::verifier::VerifiedToken;
 
 /// Verified-token cache settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,27 +110,24 @@ impl CacheKey {
     }
 }
 
-/// What a hit returns.
+/// What a hit returns: the verified token (its `from_cache` is `false`; the verifier sets it
+/// when serving the entry) and what is needed to re-check its validity window.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) principal: Principal,
-    pub(crate) expires_at: i64,
-    pub(crate) not_before: Option<i64>,
-    pub(crate) issued_at: Option<i64>,
-    pub(crate) thumbprint: Box<str>,
-    pub(crate) algorithm: Algorithm,
-    pub(crate) kid: Option<Box<str>>,
+    pub(crate) token: VerifiedToken,
+    not_before: Option<i64>,
     ttl: Duration,
 }
 
 impl Entry {
     /// The time rules of `check_times`, re-applied: still valid at `now` with `leeway` seconds?
     pub(crate) fn is_current(&self, now: i64, leeway: i64) -> bool {
-        now <= self.expires_at.saturating_add(leeway)
+        now <= self.token.expires_at.saturating_add(leeway)
             && self
                 .not_before
                 .is_none_or(|nbf| now >= nbf.saturating_sub(leeway))
             && self
+                .token
                 .issued_at
                 .is_none_or(|iat| iat <= now.saturating_add(leeway))
     }
@@ -203,20 +200,14 @@ impl TokenCache {
 
     /// Caches a verified token until `min(exp, now + max_ttl)`; a token already inside its
     /// leeway window (at or past `exp`) is not cached.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &self,
         key: CacheKey,
         now: i64,
-        principal: Principal,
-        expires_at: i64,
+        token: &VerifiedToken,
         not_before: Option<i64>,
-        issued_at: Option<i64>,
-        thumbprint: &str,
-        algorithm: Algorithm,
-        kid: Option<&str>,
     ) {
-        let remaining = expires_at.saturating_sub(now);
+        let remaining = token.expires_at.saturating_sub(now);
         let Ok(remaining) = u64::try_from(remaining) else {
             return;
         };
@@ -227,13 +218,8 @@ impl TokenCache {
         self.map.insert(
             key,
             Arc::new(Entry {
-                principal,
-                expires_at,
+                token: token.clone(),
                 not_before,
-                issued_at,
-                thumbprint: thumbprint.into(),
-                algorithm,
-                kid: kid.map(Into::into),
                 ttl,
             }),
         );
@@ -248,6 +234,8 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentcube_auth_core::Principal;
+    use agentcube_auth_core::jose::Algorithm;
 
     #[test]
     fn keys_differ_per_token_and_are_stable() {
@@ -259,13 +247,16 @@ mod tests {
     fn entries_are_current_only_inside_the_window() {
         let p = Principal::builder("i", "s").build();
         let e = Entry {
-            principal: p,
-            expires_at: 100,
+            token: VerifiedToken {
+                principal: p,
+                algorithm: Algorithm::RS256,
+                kid: None,
+                key_thumbprint: "t".into(),
+                expires_at: 100,
+                issued_at: Some(40),
+                from_cache: false,
+            },
             not_before: Some(50),
-            issued_at: Some(40),
-            thumbprint: "t".into(),
-            algorithm: Algorithm::RS256,
-            kid: None,
             ttl: Duration::from_secs(1),
         };
         assert!(e.is_current(100, 0));

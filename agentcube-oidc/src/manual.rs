@@ -30,7 +30,7 @@
 //! | `crit` extensions | rejected (none are understood) | `unsupported_critical_header` |
 //! | duplicate JSON members (`"sub":"a","sub":"admin"`) | strict parser rejects them at every depth | `malformed` |
 //! | `"exp": "9999999999"` and other wrong types | typed accessors: wrong type is an error, not "absent" | `invalid_claim` |
-//! | huge tokens, many dots, huge `kid` | size checked before decoding or hashing (8 KiB); `kid` ≤ 128 printable ASCII | `token_too_large` / `malformed` |
+//! | huge tokens, many dots, huge `kid` | size checked before decoding or hashing (8 KiB); decoded header ≤ 1 KiB; `kid` ≤ 128 printable ASCII | `token_too_large` / `malformed` |
 //! | ECDSA `r = s = 0`, DER signatures, wrong lengths | fixed-size signatures checked at framing; aws-lc-rs rejects zero scalars | `malformed` / `invalid_signature` |
 //! | random `kid` flood → JWKS fetch flood | unknown `kid` refreshes at most once per cooldown (30 s), single-flight; a fresh set is authoritative | `unknown_kid` |
 //! | bad signature with a known `kid` | never causes a fetch | `invalid_signature` |

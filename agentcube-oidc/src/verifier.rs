@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::cache::{CacheKey, Entry, TokenCache};
 use crate::config::{ConfigError, KeysConfig, OidcConfig};
-use crate::key_store::{FetchError, RefreshOutcome, RemoteKeySet, discovery_url_for};
+use crate::key_store::{FetchError, RefreshOutcome, RemoteKeySet};
 use crate::stats::{Counter, KeyStoreStats, RejectionCounters, VerifierStats};
 
 /// A verified token with the details an operator may want (the `verify-token` tool prints them).
@@ -131,7 +131,7 @@ enum Verified {
 impl Verified {
     fn into_principal(self) -> Principal {
         match self {
-            Self::Cached(entry) => entry.principal.clone(),
+            Self::Cached(entry) => entry.token.principal.clone(),
             Self::Fresh(token) => token.principal,
         }
     }
@@ -139,13 +139,8 @@ impl Verified {
     fn into_details(self) -> VerifiedToken {
         match self {
             Self::Cached(entry) => VerifiedToken {
-                principal: entry.principal.clone(),
-                algorithm: entry.algorithm,
-                kid: entry.kid.clone(),
-                key_thumbprint: entry.thumbprint.clone(),
-                expires_at: entry.expires_at,
-                issued_at: entry.issued_at,
                 from_cache: true,
+                ..entry.token.clone()
             },
             Self::Fresh(token) => token,
         }
@@ -168,17 +163,15 @@ impl OidcVerifier {
             KeysConfig::Jwks(url) => {
                 Keys::Remote(RemoteKeySet::from_jwks_url(url, config.key_store.clone())?)
             }
-            KeysConfig::Discovery(url) => {
-                let url = match url {
-                    Some(url) => url.clone(),
-                    None => discovery_url_for(&config.issuer)?.to_string(),
-                };
-                Keys::Remote(RemoteKeySet::from_discovery_url(
-                    &config.issuer,
-                    &url,
-                    config.key_store.clone(),
-                )?)
-            }
+            KeysConfig::Discovery(None) => Keys::Remote(RemoteKeySet::from_issuer(
+                &config.issuer,
+                config.key_store.clone(),
+            )?),
+            KeysConfig::Discovery(Some(url)) => Keys::Remote(RemoteKeySet::from_discovery_url(
+                &config.issuer,
+                url,
+                config.key_store.clone(),
+            )?),
         };
         let policy = JwsPolicy {
             max_token_bytes: config.max_token_bytes,
@@ -229,7 +222,9 @@ impl OidcVerifier {
     /// An [`AuthError`] whose [`code`](AuthError::code) says which rule failed;
     /// `keys_unavailable` (HTTP 503) while the issuer's keys cannot be had.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.run(token, None).await.map(Verified::into_principal)
+        self.run(token, Route::Direct)
+            .await
+            .map(Verified::into_principal)
     }
 
     /// Like [`verify`](Self::verify), with the algorithm, key and validity that were used.
@@ -237,7 +232,9 @@ impl OidcVerifier {
     /// # Errors
     /// As [`verify`](Self::verify).
     pub async fn verify_with_details(&self, token: &str) -> Result<VerifiedToken, AuthError> {
-        self.run(token, None).await.map(Verified::into_details)
+        self.run(token, Route::Direct)
+            .await
+            .map(Verified::into_details)
     }
 
     /// Whether the verifier has usable keys (for a readiness endpoint).
@@ -306,7 +303,7 @@ impl OidcVerifier {
         let entry = self.servable(key)?;
         self.inner.cache_hits.incr();
         self.inner.accepted.incr();
-        Some(entry.principal.clone())
+        Some(entry.token.principal.clone())
     }
 
     pub(crate) fn has_cache(&self) -> bool {
@@ -319,7 +316,7 @@ impl OidcVerifier {
         token: &str,
         key: Option<CacheKey>,
     ) -> Result<Principal, AuthError> {
-        self.run(token, key.map(Routed))
+        self.run(token, Route::Routed(key))
             .await
             .map(Verified::into_principal)
     }
@@ -333,7 +330,7 @@ impl OidcVerifier {
         let entry = cache.get(key)?;
         let now = self.inner.clock.now_unix();
         if entry.is_current(now, self.inner.leeway_secs)
-            && self.inner.keys.trusts(&entry.thumbprint)
+            && self.inner.keys.trusts(&entry.token.key_thumbprint)
         {
             Some(entry)
         } else {
@@ -344,8 +341,8 @@ impl OidcVerifier {
         }
     }
 
-    async fn run(&self, token: &str, routed: Option<Routed>) -> Result<Verified, AuthError> {
-        let result = self.pipeline(token, routed).await;
+    async fn run(&self, token: &str, route: Route) -> Result<Verified, AuthError> {
+        let result = self.pipeline(token, route).await;
         match &result {
             Ok(_) => self.inner.accepted.incr(),
             Err(err) => self.record_rejection(err),
@@ -353,7 +350,7 @@ impl OidcVerifier {
         result
     }
 
-    async fn pipeline(&self, token: &str, routed: Option<Routed>) -> Result<Verified, AuthError> {
+    async fn pipeline(&self, token: &str, route: Route) -> Result<Verified, AuthError> {
         let inner = &*self.inner;
         // The size limit comes first: an oversized token is never hashed or decoded.
         if token.len() > inner.policy.max_token_bytes {
@@ -364,13 +361,13 @@ impl OidcVerifier {
             tracing::debug!(issuer = %inner.issuer, code = %err.code(), "token rejected");
             return Err(err);
         }
-        let key = match (&inner.cache, routed) {
+        let key = match (&inner.cache, route) {
             (None, _) => None,
-            (Some(_), Some(Routed(key))) => {
+            (Some(_), Route::Routed(key)) => {
                 inner.cache_misses.incr();
-                Some(key)
+                key
             }
-            (Some(_), None) => {
+            (Some(_), Route::Direct) => {
                 let key = CacheKey::of(token);
                 if let Some(entry) = self.servable(&key) {
                     inner.cache_hits.incr();
@@ -385,13 +382,8 @@ impl OidcVerifier {
             cache.insert(
                 key,
                 inner.clock.now_unix(),
-                verified.token.principal.clone(),
-                verified.token.expires_at,
+                &verified.token,
                 verified.not_before,
-                verified.token.issued_at,
-                &verified.token.key_thumbprint,
-                verified.token.algorithm,
-                verified.token.kid.as_deref(),
             );
         }
         Ok(Verified::Fresh(verified.token))
@@ -399,35 +391,42 @@ impl OidcVerifier {
 
     async fn verify_uncached(&self, token: &str) -> Result<Fresh, AuthError> {
         let inner = &*self.inner;
-        // Steps 1-2: framing and header. Pure computation, no key lookup.
-        let jws = UnverifiedJws::parse(token, &inner.policy).inspect_err(|err| {
-            tracing::debug!(issuer = %inner.issuer, code = %err.code(), "token rejected");
-        })?;
-        let header = jws.header().clone();
-        self.verify_parsed(jws, &header).await.inspect_err(|err| {
+        let rejected = |kid: Option<&str>, alg: Option<Algorithm>, err: &AuthError| {
             tracing::debug!(
                 issuer = %inner.issuer,
-                kid = header.kid.as_deref().unwrap_or(""),
-                alg = %header.alg,
+                kid = kid.unwrap_or(""),
+                alg = alg.map_or("", Algorithm::as_str),
                 code = %err.code(),
                 "token rejected"
             );
-        })
-    }
-
-    async fn verify_parsed(
-        &self,
-        jws: UnverifiedJws<'_>,
-        header: &JwsHeader,
-    ) -> Result<Fresh, AuthError> {
-        let inner = &*self.inner;
+        };
+        // Steps 1-2: framing and header. Pure computation, no key lookup.
+        let jws = UnverifiedJws::parse(token, &inner.policy)
+            .inspect_err(|err| rejected(None, None, err))?;
+        let alg = jws.header().alg;
         // Step 3: the key, by kid, bound to the algorithm's key type.
         let key = inner
             .keys
-            .key_for(header.kid.as_deref(), header.alg)
-            .await?;
-        // Step 4: the signature over the received bytes.
-        let (header, claims) = jws.verify(&key)?;
+            .key_for(jws.header().kid.as_deref(), alg)
+            .await
+            .inspect_err(|err| rejected(jws.header().kid.as_deref(), Some(alg), err))?;
+        // Step 4: the signature over the received bytes. The header (consumed here) is only
+        // returned on success; a key found for a `kid` carries that `kid`.
+        let (header, claims) = jws
+            .verify(&key)
+            .inspect_err(|err| rejected(key.kid(), Some(alg), err))?;
+        self.check_and_map(header, claims, &key)
+            .inspect_err(|err| rejected(key.kid(), Some(alg), err))
+    }
+
+    /// Steps 5 and 6 on a token whose signature verified with `key`.
+    fn check_and_map(
+        &self,
+        header: JwsHeader,
+        claims: Claims,
+        key: &VerificationKey,
+    ) -> Result<Fresh, AuthError> {
+        let inner = &*self.inner;
         // Step 5: claims.
         let now = inner.clock.now_unix();
         let validity = self.check_claims(&claims, now)?;
@@ -482,9 +481,15 @@ impl OidcVerifier {
     }
 }
 
-/// A cache key computed (and looked up) by a multi-issuer verifier.
+/// Where a verification comes from.
 #[derive(Clone, Copy)]
-struct Routed(CacheKey);
+enum Route {
+    /// A direct call: this verifier hashes the token and looks it up.
+    Direct,
+    /// A multi-issuer verifier already looked up this key (present when some verifier has a
+    /// cache) and found nothing.
+    Routed(Option<CacheKey>),
+}
 
 struct Fresh {
     token: VerifiedToken,

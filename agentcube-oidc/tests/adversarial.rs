@@ -229,7 +229,10 @@ async fn embedded_keys_and_key_urls_are_never_used_or_fetched() {
         .await;
     let attacker = Arc::new(TestKey::generate(Algorithm::RS256));
     let real_kid = idp.signing_key().kid().to_owned();
-    let x5c = STANDARD.encode(attacker.pkcs8_der());
+    // The header is bounded (`MAX_HEADER_BYTES`), and an RSA-2048 DER does not fit next to the
+    // attacker's JWK: the `x5c` carries a small (Ed25519) attacker key instead. It is never read
+    // either way.
+    let x5c = STANDARD.encode(TestKey::generate(Algorithm::EdDSA).pkcs8_der());
     let embed = |b: TokenBuilder| {
         b.header("jwk", attacker.jwk_json())
             .header("jku", format!("{}/jwks.json", evil.uri()))
@@ -250,6 +253,15 @@ async fn embedded_keys_and_key_urls_are_never_used_or_fetched() {
     // A genuine token carrying the same junk headers is fine: they are ignored, not fatal.
     let token = embed(idp.token()).sign();
     v.verify(&token).await.unwrap();
+    // An embedded RSA certificate chain alone exceeds the header bound: malformed, unread.
+    let token = idp
+        .token()
+        .header("x5c", json!([STANDARD.encode(attacker.pkcs8_der())]))
+        .sign();
+    assert_eq!(
+        err(&v, &token).await,
+        AuthError::Malformed(MalformedReason::HeaderTooLarge)
+    );
     assert_eq!(
         evil.received_requests().await.unwrap().len(),
         0,

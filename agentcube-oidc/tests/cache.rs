@@ -34,6 +34,9 @@ async fn a_repeat_is_a_cache_hit() {
         assert_eq!(again.principal.subject(), first.principal.subject());
         assert_eq!(again.expires_at, first.expires_at);
         assert_eq!(again.kid, first.kid);
+        assert_eq!(again.algorithm, first.algorithm);
+        assert_eq!(again.key_thumbprint, first.key_thumbprint);
+        assert_eq!(again.issued_at, first.issued_at);
     }
     let stats = v.stats();
     assert_eq!((stats.cache_hits, stats.cache_misses), (10, 1));

@@ -186,25 +186,26 @@ proptest! {
                 b = b.claim(&k, v);
             }
         }
-        let b = match violation {
-            0 => b.issuer("https://kc.example/realms/agentcube/"),
-            1 => b.audience("account"),
-            2 => b.without_claim("aud"),
-            3 => b.expires_at(NOW - 31),
-            4 => b.claim("exp", "9999999999"),
-            5 => b.without_claim("exp"),
-            6 => b.not_before(NOW + 31),
-            7 => b.issued_at(NOW + 31),
-            8 => b.subject(""),
-            9 => b.without_claim("sub"),
-            10 => b.token_type("ID"),
-            11 => b.token_type("Refresh"),
-            12 => b.claim("iss", json!([ISSUER])),
-            13 => b.header("crit", json!(["exp"])),
-            14 => b.header("typ", "JWS"),
-            _ => b.kid("unknown-kid"),
+        let (b, expected) = match violation {
+            0 => (b.issuer("https://kc.example/realms/agentcube/"), ErrorCode::IssuerMismatch),
+            1 => (b.audience("account"), ErrorCode::AudienceMismatch),
+            2 => (b.without_claim("aud"), ErrorCode::MissingClaim),
+            3 => (b.expires_at(NOW - 31), ErrorCode::Expired),
+            4 => (b.claim("exp", "9999999999"), ErrorCode::InvalidClaim),
+            5 => (b.without_claim("exp"), ErrorCode::MissingClaim),
+            6 => (b.not_before(NOW + 31), ErrorCode::NotYetValid),
+            7 => (b.issued_at(NOW + 31), ErrorCode::IssuedInFuture),
+            8 => (b.subject(""), ErrorCode::MissingClaim),
+            9 => (b.without_claim("sub"), ErrorCode::MissingClaim),
+            10 => (b.token_type("ID"), ErrorCode::TokenTypeMismatch),
+            11 => (b.token_type("Refresh"), ErrorCode::TokenTypeMismatch),
+            12 => (b.claim("iss", json!([ISSUER])), ErrorCode::InvalidClaim),
+            13 => (b.header("crit", json!(["exp"])), ErrorCode::UnsupportedCriticalHeader),
+            14 => (b.header("typ", "JWS"), ErrorCode::TokenTypeMismatch),
+            _ => (b.kid("unknown-kid"), ErrorCode::UnknownKid),
         };
-        prop_assert!(verify(&b.sign()).is_err(), "violation {}", violation);
+        // The violation's own code: the noise never decides the answer.
+        prop_assert_eq!(verify(&b.sign()), Err(expected), "violation {}", violation);
     }
 
     #[test]

@@ -251,68 +251,46 @@ impl Admin {
         format!("{}/admin/realms{path}", self.base)
     }
 
-    /// `GET /admin/realms{path}` (path empty or starting with `/`).
-    pub async fn get(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(self.url(path))
+    /// Sends `request` with the admin token; returns the status, the last segment of the
+    /// `Location` header (if any) and the body.
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
+        let response = request
             .bearer_auth(self.token().await)
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "GET {path}: {status} {text}");
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().rsplit('/').next().unwrap().to_owned());
+        (status, location, response.text().await.unwrap())
+    }
+
+    /// `GET /admin/realms{path}` (path empty or starting with `/`).
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, _, text) = self.send(self.http.get(self.url(path))).await;
+        assert!((200..300).contains(&status), "GET {path}: {status} {text}");
         serde_json::from_str(&text).unwrap()
     }
 
     /// `POST /admin/realms{path}` with a JSON body; expects 201 and returns the id at the end
     /// of the `Location` header, if any.
     pub async fn post(&self, path: &str, body: &Value) -> Option<String> {
-        let response = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(self.token().await)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().rsplit('/').next().unwrap().to_owned());
-        let text = response.text().await.unwrap();
+        let (status, location, text) = self.send(self.http.post(self.url(path)).json(body)).await;
         assert_eq!(status, 201, "POST {path}: {text}");
         location
     }
 
     /// `PUT /admin/realms{path}` with a JSON body; expects 204.
     pub async fn put(&self, path: &str, body: &Value) {
-        let response = self
-            .http
-            .put(self.url(path))
-            .bearer_auth(self.token().await)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
+        let (status, _, text) = self.send(self.http.put(self.url(path)).json(body)).await;
         assert_eq!(status, 204, "PUT {path}: {text}");
     }
 
     /// `DELETE /admin/realms{path}`; expects 204.
     pub async fn delete(&self, path: &str) {
-        let response = self
-            .http
-            .delete(self.url(path))
-            .bearer_auth(self.token().await)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
+        let (status, _, text) = self.send(self.http.delete(self.url(path))).await;
         assert_eq!(status, 204, "DELETE {path}: {text}");
     }
 
