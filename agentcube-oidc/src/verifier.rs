@@ -430,7 +430,6 @@ impl OidcVerifier {
         // Step 5: claims.
         let now = inner.clock.now_unix();
         let validity = self.check_claims(&claims, now)?;
-        let not_before = claims.not_before()?;
         // Step 6: mapping.
         let principal = inner.mapper.map(claims)?;
         tracing::trace!(issuer = %inner.issuer, kid = header.kid.as_deref().unwrap_or(""), "token verified");
@@ -444,7 +443,7 @@ impl OidcVerifier {
                 issued_at: validity.issued_at,
                 from_cache: false,
             },
-            not_before,
+            not_before: validity.not_before,
         })
     }
 

@@ -41,6 +41,8 @@ pub struct Validity {
     pub expires_at: i64,
     /// `iat`, if present.
     pub issued_at: Option<i64>,
+    /// `nbf`, if present.
+    pub not_before: Option<i64>,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -86,6 +88,7 @@ pub fn check_times(claims: &Claims, now: i64, rules: &TimeRules) -> Result<Valid
     Ok(Validity {
         expires_at: exp,
         issued_at: iat,
+        not_before: nbf,
     })
 }
 
