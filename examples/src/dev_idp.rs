@@ -344,7 +344,7 @@ fn issue_token(inner: &Inner, client: &DevClient, extra: &Value) -> Result<Strin
     });
     if let Value::Object(base) = &mut claims {
         if client.api_audience {
-            base.insert("aud".into(), json!("agentcube-api"));
+            base.insert("aud".into(), json!(agentcube_oidc::DEFAULT_AUDIENCE));
         }
         if let Value::Object(more) = extra {
             for (k, v) in more {

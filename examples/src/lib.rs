@@ -25,7 +25,10 @@ pub mod server;
 pub mod stack;
 pub mod workload_manager;
 
+use std::sync::Arc;
+
 use agentcube_auth_core::{HierarchyError, Role, RoleHierarchy};
+use agentcube_rlac::{OwnerIdScheme, OwnerPolicy};
 
 /// The realm export of `deploy/keycloak/agentcube-realm.json`, compiled in: the roles, clients
 /// and mappers the dev IdP serves, and the default role hierarchy.
@@ -33,17 +36,23 @@ pub const AGENTCUBE_REALM_JSON: &str = include_str!("../../deploy/keycloak/agent
 
 /// The role hierarchy of the realm (`admin` ⇒ `sandbox:manage` ⇒ `sandbox:invoke`).
 ///
-/// Falls back to those pairs if the compiled-in realm could not be read (it always can; the
-/// fallback keeps this function total).
+/// The compiled-in realm always parses (tested); the flat fallback only keeps this function
+/// total.
 pub fn realm_hierarchy() -> RoleHierarchy {
     RoleHierarchy::from_keycloak_realm_json(AGENTCUBE_REALM_JSON)
-        .or_else(|_| {
-            RoleHierarchy::from_pairs([
-                (Role::realm("admin"), Role::realm("sandbox:manage")),
-                (Role::realm("sandbox:manage"), Role::realm("sandbox:invoke")),
-            ])
-        })
         .unwrap_or_else(|_| RoleHierarchy::flat())
+}
+
+/// The ownership policy the Router and the workload manager share: `admin_role` (a realm role,
+/// through `hierarchy`) bypasses ownership, and owner ids are formed by `scheme`.
+pub(crate) fn owner_policy(
+    hierarchy: &Arc<RoleHierarchy>,
+    admin_role: &str,
+    scheme: OwnerIdScheme,
+) -> OwnerPolicy {
+    OwnerPolicy::new(Arc::clone(hierarchy))
+        .with_admin_role(Role::realm(admin_role))
+        .with_owner_scheme(scheme)
 }
 
 /// The role hierarchy of a realm export file (`--realm-file`), or of the compiled-in realm.
@@ -59,5 +68,23 @@ pub fn hierarchy_from_file(path: Option<&std::path::Path>) -> Result<RoleHierarc
             RoleHierarchy::from_keycloak_realm_json(&json)
                 .map_err(|e: HierarchyError| format!("{}: {e}", path.display()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_realm_gives_the_admin_chain() {
+        let hierarchy = RoleHierarchy::from_keycloak_realm_json(AGENTCUBE_REALM_JSON);
+        assert!(hierarchy.is_ok(), "{:?}", hierarchy.err());
+        let hierarchy = realm_hierarchy();
+        assert!(hierarchy.implies(&Role::realm("admin"), &Role::realm("sandbox:manage")));
+        assert!(hierarchy.implies(&Role::realm("admin"), &Role::realm("sandbox:invoke")));
+        assert!(hierarchy.implies(
+            &Role::realm("sandbox:manage"),
+            &Role::realm("sandbox:invoke")
+        ));
     }
 }

@@ -66,13 +66,13 @@ fn dev_secret(id: &str) -> String {
 pub fn dev_identities(idp: &DevIdp) -> Identities {
     idp.add_client(DevClient {
         id: SECOND_CLIENT.to_owned(),
-        secret: format!("{SECOND_CLIENT}-secret-dev"),
-        realm_roles: vec!["sandbox:invoke".to_owned()],
+        secret: dev_secret(SECOND_CLIENT),
+        realm_roles: vec![crate::router::DEFAULT_REQUIRED_ROLE.to_owned()],
         api_audience: true,
     });
     idp.add_client(DevClient {
         id: NO_ROLE_CLIENT.to_owned(),
-        secret: format!("{NO_ROLE_CLIENT}-secret-dev"),
+        secret: dev_secret(NO_ROLE_CLIENT),
         realm_roles: Vec::new(),
         api_audience: true,
     });

@@ -70,8 +70,7 @@ use agentcube_auth_core::{
 use agentcube_identity::{IDENTITY_HEADER, MintError, TokenMinter};
 use agentcube_oidc::{ConfigError, KeyStoreConfig, OidcConfig, OidcVerifier};
 use agentcube_rlac::{
-    AccessPolicy, AccessRequest, Action, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
-    SessionRecord, audit,
+    AccessRequest, Action, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore, SessionRecord,
 };
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -87,6 +86,9 @@ use tokio::sync::Semaphore;
 use crate::sandbox::SESSION_HEADER;
 use crate::server::{self, ApiError, REQUEST_ID_HEADER, RequestId, Server};
 use crate::workload_manager::{CreateSessionResponse, SessionKind};
+
+/// Where the Router serves its public identity keys.
+pub const JWKS_PATH: &str = "/.well-known/agentcube/jwks.json";
 
 /// The reference Router's algorithm allowlist (`--jwt-algorithms` default), each bound to its
 /// key type.
@@ -133,9 +135,8 @@ impl OidcOptions {
             issuer: issuer.into(),
             audience: agentcube_oidc::DEFAULT_AUDIENCE.to_owned(),
             role_claim: DEFAULT_ROLE_CLAIM.to_owned(),
-            algorithms: AlgorithmSet::parse_list(REFERENCE_ALGORITHMS).unwrap_or(
-                AlgorithmSet::only(agentcube_auth_core::jose::Algorithm::RS256),
-            ),
+            // Every supported algorithm: the same set as [`REFERENCE_ALGORITHMS`] (tested).
+            algorithms: AlgorithmSet::ALL,
             jwks_refresh_cooldown: agentcube_oidc::DEFAULT_REFRESH_COOLDOWN,
         }
     }
@@ -279,7 +280,6 @@ struct Shared {
     http: reqwest::Client,
     wm_url: String,
     ready: Box<dyn Fn() -> bool + Send + Sync>,
-    owner_scheme: OwnerIdScheme,
     max_body_bytes: usize,
 }
 
@@ -303,9 +303,7 @@ pub fn app<V: TokenVerifier + 'static>(
         .connect_timeout(Duration::from_secs(5))
         .timeout(config.upstream_timeout)
         .build()?;
-    let policy = OwnerPolicy::new(Arc::clone(&config.hierarchy))
-        .with_admin_role(agentcube_auth_core::Role::realm(config.admin_role.as_str()))
-        .with_owner_scheme(config.owner_scheme);
+    let policy = crate::owner_policy(&config.hierarchy, &config.admin_role, config.owner_scheme);
     let ready_verifier = Arc::clone(&verifier);
     let shared = Arc::new(Shared {
         minter,
@@ -314,7 +312,6 @@ pub fn app<V: TokenVerifier + 'static>(
         http,
         wm_url: trim_slashes(config.workload_manager_url),
         ready: Box::new(move || ready_verifier.is_ready()),
-        owner_scheme: config.owner_scheme,
         max_body_bytes: config.max_body_bytes,
     });
     let auth = AuthLayer::from_arc(verifier)
@@ -344,7 +341,7 @@ pub fn app<V: TokenVerifier + 'static>(
     let app = Router::new()
         .route("/health/live", get(server::live))
         .route("/health/ready", get(ready))
-        .route("/.well-known/agentcube/jwks.json", get(jwks))
+        .route(JWKS_PATH, get(jwks))
         .merge(v1)
         .with_state(shared);
     Ok(server::finish(app, "router"))
@@ -430,6 +427,10 @@ fn request_id(req: &Request) -> Option<String> {
 
 fn signing_failed(err: &MintError) -> ApiError {
     tracing::error!(error = %err, "signing an internal token failed");
+    jwt_signing_failed()
+}
+
+fn jwt_signing_failed() -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "failed to sign request",
@@ -650,20 +651,10 @@ impl Shared {
                 tracing::info!(session_id, "unknown session");
                 ApiError::session_not_found()
             })?;
+        // The audit event logs the action, the reason, the session and the caller.
         let request = AccessRequest::for_record(Some(principal), &record, action);
-        let decision = self.policy.decide(&request);
-        audit(&request, &decision);
-        tracing::info!(
-            session_id,
-            subject = principal.subject(),
-            action = action.code(),
-            reason = decision.code(),
-            "ownership decision"
-        );
-        match decision.into_result() {
-            Ok(_) => Ok(record),
-            Err(denied) => Err(ApiError::denied(&denied)),
-        }
+        server::enforce(&self.policy, &request)?;
+        Ok(record)
     }
 
     async fn create_session(
@@ -674,13 +665,8 @@ impl Shared {
         principal: &Principal,
         request_id: Option<&str>,
     ) -> Result<SessionRecord, ApiError> {
-        let create = AccessRequest::create(Some(principal));
-        let decision = self.policy.decide(&create);
-        audit(&create, &decision);
-        decision
-            .into_result()
-            .map_err(|denied| ApiError::denied(&denied))?;
-        let owner = OwnerId::from_principal(principal, self.owner_scheme)
+        server::enforce(&self.policy, &AccessRequest::create(Some(principal)))?;
+        let owner = OwnerId::from_principal(principal, self.policy.owner_scheme())
             .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string(), "missing_claim"))?;
         let body = json!({"kind": kind.name(), "name": name, "namespace": namespace});
         let response = self
@@ -798,13 +784,7 @@ impl Shared {
                 headers.append(name.clone(), value.clone());
             }
         }
-        let bearer = HeaderValue::from_str(&token.bearer()).map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "failed to sign request",
-                "jwt_signing_failed",
-            )
-        })?;
+        let bearer = HeaderValue::from_str(&token.bearer()).map_err(|_| jwt_signing_failed())?;
         headers.insert(header::AUTHORIZATION, bearer);
         if let Ok(v) = HeaderValue::from_str(&record.session_id) {
             headers.insert(SESSION_HEADER, v);
@@ -834,10 +814,9 @@ impl Shared {
             headers.insert(REQUEST_ID_HEADER, v);
         }
 
-        let method = parts.method.clone();
         let upstream = self
             .http
-            .request(method, url)
+            .request(parts.method, url)
             .headers(headers)
             .body(body)
             .send()
@@ -858,19 +837,10 @@ impl Shared {
                     )
                 }
             })?;
-        let status = upstream.status();
-        let upstream_headers = upstream.headers().clone();
-        let bytes = upstream.bytes().await.map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "sandbox response interrupted",
-                "sandbox_unavailable",
-            )
-        })?;
-        let connection = connection_tokens(&upstream_headers);
-        let mut response = Response::new(Body::from(bytes));
-        *response.status_mut() = status;
-        for (name, value) in &upstream_headers {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = upstream.status();
+        let connection = connection_tokens(upstream.headers());
+        for (name, value) in upstream.headers() {
             let n = name.as_str();
             if HOP_BY_HOP.contains(&n)
                 || connection.iter().any(|c| c == n)
@@ -885,6 +855,14 @@ impl Shared {
         if let Ok(v) = HeaderValue::from_str(&record.session_id) {
             response.headers_mut().insert(SESSION_HEADER, v);
         }
+        let bytes = upstream.bytes().await.map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "sandbox response interrupted",
+                "sandbox_unavailable",
+            )
+        })?;
+        *response.body_mut() = Body::from(bytes);
         Ok(response)
     }
 
@@ -930,5 +908,22 @@ impl Shared {
             return Err(ApiError::session_not_found());
         }
         Err(map_wm_error(response).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_algorithms_are_every_supported_algorithm() {
+        assert_eq!(
+            AlgorithmSet::parse_list(REFERENCE_ALGORITHMS),
+            Ok(AlgorithmSet::ALL)
+        );
+        assert_eq!(
+            OidcOptions::new("https://idp").algorithms,
+            AlgorithmSet::ALL
+        );
     }
 }

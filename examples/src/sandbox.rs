@@ -35,29 +35,12 @@ pub const SESSION_HEADER: &str = "x-agentcube-session-id";
 /// The longest delay `?delay_ms=` may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
-/// Sandbox settings.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct SandboxConfig {}
-
-impl SandboxConfig {
-    /// The defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-struct Shared<K> {
-    verifier: SandboxVerifier<K>,
-}
-
 /// The sandbox app: `GET /health` and every other path (any method) echoed after verification.
-pub fn app<K: KeySource + 'static>(verifier: SandboxVerifier<K>, _config: SandboxConfig) -> Router {
-    let shared = Arc::new(Shared { verifier });
+pub fn app<K: KeySource + 'static>(verifier: SandboxVerifier<K>) -> Router {
     let app = Router::new()
         .route("/health", get(server::live))
         .fallback(echo::<K>)
-        .with_state(shared);
+        .with_state(Arc::new(verifier));
     server::instrument(app, "sandbox")
 }
 
@@ -67,9 +50,8 @@ pub fn app<K: KeySource + 'static>(verifier: SandboxVerifier<K>, _config: Sandbo
 /// The bind error.
 pub async fn serve<K: KeySource + 'static>(
     verifier: SandboxVerifier<K>,
-    config: SandboxConfig,
 ) -> std::io::Result<Server> {
-    server::serve(app(verifier, config)).await
+    server::serve(app(verifier)).await
 }
 
 /// `delay_ms=N` from the query string.
@@ -81,7 +63,7 @@ fn delay_ms(uri: &Uri) -> Option<u64> {
 }
 
 async fn echo<K: KeySource + 'static>(
-    State(shared): State<Arc<Shared<K>>>,
+    State(verifier): State<Arc<SandboxVerifier<K>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -105,11 +87,7 @@ async fn echo<K: KeySource + 'static>(
         let err = IdentityError::Invalid(AuthError::InvalidAuthorizationFormat);
         return ApiError::identity(&err).into_response();
     }
-    let verified = match shared
-        .verifier
-        .verify_authorization(first, session_id)
-        .await
-    {
+    let verified = match verifier.verify_authorization(first, session_id).await {
         Ok(v) => v,
         Err(err) => {
             tracing::info!(code = err.code(), reason = %err, "sandbox token rejected");

@@ -407,6 +407,12 @@ impl Runner<'_> {
         self.send(request).await
     }
 
+    /// `token` on the agent-runtime route with `session`.
+    async fn invoke_session(&self, token: &str, session: &str) -> Result<Answer, String> {
+        self.invoke("agent-runtimes", Some(token), Some(session))
+            .await
+    }
+
     async fn delete(&self, token: &str, session: &str) -> Result<Answer, String> {
         let url = format!(
             "{}/v1/sessions/{session}",
@@ -587,9 +593,7 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
     let Some(session) = session else {
         return Ok(r.report);
     };
-    let answer = r
-        .invoke("agent-runtimes", Some(&app_token), Some(&session))
-        .await;
+    let answer = r.invoke_session(&app_token, &session).await;
     r.check(
         &format!("{}: invoke own session", ids.app.client_id),
         "200, sandbox sees the app",
@@ -632,9 +636,7 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
     let request = "second user on the app's session";
     let expected = "403 not_owner";
     if let Some((c, token)) = r.usable(second.clone(), request, expected, no_second) {
-        let answer = r
-            .invoke("agent-runtimes", Some(&token), Some(&session))
-            .await;
+        let answer = r.invoke_session(&token, &session).await;
         let request = format!("{}: {request}", c.client_id);
         r.expect(&request, expected, answer, 403, Some("not_owner"));
     }
@@ -645,9 +647,7 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
     let admin = r.fetch(ids.admin.as_ref()).await;
     if let Some((c, token)) = r.usable(admin, request, expected, "no admin client was given") {
         let admin_sub = claim(&token, "sub");
-        let answer = r
-            .invoke("agent-runtimes", Some(&token), Some(&session))
-            .await;
+        let answer = r.invoke_session(&token, &session).await;
         r.check(
             &format!("{}: {request}", c.client_id),
             expected,
@@ -659,9 +659,7 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
     }
 
     // 8. Tampered token.
-    let answer = r
-        .invoke("agent-runtimes", Some(&tamper(&app_token)), Some(&session))
-        .await;
+    let answer = r.invoke_session(&tamper(&app_token), &session).await;
     r.check(
         "app token with payload edited (roles += admin)",
         "401 invalid_signature",
@@ -695,9 +693,7 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
                     Err(e) => r.push(request, expected, e, false),
                     Ok(token) => {
                         let (old_kid, new_kid) = (kid(&app_token), kid(&token));
-                        let answer = r
-                            .invoke("agent-runtimes", Some(&token), Some(&session))
-                            .await;
+                        let answer = r.invoke_session(&token, &session).await;
                         r.check(request, expected, answer, 200, None, |_| {
                             if old_kid == new_kid {
                                 Err("kid did not change".to_owned())
@@ -729,9 +725,7 @@ pub async fn run(config: &ScenarioConfig) -> Result<Report, ScenarioError> {
         200,
         None,
     );
-    let answer = r
-        .invoke("agent-runtimes", Some(&owner_token), Some(&session))
-        .await;
+    let answer = r.invoke_session(&owner_token, &session).await;
     r.expect(
         &format!("{}: invoke the deleted session", ids.app.client_id),
         "404 session_not_found",

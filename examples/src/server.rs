@@ -204,6 +204,22 @@ impl ApiError {
     }
 }
 
+/// Runs `policy` on `request`, writes the audit event, and turns a denial into its 403; the
+/// reason of an allowed request otherwise.
+///
+/// # Errors
+/// [`ApiError::denied`] for a denial.
+pub fn enforce(
+    policy: &impl agentcube_rlac::AccessPolicy,
+    request: &agentcube_rlac::AccessRequest<'_>,
+) -> Result<agentcube_rlac::Reason, ApiError> {
+    let decision = policy.decide(request);
+    agentcube_rlac::audit(request, &decision);
+    decision
+        .into_result()
+        .map_err(|denied| ApiError::denied(&denied))
+}
+
 /// A status code from a number the libraries produce (always valid; 500 otherwise).
 pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

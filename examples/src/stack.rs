@@ -17,7 +17,7 @@ use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore, StoreError
 
 use crate::keys::{KeysError, RouterKeys};
 use crate::router::{self, RouterConfig, RouterError};
-use crate::sandbox::{self, SandboxConfig};
+use crate::sandbox;
 use crate::server::{self, Server};
 use crate::workload_manager::{self, WorkloadManagerConfig};
 
@@ -147,14 +147,11 @@ impl Stack {
         // The Router's address first: the others fetch its JWKS.
         let router_listener = server::bind_loopback().await?;
         let jwks_url = format!(
-            "http://{}/.well-known/agentcube/jwks.json",
-            router_listener.local_addr()?
+            "http://{}{}",
+            router_listener.local_addr()?,
+            router::JWKS_PATH
         );
-        let sandbox = sandbox::serve(
-            SandboxVerifier::new(RouterKeys::remote(&jwks_url)?),
-            SandboxConfig::new(),
-        )
-        .await?;
+        let sandbox = sandbox::serve(SandboxVerifier::new(RouterKeys::remote(&jwks_url)?)).await?;
         let mut wm_config = WorkloadManagerConfig::new(sandbox.url())
             .admin_role(options.router.admin_role.as_str())
             .hierarchy(Arc::clone(&options.router.hierarchy));
@@ -192,7 +189,7 @@ impl Stack {
 
     /// The Router's JWKS URL.
     pub fn jwks_url(&self) -> String {
-        format!("{}/.well-known/agentcube/jwks.json", self.router.url())
+        format!("{}{}", self.router.url(), router::JWKS_PATH)
     }
 
     /// Stops the workload manager and starts a new instance on the same address, with a new

@@ -27,12 +27,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use agentcube_auth_core::RoleHierarchy;
 use agentcube_auth_core::jose::KeySource;
-use agentcube_auth_core::{Role, RoleHierarchy};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, VerifiedIdentity};
 use agentcube_rlac::{
-    AccessPolicy, AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy,
-    OwnerStore, SessionRecord, audit,
+    AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
+    SessionRecord,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -155,7 +155,7 @@ struct Shared<K> {
     verifier: IdentityVerifier<K>,
     store: Arc<dyn OwnerStore>,
     policy: OwnerPolicy,
-    config: WorkloadManagerConfig,
+    sandbox_url: String,
 }
 
 /// The workload manager app.
@@ -164,14 +164,12 @@ pub fn app<K: KeySource + 'static>(
     store: Arc<dyn OwnerStore>,
     config: WorkloadManagerConfig,
 ) -> Router {
-    let policy = OwnerPolicy::new(Arc::clone(&config.hierarchy))
-        .with_admin_role(Role::realm(config.admin_role.as_str()))
-        .with_owner_scheme(config.owner_scheme);
+    let policy = crate::owner_policy(&config.hierarchy, &config.admin_role, config.owner_scheme);
     let shared = Arc::new(Shared {
         verifier,
         store,
         policy,
-        config,
+        sandbox_url: config.sandbox_url,
     });
     let app = Router::new()
         .route("/health/live", get(server::live))
@@ -295,7 +293,7 @@ impl<K: KeySource + 'static> Shared<K> {
             ));
         }
         let principal = identity.to_principal();
-        let owner = OwnerId::from_principal(&principal, self.config.owner_scheme)
+        let owner = OwnerId::from_principal(&principal, self.policy.owner_scheme())
             .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string(), "missing_claim"))?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let sandbox_id = uuid::Uuid::new_v4().to_string();
@@ -310,7 +308,7 @@ impl<K: KeySource + 'static> Shared<K> {
         record.entry_points = vec![EntryPoint {
             path: "/".to_owned(),
             protocol: "HTTP".to_owned(),
-            endpoint: self.config.sandbox_url.clone(),
+            endpoint: self.sandbox_url.clone(),
         }];
         // The simulated Sandbox object's metadata, stamped with the owner.
         let (mut annotations, mut labels) = (BTreeMap::new(), BTreeMap::new());
@@ -363,11 +361,7 @@ impl<K: KeySource + 'static> Shared<K> {
             .ok_or_else(ApiError::session_not_found)?;
         let principal = identity.to_principal();
         let request = AccessRequest::for_record(Some(&principal), &record, Action::Delete);
-        let decision = self.policy.decide(&request);
-        audit(&request, &decision);
-        if let Err(denied) = decision.into_result() {
-            return Err(ApiError::denied(&denied));
-        }
+        let reason = server::enforce(&self.policy, &request)?;
         self.store
             .delete(id)
             .await
@@ -375,7 +369,7 @@ impl<K: KeySource + 'static> Shared<K> {
         tracing::info!(
             session_id = id,
             subject = principal.subject(),
-            reason = decision.code(),
+            reason = reason.code(),
             "session deleted"
         );
         Ok(axum::Json(json!({"sessionId": id, "deleted": true})).into_response())

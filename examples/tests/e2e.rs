@@ -309,6 +309,26 @@ async fn sandbox_token_replayed_against_another_session_is_rejected_by_the_sandb
     assert_eq!(access.status, 401);
     let missing = send(http().post(&sandbox).header(SESSION_HEADER, a.as_str())).await;
     assert_eq!(missing.status, 401);
+    let ok_token = qs
+        .stack
+        .minter
+        .sandbox_token(&caller, &a)
+        .expect("mint")
+        .bearer();
+    let no_session = send(http().post(&sandbox).header("authorization", &ok_token)).await;
+    assert_eq!(no_session.status, 400, "{:?}", no_session.body);
+    assert_eq!(no_session.code(), "missing_session_id");
+    // A valid token sent twice is refused, never resolved by picking one.
+    let twice = send(
+        http()
+            .post(&sandbox)
+            .header(SESSION_HEADER, a.as_str())
+            .header("authorization", &ok_token)
+            .header("authorization", &ok_token),
+    )
+    .await;
+    assert_eq!(twice.status, 401, "{:?}", twice.body);
+    assert_eq!(twice.code(), "invalid_authorization_format");
     qs.stack.shutdown().await;
 }
 
@@ -476,6 +496,82 @@ async fn a_signing_failure_never_sends_a_request_without_identity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
+    let idp = DevIdp::start(AGENTCUBE_REALM_JSON).await.expect("idp");
+    let verifier = Arc::new(OidcOptions::new(idp.issuer()).build().expect("verifier"));
+    let app = token(&idp, "agentcube-app");
+    let caller = sub(&app);
+    let down = free_addr().await.to_string();
+    // A stand-in workload manager: agent runtimes in `default` are recorded for someone else,
+    // in `down` for the caller but on a sandbox nobody listens on; code interpreters fail with
+    // a 500.
+    let fake_wm = server::serve(
+        axum::Router::new()
+            .route(
+                "/v1/agent-runtime",
+                axum::routing::post(move |axum::Json(body): axum::Json<Value>| async move {
+                    let down_ns = body["namespace"] == "down";
+                    axum::Json(json!({
+                        "kind": "AgentRuntime",
+                        "sessionId": "s-1",
+                        "sandboxId": "x",
+                        "sandboxName": "x",
+                        "entryPoints": [{"path": "/", "protocol": "HTTP", "endpoint": down}],
+                        "ownerId": if down_ns { caller.as_str() } else { "mallory" },
+                    }))
+                }),
+            )
+            .route(
+                "/v1/code-interpreter",
+                axum::routing::post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+            ),
+    )
+    .await
+    .expect("fake wm");
+    let mut config = RouterConfig::new(fake_wm.url());
+    config.max_body_bytes = 64;
+    let router = router::serve(
+        verifier,
+        Arc::new(TokenMinter::new(Arc::new(
+            KeyRing::generate().expect("key"),
+        ))),
+        Arc::new(InMemoryOwnerStore::new()),
+        config,
+    )
+    .await
+    .expect("router");
+    let base = router.url();
+
+    let mismatch = invoke(&base, AR, Some(&app), None, &[]).await;
+    assert_eq!(mismatch.status, 502, "{:?}", mismatch.body);
+    assert_eq!(mismatch.code(), "owner_mismatch");
+    let failed = invoke(&base, CI, Some(&app), None, &[]).await;
+    assert_eq!(failed.status, 502, "{:?}", failed.body);
+    assert_eq!(failed.code(), "workload_manager_error");
+    let unreachable = invoke(
+        &base,
+        "/v1/namespaces/down/agent-runtimes/demo/invocations/run",
+        Some(&app),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(unreachable.status, 502, "{:?}", unreachable.body);
+    assert_eq!(unreachable.code(), "sandbox_unavailable");
+    let large = send(
+        http()
+            .post(format!("{base}{AR}"))
+            .bearer_auth(&app)
+            .body("x".repeat(65)),
+    )
+    .await;
+    assert_eq!(large.status, 413, "{:?}", large.body);
+    assert_eq!(large.code(), "body_too_large");
+    router.shutdown().await;
+    fake_wm.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_manager_fails_closed_and_checks_owner_on_delete() {
     let ring = Arc::new(KeyRing::generate().expect("key"));
     let minter = TokenMinter::new(Arc::clone(&ring));
@@ -520,6 +616,23 @@ async fn workload_manager_fails_closed_and_checks_owner_on_delete() {
     )
     .await;
     assert_eq!(bad_body.status, 400);
+    assert_eq!(bad_body.code(), "invalid_request");
+    let create_with = |body: Value| {
+        send(
+            http()
+                .post(format!("{url}/v1/agent-runtime"))
+                .header(IDENTITY_HEADER, identity(&alice))
+                .json(&body),
+        )
+    };
+    let other_kind =
+        create_with(json!({"kind": "CodeInterpreter", "name": "demo", "namespace": "default"}))
+            .await;
+    assert_eq!(other_kind.status, 400);
+    assert_eq!(other_kind.error(), "kind does not match the route");
+    let bad_name = create_with(json!({"name": "Demo", "namespace": "default"})).await;
+    assert_eq!(bad_name.status, 400);
+    assert_eq!(bad_name.code(), "invalid_request");
 
     let created = create(Some(identity(&alice))).await;
     assert_eq!(created.status, 200, "{:?}", created.body);
@@ -699,6 +812,31 @@ async fn reference_error_bodies_health_and_jwks() {
     assert_eq!(unknown.code(), "session_not_found");
     let bad_header = invoke(&base, AR, Some(&app), Some("a b"), &[]).await;
     assert_eq!(bad_header.status, 400);
+    assert_eq!(bad_header.code(), "invalid_session_id");
+    // The workload manager's 400 reaches the client with its code.
+    let bad_namespace = invoke(
+        &base,
+        "/v1/namespaces/Not_A_Dns_Name/agent-runtimes/demo/invocations/run",
+        Some(&app),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(bad_namespace.status, 400, "{:?}", bad_namespace.body);
+    assert_eq!(bad_namespace.code(), "invalid_request");
+    assert_eq!(
+        bad_namespace.error(),
+        "name and namespace must be lowercase dns names"
+    );
+    // An invalid id on delete is an unknown session.
+    let bad_delete = send(
+        client
+            .delete(format!("{base}/v1/sessions/{}", "x".repeat(300)))
+            .bearer_auth(&app),
+    )
+    .await;
+    assert_eq!(bad_delete.status, 404);
+    assert_eq!(bad_delete.code(), "session_not_found");
     // GET works too, and on the bare invocations path (the SDK's session bootstrap).
     let bootstrap = send(
         client
@@ -726,6 +864,9 @@ async fn reference_error_bodies_health_and_jwks() {
     let nowhere = send(client.get(format!("{base}/nowhere"))).await;
     assert_eq!(nowhere.status, 404);
     assert_eq!(nowhere.code(), "not_found");
+    let wrong_method = send(client.put(format!("{base}/health/live"))).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.code(), "method_not_allowed");
     qs.stack.shutdown().await;
 }
 

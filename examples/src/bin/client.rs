@@ -20,6 +20,7 @@
 
 use std::process::ExitCode;
 
+use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_oidc::client::reqwest::Method;
 use agentcube_oidc::client::{
     AuthorizedClient, ClientCredentials, ClientError, DynTokenSource, StaticToken,
@@ -92,13 +93,13 @@ async fn run(args: Args) -> Result<(), ClientError> {
             .body(data);
     }
     if let Some(session) = &args.session_id {
-        request = request.header("x-agentcube-session-id", session);
+        request = request.header(SESSION_HEADER, session);
     }
     // The token is fetched (and cached, and refreshed) by the source on every request; a 401
     // makes the client fetch a new one and retry once.
     let response = client.send(request).await?;
     println!("status: {}", response.status());
-    if let Some(session) = response.headers().get("x-agentcube-session-id") {
+    if let Some(session) = response.headers().get(SESSION_HEADER) {
         println!("session: {}", session.to_str().unwrap_or("?"));
     }
     let body = response.text().await.map_err(|_| ClientError::Network {

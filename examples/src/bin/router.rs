@@ -40,7 +40,7 @@ struct Args {
     #[arg(long, env = "AGENTCUBE_JWT_ISSUER_URL")]
     jwt_issuer_url: String,
     /// Accepted audience.
-    #[arg(long, env = "AGENTCUBE_JWT_AUDIENCE", default_value = "agentcube-api")]
+    #[arg(long, env = "AGENTCUBE_JWT_AUDIENCE", default_value = agentcube_oidc::DEFAULT_AUDIENCE)]
     jwt_audience: String,
     /// Claim path of the roles (`realm_access.roles` reads Keycloak realm and client roles).
     #[arg(long, env = "AGENTCUBE_JWT_ROLE_CLAIM", default_value = DEFAULT_ROLE_CLAIM)]
@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, env = "AGENTCUBE_JWT_ALGORITHMS", default_value = REFERENCE_ALGORITHMS)]
     jwt_algorithms: String,
     /// Role that bypasses session ownership (through the role hierarchy).
-    #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = "admin")]
+    #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = agentcube_rlac::DEFAULT_ADMIN_ROLE)]
     admin_role: String,
     /// The workload manager's base URL.
     #[arg(long, env = "WORKLOAD_MANAGER_URL")]

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use agentcube_examples::cli::{self, RouterKeyArgs};
-use agentcube_examples::sandbox::SandboxConfig;
 use agentcube_identity::SandboxVerifier;
 use clap::Parser;
 
@@ -29,7 +28,7 @@ struct Args {
 
 async fn run(args: Args) -> Result<(), String> {
     let keys = args.router_keys.keys()?;
-    let app = agentcube_examples::sandbox::app(SandboxVerifier::new(keys), SandboxConfig::new());
+    let app = agentcube_examples::sandbox::app(SandboxVerifier::new(keys));
     cli::serve_until_signal(args.listen, app, |server| {
         tracing::info!(addr = %server.addr(), "sandbox listening");
     })

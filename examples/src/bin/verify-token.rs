@@ -26,12 +26,10 @@ use std::time::Duration;
 
 use agentcube_auth_core::jose::AlgorithmSet;
 use agentcube_auth_core::{AuthError, ClaimPathMapper, Principal};
+use agentcube_examples::router::REFERENCE_ALGORITHMS;
 use agentcube_oidc::{OidcConfig, OidcVerifier, VerifiedToken};
 use clap::Parser;
 use serde_json::{Value, json};
-
-/// The reference Router's allowlist, each algorithm bound to its key type.
-const ROUTER_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
 
 /// Verifies access tokens read from stdin (one per line) and prints one JSON line per token.
 #[derive(Parser, Debug)]
@@ -46,7 +44,7 @@ struct Args {
         long,
         env = "AGENTCUBE_JWT_AUDIENCE",
         value_delimiter = ',',
-        default_value = "agentcube-api"
+        default_value = agentcube_oidc::DEFAULT_AUDIENCE
     )]
     audience: Vec<String>,
     /// Fetch keys from this JWKS URL instead of discovery.
@@ -56,7 +54,7 @@ struct Args {
     #[arg(long, env = "AGENTCUBE_JWT_DISCOVERY_URL", conflicts_with = "jwks_url")]
     discovery_url: Option<String>,
     /// Accepted signing algorithms, comma-separated (default: the Router's allowlist).
-    #[arg(long, env = "AGENTCUBE_JWT_ALGORITHMS", default_value = ROUTER_ALGORITHMS)]
+    #[arg(long, env = "AGENTCUBE_JWT_ALGORITHMS", default_value = REFERENCE_ALGORITHMS)]
     algorithms: String,
     /// Read roles from this claim path (e.g. `groups`, `https://example.com/roles`) instead of
     /// Keycloak's realm and client roles.

@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, env = "AGENTCUBE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// Role that may delete any session (through the role hierarchy).
-    #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = "admin")]
+    #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = agentcube_rlac::DEFAULT_ADMIN_ROLE)]
     admin_role: String,
     /// Keycloak realm export to read the role hierarchy from (default: the bundled realm).
     #[arg(long, env = "AGENTCUBE_REALM_FILE")]
