@@ -859,3 +859,42 @@ fn error_codes_are_stable() {
         assert_eq!(message, message.to_lowercase(), "lowercase: {message}");
     }
 }
+
+/// A caller waiting on a fetch whose task died with its runtime (nothing was ever sent) gets
+/// `cancelled`, not a hang.
+#[test]
+fn a_fetch_that_dies_with_its_runtime_is_cancelled() {
+    // A token endpoint that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", silent.local_addr().unwrap());
+    let new_runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = new_runtime();
+    let source = first.block_on(async {
+        ClientCredentials::builder("agentcube-app", SECRET)
+            .token_endpoint(url)
+            .http(
+                HttpConfig::new()
+                    .without_timeouts()
+                    .retry(RetryPolicy::none()),
+            )
+            .build()
+            .unwrap()
+    });
+    let mut token = Box::pin(source.token());
+    // Poll until the fetch task is spawned on `first` and hangs on the silent endpoint.
+    let pending = first.block_on(async {
+        tokio::time::timeout(Duration::from_millis(100), &mut token)
+            .await
+            .is_err()
+    });
+    assert!(pending);
+    drop(first); // cancels the fetch task; its sender is dropped without a result
+    let err = new_runtime().block_on(token).unwrap_err();
+    assert_eq!(err, ClientError::Cancelled);
+    assert_eq!(err.code(), "cancelled");
+}

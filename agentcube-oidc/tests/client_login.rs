@@ -272,6 +272,7 @@ async fn nonce_mismatch_is_rejected() {
         .await
         .unwrap_err();
     assert_eq!(err, ClientError::NonceMismatch);
+    assert_eq!(err.code(), "nonce_mismatch");
 }
 
 #[tokio::test]
@@ -388,6 +389,7 @@ async fn listener_wait_is_bounded() {
         .await
         .unwrap_err();
     assert_eq!(err, ClientError::CallbackTimeout);
+    assert_eq!(err.code(), "callback_timeout");
     assert_eq!(started.elapsed(), Duration::from_secs(120));
 }
 
@@ -437,6 +439,7 @@ async fn id_token_without_nonce_is_rejected() {
         .await
         .unwrap_err();
     assert_eq!(err, ClientError::NonceMismatch);
+    assert_eq!(err.code(), "nonce_mismatch");
 }
 
 #[tokio::test]
@@ -501,6 +504,7 @@ async fn stored_refresh_token_source() {
         .build()
         .unwrap_err();
     assert_eq!(err, ClientError::NoRefreshToken);
+    assert_eq!(err.code(), "no_refresh_token");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -681,10 +685,9 @@ async fn device_flow_access_denied() {
 async fn device_flow_expired_token_from_the_server() {
     let (_server, flow) = device_idp(vec!["expired_token"], device_response(600, Some(5))).await;
     let authorization = flow.start().await.unwrap();
-    assert_eq!(
-        flow.poll(&authorization).await.unwrap_err(),
-        ClientError::ExpiredToken
-    );
+    let err = flow.poll(&authorization).await.unwrap_err();
+    assert_eq!(err, ClientError::ExpiredToken);
+    assert_eq!(err.code(), "expired_token");
 }
 
 #[tokio::test(start_paused = true)]

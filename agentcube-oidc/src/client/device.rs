@@ -9,10 +9,10 @@ use super::error::ClientError;
 use super::http::{
     DEVICE_ENDPOINT, EndpointKind, optional_seconds, optional_string, success_object,
 };
-use super::oauth::{CommonSettings, OAuthClient, client_secret_method, common_builder_methods};
-use super::rand::{random_token, s256_challenge};
+use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
+use super::rand::PkceVerifier;
 use super::refresh::RefreshTokenSource;
-use super::token::{DeviceCode, Tokens};
+use super::token::{ClientSecret, DeviceCode, Tokens};
 
 /// The polling interval when the server names none (RFC 8628 §3.2).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -64,23 +64,15 @@ impl DeviceFlow {
     /// Discovery and transport errors, [`ClientError::OAuth`] (e.g. `unauthorized_client` when
     /// the grant is not enabled for the client), [`ClientError::InvalidResponse`].
     pub async fn start(&self) -> Result<DeviceAuthorization, ClientError> {
-        let url = self
-            .client
-            .endpoint(EndpointKind::DeviceAuthorization)
-            .await?;
         // PKCE is not part of RFC 8628, but Keycloak applies a client's PKCE policy to the device
         // grant too (`agentcube-cli` requires S256); servers that do not know the parameters
         // ignore them (RFC 6749 §3.1).
-        let verifier = random_token(32)?;
-        let challenge = s256_challenge(&verifier);
-        let started = Instant::now();
-        let response = self
+        let verifier = PkceVerifier::new()?;
+        let challenge = verifier.s256_challenge();
+        let (response, started) = self
             .client
-            .transport
-            .post_form(
-                DEVICE_ENDPOINT,
-                &url,
-                &self.client.auth,
+            .post(
+                EndpointKind::DeviceAuthorization,
                 &[
                     ("scope", &self.scope),
                     ("code_challenge", &challenge),
@@ -137,7 +129,7 @@ impl DeviceFlow {
             expires_in,
             interval,
             started,
-            verifier: DeviceCode::new(verifier),
+            verifier,
         })
     }
 
@@ -204,7 +196,7 @@ impl DeviceFlow {
     ///
     /// [`ClientError::NoRefreshToken`] if the tokens have no refresh token.
     pub fn token_source(&self, tokens: &Tokens) -> Result<RefreshTokenSource, ClientError> {
-        RefreshTokenSource::from_tokens(Arc::clone(&self.client), tokens, None)
+        RefreshTokenSource::from_tokens(Arc::clone(&self.client), tokens)
     }
 }
 
@@ -225,9 +217,11 @@ impl DeviceFlowBuilder {
         self
     }
 
-    client_secret_method!(
-        "The client secret, for a confidential client (`agentcube-cli` is public and has none)."
-    );
+    /// The client secret, for a confidential client (`agentcube-cli` is public and has none).
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.common.secret = Some(ClientSecret::new(secret));
+        self
+    }
 
     /// The requested scope (default `openid`).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
@@ -264,8 +258,7 @@ pub struct DeviceAuthorization {
     expires_in: Duration,
     interval: Duration,
     started: Instant,
-    /// The PKCE verifier (redacted in `Debug` like the device code).
-    verifier: DeviceCode,
+    verifier: PkceVerifier,
 }
 
 impl DeviceAuthorization {

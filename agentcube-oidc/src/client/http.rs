@@ -524,6 +524,16 @@ pub(crate) enum EndpointKind {
 }
 
 impl EndpointKind {
+    /// How errors name the endpoint.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Token => TOKEN_ENDPOINT,
+            Self::Authorization => "authorization endpoint",
+            Self::DeviceAuthorization => DEVICE_ENDPOINT,
+        }
+    }
+
+    /// Its member in the discovery document.
     fn field(self) -> &'static str {
         match self {
             Self::Token => "token_endpoint",

@@ -8,7 +8,7 @@ use url::Url;
 use super::error::ClientError;
 use super::http::{
     ClientAuthMethod, ClientCredentialsAuth, EndpointKind, Endpoints, HttpConfig, RawResponse,
-    TOKEN_ENDPOINT, Transport, parse_tokens, parse_url,
+    Transport, parse_tokens, parse_url,
 };
 use super::token::{ClientSecret, Tokens};
 
@@ -25,16 +25,18 @@ impl OAuthClient {
         self.endpoints.get(&self.transport, kind).await
     }
 
-    /// POSTs `params` to the token endpoint; returns the raw answer and when it was sent.
-    pub(crate) async fn token_request(
+    /// POSTs `params` to the endpoint `kind`, authenticating the client; returns the raw answer
+    /// and when it was sent.
+    pub(crate) async fn post(
         &self,
+        kind: EndpointKind,
         params: &[(&str, &str)],
     ) -> Result<(RawResponse, Instant), ClientError> {
-        let url = self.endpoint(EndpointKind::Token).await?;
+        let url = self.endpoint(kind).await?;
         let sent_at = Instant::now();
         let response = self
             .transport
-            .post_form(TOKEN_ENDPOINT, &url, &self.auth, params)
+            .post_form(kind.label(), &url, &self.auth, params)
             .await?;
         Ok((response, sent_at))
     }
@@ -44,7 +46,7 @@ impl OAuthClient {
         &self,
         params: &[(&str, &str)],
     ) -> Result<Tokens, ClientError> {
-        let (response, sent_at) = self.token_request(params).await?;
+        let (response, sent_at) = self.post(EndpointKind::Token, params).await?;
         parse_tokens(&response, sent_at)
     }
 }
@@ -104,11 +106,7 @@ impl CommonSettings {
                 if endpoints.explicit(*kind).is_none() {
                     return Err(ClientError::config(format!(
                         "set an issuer (for discovery) or the {} explicitly",
-                        match kind {
-                            EndpointKind::Token => "token endpoint",
-                            EndpointKind::Authorization => "authorization endpoint",
-                            EndpointKind::DeviceAuthorization => "device authorization endpoint",
-                        }
+                        kind.label()
                     )));
                 }
             }
@@ -159,16 +157,4 @@ macro_rules! common_builder_methods {
     };
 }
 
-/// Adds `client_secret`, documented with `$doc`, to a builder of a flow whose client may be
-/// public (a builder with a `common: CommonSettings` field).
-macro_rules! client_secret_method {
-    ($doc:literal) => {
-        #[doc = $doc]
-        pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-            self.common.secret = Some($crate::client::ClientSecret::new(secret));
-            self
-        }
-    };
-}
-
-pub(crate) use {client_secret_method, common_builder_methods};
+pub(crate) use common_builder_methods;

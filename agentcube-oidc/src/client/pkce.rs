@@ -1,7 +1,6 @@
 //! Authorization code + PKCE (RFC 6749 §4.1, RFC 7636 S256) for public clients such as
 //! `agentcube-cli`, with a loopback redirect listener (RFC 8252 §7.3).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +11,10 @@ use url::Url;
 
 use super::error::{ClientError, bounded};
 use super::http::{EndpointKind, unverified_payload};
-use super::oauth::{CommonSettings, OAuthClient, client_secret_method, common_builder_methods};
-use super::rand::{random_token, s256_challenge};
+use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
+use super::rand::{PkceVerifier, random_token};
 use super::refresh::RefreshTokenSource;
-use super::token::{AuthorizationCode, Tokens};
+use super::token::{AuthorizationCode, ClientSecret, Tokens};
 
 /// The authorization code flow with PKCE (S256), state and nonce.
 ///
@@ -64,8 +63,8 @@ impl AuthorizationCodeFlow {
         let mut url = self.client.endpoint(EndpointKind::Authorization).await?;
         let state = random_token(32)?;
         let nonce = random_token(32)?;
-        let verifier = random_token(32)?;
-        let challenge = s256_challenge(&verifier);
+        let verifier = PkceVerifier::new()?;
+        let challenge = verifier.s256_challenge();
         {
             let mut query = url.query_pairs_mut();
             query
@@ -86,7 +85,7 @@ impl AuthorizationCodeFlow {
             redirect_uri: redirect_uri.to_owned(),
             state,
             nonce,
-            verifier: Verifier(verifier),
+            verifier,
         })
     }
 
@@ -110,7 +109,7 @@ impl AuthorizationCodeFlow {
                 ("grant_type", "authorization_code"),
                 ("code", code.secret()),
                 ("redirect_uri", &request.redirect_uri),
-                ("code_verifier", &request.verifier.0),
+                ("code_verifier", request.verifier.secret()),
             ])
             .await?;
         if let Some(id_token) = &tokens.id_token {
@@ -154,7 +153,7 @@ impl AuthorizationCodeFlow {
     ///
     /// [`ClientError::NoRefreshToken`] if the tokens have no refresh token.
     pub fn token_source(&self, tokens: &Tokens) -> Result<RefreshTokenSource, ClientError> {
-        RefreshTokenSource::from_tokens(Arc::clone(&self.client), tokens, None)
+        RefreshTokenSource::from_tokens(Arc::clone(&self.client), tokens)
     }
 }
 
@@ -176,9 +175,11 @@ impl AuthorizationCodeFlowBuilder {
         self
     }
 
-    client_secret_method!(
-        "The client secret, for a confidential client (`agentcube-cli` is public and has none)."
-    );
+    /// The client secret, for a confidential client (`agentcube-cli` is public and has none).
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.common.secret = Some(ClientSecret::new(secret));
+        self
+    }
 
     /// The requested scope (default `openid`; add `offline_access` for an offline token).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
@@ -210,14 +211,6 @@ impl AuthorizationCodeFlowBuilder {
     }
 }
 
-struct Verifier(String);
-
-impl fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// One authorization request: its URL and the values needed to accept its callback.
 ///
 /// `Debug` does not show the PKCE verifier.
@@ -227,7 +220,7 @@ pub struct AuthorizationRequest {
     redirect_uri: String,
     state: String,
     nonce: String,
-    verifier: Verifier,
+    verifier: PkceVerifier,
 }
 
 impl AuthorizationRequest {

@@ -1,5 +1,7 @@
 //! Randomness and hashing from aws-lc-rs (the workspace's one crypto backend).
 
+use std::fmt;
+
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,9 +17,29 @@ pub(crate) fn random_token(bytes: usize) -> Result<String, ClientError> {
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
-/// The PKCE S256 challenge of a verifier: base64url(SHA-256(verifier)) (RFC 7636 §4.2).
-pub(crate) fn s256_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+/// A PKCE code verifier (RFC 7636 §4.1): 32 random bytes, base64url. `Debug` does not show it.
+#[derive(Clone)]
+pub(crate) struct PkceVerifier(String);
+
+impl PkceVerifier {
+    pub(crate) fn new() -> Result<Self, ClientError> {
+        random_token(32).map(Self)
+    }
+
+    pub(crate) fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The S256 challenge: base64url(SHA-256(verifier)) (RFC 7636 §4.2).
+    pub(crate) fn s256_challenge(&self) -> String {
+        URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for PkceVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// A uniformly distributed fraction in `[0, 1)` for backoff jitter (0.5 if randomness fails).

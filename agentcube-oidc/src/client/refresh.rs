@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::cache::{Cache, Fetched, Grant, cached_token_source};
 use super::error::ClientError;
 use super::http::EndpointKind;
-use super::oauth::{CommonSettings, OAuthClient, client_secret_method, common_builder_methods};
-use super::token::{RefreshToken, Tokens};
+use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
+use super::token::{ClientSecret, RefreshToken, Tokens};
 
 /// Access tokens renewed with a refresh token, e.g. after an
 /// [authorization code](super::AuthorizationCodeFlow) or [device](super::DeviceFlow) login.
@@ -51,7 +51,6 @@ impl RefreshTokenSource {
     pub(crate) fn from_tokens(
         client: Arc<OAuthClient>,
         tokens: &Tokens,
-        scope: Option<String>,
     ) -> Result<Self, ClientError> {
         let refresh_token = tokens
             .refresh_token
@@ -60,7 +59,7 @@ impl RefreshTokenSource {
         let grant = RefreshGrant {
             client,
             refresh_token: Mutex::new(refresh_token),
-            scope,
+            scope: None,
         };
         Ok(Self {
             cache: Cache::new(grant, Some(Fetched::from_tokens(tokens))),
@@ -87,10 +86,12 @@ pub struct RefreshTokenSourceBuilder {
 impl RefreshTokenSourceBuilder {
     common_builder_methods!();
 
-    client_secret_method!(
-        "The client secret, for a confidential client (public clients such as `agentcube-cli` \
-         have none)."
-    );
+    /// The client secret, for a confidential client (public clients such as `agentcube-cli` have
+    /// none).
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.common.secret = Some(ClientSecret::new(secret));
+        self
+    }
 
     /// A `scope` parameter for the refresh requests (at most the originally granted scope).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
