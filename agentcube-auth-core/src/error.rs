@@ -7,6 +7,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use ::http::StatusCode;
+
+use crate::rejection::{Code, Rejection};
 use crate::role::Role;
 
 /// A stable, machine-readable code for every rejection.
@@ -65,11 +68,14 @@ pub enum ErrorCode {
     KeysUnavailable,
     /// The caller is authenticated but lacks a required role.
     InsufficientRole,
+    /// The replay guard is full of live tokens and cannot record another, so it cannot
+    /// decide whether this one was used before.
+    ReplayGuardFull,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (useful for metrics tables and exhaustive tests).
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::MissingAuthorization,
         Self::InvalidAuthorizationFormat,
         Self::EmptyBearerToken,
@@ -94,6 +100,7 @@ impl ErrorCode {
         Self::TokenReplayed,
         Self::KeysUnavailable,
         Self::InsufficientRole,
+        Self::ReplayGuardFull,
     ];
 
     /// The stable snake_case name of the code.
@@ -123,15 +130,21 @@ impl ErrorCode {
             Self::TokenReplayed => "token_replayed",
             Self::KeysUnavailable => "keys_unavailable",
             Self::InsufficientRole => "insufficient_role",
+            Self::ReplayGuardFull => "replay_guard_full",
         }
     }
 
+    /// The code as the workspace-wide [`Code`] type.
+    pub const fn code(self) -> Code {
+        Code::new(self.as_str())
+    }
+
     /// The HTTP status a server should answer with: 401, 403 or 503.
-    pub const fn http_status(self) -> u16 {
+    pub const fn http_status(self) -> StatusCode {
         match self {
-            Self::InsufficientRole => 403,
-            Self::KeysUnavailable => 503,
-            _ => 401,
+            Self::InsufficientRole => StatusCode::FORBIDDEN,
+            Self::KeysUnavailable | Self::ReplayGuardFull => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -145,7 +158,7 @@ impl ErrorCode {
         match self {
             Self::MissingAuthorization => Some("Bearer"),
             Self::InsufficientRole => Some("Bearer error=\"insufficient_scope\""),
-            Self::KeysUnavailable => None,
+            Self::KeysUnavailable | Self::ReplayGuardFull => None,
             _ => Some("Bearer error=\"invalid_token\""),
         }
     }
@@ -362,6 +375,9 @@ pub enum AuthError {
     /// See [`ErrorCode::InsufficientRole`].
     #[error("insufficient permissions: missing role {0}")]
     InsufficientRole(Role),
+    /// See [`ErrorCode::ReplayGuardFull`].
+    #[error("replay guard is full")]
+    ReplayGuardFull,
 }
 
 impl AuthError {
@@ -392,11 +408,12 @@ impl AuthError {
             Self::TokenReplayed => ErrorCode::TokenReplayed,
             Self::KeysUnavailable(_) => ErrorCode::KeysUnavailable,
             Self::InsufficientRole(_) => ErrorCode::InsufficientRole,
+            Self::ReplayGuardFull => ErrorCode::ReplayGuardFull,
         }
     }
 
     /// The HTTP status for this error (see [`ErrorCode::http_status`]).
-    pub const fn http_status(&self) -> u16 {
+    pub const fn http_status(&self) -> StatusCode {
         self.code().http_status()
     }
 
@@ -417,8 +434,27 @@ impl AuthError {
             | Self::InvalidAuthorizationFormat
             | Self::EmptyBearerToken
             | Self::KeysUnavailable(_)
+            | Self::ReplayGuardFull
             | Self::InsufficientRole(_) => Cow::Owned(self.to_string()),
             _ => Cow::Borrowed("invalid or expired token"),
         }
+    }
+}
+
+impl Rejection for AuthError {
+    fn code(&self) -> Code {
+        AuthError::code(self).code()
+    }
+
+    fn status(&self) -> StatusCode {
+        self.http_status()
+    }
+
+    fn public_message(&self) -> Cow<'static, str> {
+        AuthError::public_message(self)
+    }
+
+    fn challenge(&self) -> Option<&'static str> {
+        self.www_authenticate()
     }
 }

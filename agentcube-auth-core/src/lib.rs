@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod bearer;
 mod claims;
 mod clock;
 mod error;
@@ -11,6 +12,7 @@ pub mod jose;
 pub mod manual;
 mod mapper;
 mod principal;
+mod rejection;
 mod requirement;
 mod role;
 mod verifier;
@@ -23,6 +25,7 @@ pub use error::{
 pub use hierarchy::{HierarchyError, RoleHierarchy};
 pub use mapper::{ClaimMapper, ClaimPathMapper, KeycloakClaimMapper};
 pub use principal::{Principal, PrincipalBuilder};
+pub use rejection::{Code, Rejection, ServiceError};
 pub use requirement::Requirement;
 pub use role::{Role, RoleSet};
 pub use verifier::TokenVerifier;

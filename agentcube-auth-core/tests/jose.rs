@@ -11,15 +11,10 @@
 use std::sync::Arc;
 
 use agentcube_auth_core::jose::{
-    Algorithm, AlgorithmSet, Jwk, JwsPolicy, KeySet, KeySource, TypePolicy, UnverifiedJws,
-    VerificationKey,
+    Algorithm, AlgorithmSet, EncodedHeader, Jwk, JwsPolicy, KeySet, KeySource, SigningKey,
+    TypePolicy, UnverifiedJws, VerificationKey,
 };
 use agentcube_auth_core::{AuthError, ErrorCode};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
-};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
@@ -29,102 +24,75 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-enum Signer {
-    Rsa(RsaKeyPair),
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
-}
-
+/// A test key: the workspace signer, published without `use`/`alg` (so the RSA key verifies
+/// every RSA algorithm) under a chosen `kid`.
 struct TestKey {
-    signer: Signer,
+    key: SigningKey,
     jwk: Jwk,
 }
 
 impl TestKey {
-    fn rsa(kid: &str) -> Self {
-        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
-        let public = pair.public_key();
+    fn new(alg: Algorithm, kid: &str) -> Self {
+        let key = SigningKey::generate(alg).unwrap().with_kid(kid);
         let jwk = Jwk {
-            kty: "RSA".into(),
-            kid: Some(kid.into()),
-            n: Some(b64(public.modulus().big_endian_without_leading_zero())),
-            e: Some(b64(public.exponent().big_endian_without_leading_zero())),
-            ..Jwk::default()
+            key_use: None,
+            alg: None,
+            ..key.public_jwk().clone()
         };
-        Self {
-            signer: Signer::Rsa(pair),
-            jwk,
-        }
+        Self { key, jwk }
+    }
+
+    fn rsa(kid: &str) -> Self {
+        Self::new(Algorithm::RS256, kid)
     }
 
     fn ec(kid: &str) -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-        let point = pair.public_key().as_ref().to_vec();
-        let jwk = Jwk {
-            kty: "EC".into(),
-            crv: Some("P-256".into()),
-            kid: Some(kid.into()),
-            x: Some(b64(&point[1..33])),
-            y: Some(b64(&point[33..65])),
-            ..Jwk::default()
-        };
-        Self {
-            signer: Signer::Ec(pair),
-            jwk,
-        }
+        Self::new(Algorithm::ES256, kid)
     }
 
     fn ed(kid: &str) -> Self {
-        let pair = Ed25519KeyPair::generate().unwrap();
-        let jwk = Jwk {
-            kty: "OKP".into(),
-            crv: Some("Ed25519".into()),
-            kid: Some(kid.into()),
-            x: Some(b64(pair.public_key().as_ref())),
-            ..Jwk::default()
-        };
-        Self {
-            signer: Signer::Ed(pair),
-            jwk,
-        }
+        Self::new(Algorithm::EdDSA, kid)
     }
 
-    fn sign_raw(&self, alg: &str, input: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        match &self.signer {
-            Signer::Rsa(pair) => {
-                let enc: &'static dyn signature::RsaEncoding = match alg {
-                    "PS256" => &signature::RSA_PSS_SHA256,
-                    "RS384" => &signature::RSA_PKCS1_SHA384,
-                    _ => &signature::RSA_PKCS1_SHA256,
-                };
-                let mut sig = vec![0; pair.public_modulus_len()];
-                pair.sign(enc, &rng, input, &mut sig).unwrap();
-                sig
-            }
-            Signer::Ec(pair) => pair.sign(&rng, input).unwrap().as_ref().to_vec(),
-            Signer::Ed(pair) => pair.sign(input).as_ref().to_vec(),
-        }
+    /// Signs with `alg` when it is another algorithm of the key's type (RS384, PS256 with the
+    /// RSA key), with the key's own algorithm otherwise.
+    fn signer(&self, alg: &str) -> SigningKey {
+        let der = self.key.to_pkcs8_der().unwrap();
+        let key = SigningKey::from_pkcs8_der(der.expose_secret()).unwrap();
+        Algorithm::from_name(alg)
+            .and_then(|alg| {
+                SigningKey::from_pkcs8_der(der.expose_secret())
+                    .unwrap()
+                    .with_algorithm(alg)
+                    .ok()
+            })
+            .unwrap_or(key)
     }
 
     fn token(&self, header: &Value, payload: &Value) -> String {
-        let alg = header["alg"].as_str().unwrap_or("RS256");
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(payload.to_string().as_bytes())
-        );
-        let sig = self.sign_raw(alg, input.as_bytes());
-        format!("{input}.{}", b64(&sig))
+        self.token_raw(
+            header.to_string().as_bytes(),
+            payload.to_string().as_bytes(),
+        )
+    }
+
+    fn token_raw(&self, header: &[u8], payload: &[u8]) -> String {
+        let alg = serde_json::from_slice::<Value>(header)
+            .ok()
+            .and_then(|h| h["alg"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.signer(&alg)
+            .sign(&EncodedHeader::from_json_bytes(header), payload)
+            .unwrap()
     }
 
     fn raw_token(&self, alg: &str, header: &str, payload: &str) -> String {
-        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
-        let sig = self.sign_raw(alg, input.as_bytes());
-        format!("{input}.{}", b64(&sig))
+        self.signer(alg)
+            .sign(
+                &EncodedHeader::from_json_bytes(header.as_bytes()),
+                payload.as_bytes(),
+            )
+            .unwrap()
     }
 }
 
@@ -363,6 +331,36 @@ async fn oversized_headers_are_refused_before_parsing() {
         &payload(),
     );
     assert!(check(&t, &all_algs()).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_header_limit_is_exact_in_bytes() {
+    // A header of exactly MAX_HEADER_BYTES decoded bytes is accepted; one byte more is not,
+    // as the error message ("larger than 1024 bytes") says.
+    let f = fixture();
+    let header_of = |len: usize| {
+        let base = r#"{"alg":"RS256","kid":"rsa-1","x":""}"#.len();
+        let text = format!(
+            r#"{{"alg":"RS256","kid":"rsa-1","x":"{}"}}"#,
+            "p".repeat(len - base)
+        );
+        assert_eq!(text.len(), len);
+        text
+    };
+    let limit = agentcube_auth_core::jose::MAX_HEADER_BYTES;
+    let at = f.rsa.token_raw(
+        header_of(limit).as_bytes(),
+        payload().to_string().as_bytes(),
+    );
+    assert!(check(&at, &all_algs()).await.is_ok());
+    let over = f.rsa.token_raw(
+        header_of(limit + 1).as_bytes(),
+        payload().to_string().as_bytes(),
+    );
+    assert_eq!(
+        check(&over, &all_algs()).await.unwrap_err(),
+        AuthError::Malformed(agentcube_auth_core::MalformedReason::HeaderTooLarge)
+    );
 }
 
 #[tokio::test]

@@ -1,33 +1,20 @@
-//! Extracting the bearer token from the `Authorization` header (RFC 6750 §2.1).
+//! Finding the token in a request's headers.
 
-use ::http::HeaderMap;
-use ::http::HeaderValue;
 use ::http::header::AUTHORIZATION;
+use ::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::AuthError;
 
 /// Returns the bearer token of a request, borrowed from its headers (no allocation).
 ///
-/// The rules are those of the reference Router, so clients see the same answers:
-///
-/// | `Authorization`                         | result                                   |
-/// |-----------------------------------------|------------------------------------------|
-/// | absent, or present but empty            | [`AuthError::MissingAuthorization`]      |
-/// | sent more than once                     | [`AuthError::InvalidAuthorizationFormat`]|
-/// | not visible ASCII (space and tab allowed) | [`AuthError::InvalidAuthorizationFormat`]|
-/// | no space after the scheme (`Bearer`, `Bearer\ttok`) | [`AuthError::InvalidAuthorizationFormat`]|
-/// | scheme other than `bearer` (compared case-insensitively; `Basic x`) | [`AuthError::InvalidAuthorizationFormat`]|
-/// | `Bearer` + a space + only whitespace    | [`AuthError::EmptyBearerToken`]          |
-/// | `Bearer <token>`                        | `Ok(token)`, with ASCII whitespace trimmed from both ends |
-///
-/// The value is split at its *first space*: the scheme is everything before it and the token is
-/// the rest, trimmed. Whitespace inside the token is left alone (it is not a valid token and the
-/// verifier rejects it). Two `Authorization` headers are refused rather than resolved by picking
-/// one: a proxy and a backend that pick differently could then authenticate different callers.
-/// An empty header is treated as absent, as the reference Router does.
+/// Exactly one `Authorization` header must be present (two are
+/// [`AuthError::InvalidAuthorizationFormat`]: a proxy and a backend that picked different ones
+/// could authenticate different callers); its value is read by
+/// [`crate::bearer::bearer_token`], whose table lists every answer.
 ///
 /// # Errors
-/// As in the table above; none of the errors carries any part of the header value.
+/// [`AuthError::MissingAuthorization`] without the header, otherwise as
+/// [`crate::bearer::bearer_token`]; none of the errors carries any part of the header value.
 ///
 /// # Example
 /// ```
@@ -40,38 +27,60 @@ use crate::error::AuthError;
 /// assert_eq!(bearer_token(&headers).unwrap(), "abc.def.ghi");
 /// ```
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    bearer_token_from_value(single_authorization(headers)?)
+    TokenLocation::AuthorizationBearer.token(headers)
 }
 
-/// The one `Authorization` header value; none is `MissingAuthorization`, several are
-/// `InvalidAuthorizationFormat`.
-pub(crate) fn single_authorization(headers: &HeaderMap) -> Result<&HeaderValue, AuthError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Err(AuthError::MissingAuthorization);
-    };
-    if values.next().is_some() {
-        return Err(AuthError::InvalidAuthorizationFormat);
-    }
-    Ok(value)
+/// Where a request carries its token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenLocation {
+    /// `Authorization: Bearer <token>` (the default).
+    #[default]
+    AuthorizationBearer,
+    /// A header holding the bare token, such as the Router's identity header.
+    Header(HeaderName),
 }
 
-/// [`bearer_token`] for one header value.
-pub(crate) fn bearer_token_from_value(value: &HeaderValue) -> Result<&str, AuthError> {
-    if value.is_empty() {
-        return Err(AuthError::MissingAuthorization);
+impl TokenLocation {
+    /// A header holding the bare token.
+    ///
+    /// # Errors
+    /// [`::http::header::InvalidHeaderName`] if `name` is not a valid header name.
+    pub fn header(name: &str) -> Result<Self, ::http::header::InvalidHeaderName> {
+        Ok(Self::Header(HeaderName::try_from(name)?))
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::InvalidAuthorizationFormat)?;
-    let Some((scheme, rest)) = value.split_once(' ') else {
-        return Err(AuthError::InvalidAuthorizationFormat);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::InvalidAuthorizationFormat);
+
+    /// The one header value the token is in: none is `MissingAuthorization`, several are
+    /// `InvalidAuthorizationFormat`.
+    pub(crate) fn value<'h>(&self, headers: &'h HeaderMap) -> Result<&'h HeaderValue, AuthError> {
+        let name = match self {
+            Self::AuthorizationBearer => &AUTHORIZATION,
+            Self::Header(name) => name,
+        };
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Err(AuthError::MissingAuthorization);
+        };
+        if values.next().is_some() {
+            return Err(AuthError::InvalidAuthorizationFormat);
+        }
+        Ok(value)
     }
-    match rest.trim_ascii() {
-        "" => Err(AuthError::EmptyBearerToken),
-        token => Ok(token),
+
+    /// The token in one header value.
+    pub(crate) fn token_in<'v>(&self, value: &'v HeaderValue) -> Result<&'v str, AuthError> {
+        match self {
+            Self::AuthorizationBearer => crate::bearer::bearer_token(value.as_bytes()),
+            Self::Header(_) => crate::bearer::header_token(value.as_bytes()),
+        }
+    }
+
+    /// The token of a request.
+    ///
+    /// # Errors
+    /// As [`bearer_token`] for `Authorization`; for a bare-token header, missing or empty is
+    /// `MissingAuthorization`, twice is `InvalidAuthorizationFormat`, non-ASCII is `malformed`.
+    pub fn token<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, AuthError> {
+        self.token_in(self.value(headers)?)
     }
 }

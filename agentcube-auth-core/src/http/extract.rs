@@ -6,9 +6,7 @@ use std::ops::Deref;
 
 use ::http::request::Parts;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::response::{IntoResponse, Response};
 
-use super::response::error_response;
 use crate::error::AuthError;
 use crate::principal::Principal;
 
@@ -90,12 +88,5 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthenticatedPrincipal {
         _state: &S,
     ) -> impl Future<Output = Result<Option<Self>, Self::Rejection>> + Send {
         ready(Ok(parts.extensions.get::<Principal>().cloned().map(Self)))
-    }
-}
-
-/// Renders the error with [`error_response`], so handlers can return `Result<_, AuthError>`.
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        error_response(&self).map(axum::body::Body::from)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ::http::HeaderValue;
 use tower_layer::Layer;
 
-use super::bearer::bearer_token_from_value;
+use super::bearer::TokenLocation;
 use super::service::AuthService;
 use crate::error::AuthError;
 use crate::hierarchy::RoleHierarchy;
@@ -46,7 +46,8 @@ where
 ///
 /// For each request, [`AuthService`]:
 ///
-/// 1. reads the token with [`bearer_token`](super::bearer_token);
+/// 1. reads the token from its [`TokenLocation`] (`Authorization: Bearer` by default, see
+///    [`bearer_token`](super::bearer_token));
 /// 2. verifies it with the [`TokenVerifier`];
 /// 3. checks the [`Requirement`], if one was set with [`AuthLayer::require`], through the
 ///    [`RoleHierarchy`] (flat unless set with [`AuthLayer::hierarchy`]);
@@ -60,6 +61,7 @@ where
 #[must_use]
 pub struct AuthLayer<V, F = ()> {
     verifier: Arc<V>,
+    location: TokenLocation,
     requirement: Option<Requirement>,
     hierarchy: Arc<RoleHierarchy>,
     on_rejection: F,
@@ -76,6 +78,7 @@ impl<V: TokenVerifier> AuthLayer<V> {
     pub fn from_arc(verifier: Arc<V>) -> Self {
         Self {
             verifier,
+            location: TokenLocation::AuthorizationBearer,
             requirement: None,
             hierarchy: Arc::new(RoleHierarchy::flat()),
             on_rejection: (),
@@ -84,6 +87,13 @@ impl<V: TokenVerifier> AuthLayer<V> {
 }
 
 impl<V, F> AuthLayer<V, F> {
+    /// Reads the token from `location` instead of `Authorization: Bearer` (for example the
+    /// identity header a workload manager receives from the Router).
+    pub fn token_location(mut self, location: TokenLocation) -> Self {
+        self.location = location;
+        self
+    }
+
     /// Requires every authenticated principal to satisfy `requirement` (403 otherwise).
     pub fn require(mut self, requirement: Requirement) -> Self {
         self.requirement = Some(requirement);
@@ -100,6 +110,7 @@ impl<V, F> AuthLayer<V, F> {
     pub fn on_rejection<G: OnRejection>(self, hook: G) -> AuthLayer<V, G> {
         AuthLayer {
             verifier: self.verifier,
+            location: self.location,
             requirement: self.requirement,
             hierarchy: self.hierarchy,
             on_rejection: hook,
@@ -121,6 +132,7 @@ impl<V, F: Clone> Clone for AuthLayer<V, F> {
     fn clone(&self) -> Self {
         Self {
             verifier: Arc::clone(&self.verifier),
+            location: self.location.clone(),
             requirement: self.requirement.clone(),
             hierarchy: Arc::clone(&self.hierarchy),
             on_rejection: self.on_rejection.clone(),
@@ -132,6 +144,7 @@ impl<V, F> fmt::Debug for AuthLayer<V, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
             .field("verifier", &std::any::type_name::<V>())
+            .field("location", &self.location)
             .field("requirement", &self.requirement)
             .field("hierarchy", &self.hierarchy)
             .finish_non_exhaustive()
@@ -146,6 +159,7 @@ impl<S, V, F: Clone> Layer<S> for AuthLayer<V, F> {
             inner,
             Arc::new(Shared {
                 verifier: Arc::clone(&self.verifier),
+                location: self.location.clone(),
                 requirement: self.requirement.clone(),
                 hierarchy: Arc::clone(&self.hierarchy),
                 on_rejection: self.on_rejection.clone(),
@@ -157,6 +171,7 @@ impl<S, V, F: Clone> Layer<S> for AuthLayer<V, F> {
 /// What every clone of one [`AuthService`] shares; one `Arc` clone per request.
 pub(crate) struct Shared<V, F> {
     verifier: Arc<V>,
+    pub(crate) location: TokenLocation,
     requirement: Option<Requirement>,
     hierarchy: Arc<RoleHierarchy>,
     on_rejection: F,
@@ -172,8 +187,8 @@ where
         self.on_rejection.on_rejection(error);
     }
 
-    /// Verifies the token in `authorization` (already checked by `bearer_token`) and checks the
-    /// requirement; reports a failure to the hook.
+    /// Verifies the token in `authorization` (the header value at the token location) and
+    /// checks the requirement; reports a failure to the hook.
     pub(crate) async fn authenticate(
         &self,
         authorization: &HeaderValue,
@@ -186,7 +201,7 @@ where
     }
 
     async fn verify_and_check(&self, authorization: &HeaderValue) -> Result<Principal, AuthError> {
-        let token = bearer_token_from_value(authorization)?;
+        let token = self.location.token_in(authorization)?;
         let principal = self.verifier.verify(token).await?;
         if let Some(requirement) = &self.requirement {
             requirement.check(&principal, &self.hierarchy)?;
@@ -199,6 +214,7 @@ impl<V, F> fmt::Debug for Shared<V, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
             .field("verifier", &std::any::type_name::<V>())
+            .field("location", &self.location)
             .field("requirement", &self.requirement)
             .field("hierarchy", &self.hierarchy)
             .finish_non_exhaustive()

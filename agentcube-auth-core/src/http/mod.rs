@@ -108,7 +108,7 @@ mod layer;
 mod response;
 mod service;
 
-pub use bearer::bearer_token;
+pub use bearer::{TokenLocation, bearer_token};
 pub use body::AuthBody;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

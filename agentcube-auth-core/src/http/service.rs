@@ -11,7 +11,6 @@ use ::http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::bearer::{bearer_token_from_value, single_authorization};
 use super::body::AuthBody;
 use super::layer::{OnRejection, Shared};
 use super::response::error_response;
@@ -90,8 +89,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let checked = single_authorization(request.headers())
-            .and_then(|value| bearer_token_from_value(value).map(|_| value));
+        let location = &self.shared.location;
+        let checked = location
+            .value(request.headers())
+            .and_then(|value| location.token_in(value).map(|_| value));
         let authorization = match checked {
             // A cheap clone: a header received by hyper shares the connection's buffer.
             Ok(value) => value.clone(),

@@ -151,14 +151,7 @@ impl<'a> UnverifiedJws<'a> {
         let mut header_buf = [0u8; MAX_HEADER_BYTES];
         let header_bytes = decode_header(header_b64, &mut header_buf)?;
         let raw: RawHeader<'_> = parse_header(header_bytes)?;
-        let payload_bytes = decode(payload_b64)?;
-        let claims = match parse_object(&payload_bytes) {
-            Ok(map) => Claims::new(map),
-            Err(StrictJsonError::Duplicate) => {
-                return Err(malformed(MalformedReason::DuplicateMember));
-            }
-            Err(StrictJsonError::Invalid) => return Err(malformed(MalformedReason::PayloadJson)),
-        };
+        let claims = parse_payload(&decode(payload_b64)?)?;
         let signature = Signature::decode(signature_b64)?;
 
         // Header rules, in DESIGN §3 order: alg, typ, crit.
@@ -196,6 +189,27 @@ impl<'a> UnverifiedJws<'a> {
             signing_input,
             signature,
         })
+    }
+
+    /// Reads the payload of a compact JWS without checking its header or signature: framing
+    /// (three unpadded base64url segments, no JWE) and a strict JSON object (no duplicate
+    /// members) only, with the same size limit as [`UnverifiedJws::parse`].
+    ///
+    /// Nothing read this way is trustworthy. Use it to route a token (by `iss`, before the
+    /// issuer's verifier runs) or to schedule a refresh of a token a client holds (by `exp`),
+    /// never to authorise anything.
+    ///
+    /// # Errors
+    /// `malformed` or `token_too_large`.
+    pub fn peek_claims(token: &str, max_token_bytes: usize) -> Result<Claims, AuthError> {
+        if token.len() > max_token_bytes {
+            return Err(AuthError::TokenTooLarge {
+                size: token.len(),
+                limit: max_token_bytes,
+            });
+        }
+        let [_, payload_b64, _] = split_compact(token)?;
+        parse_payload(&decode(payload_b64)?)
     }
 
     /// The checked header.
@@ -362,11 +376,21 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
+fn parse_payload(bytes: &[u8]) -> Result<Claims, AuthError> {
+    match parse_object(bytes) {
+        Ok(map) => Ok(Claims::new(map)),
+        Err(StrictJsonError::Duplicate) => {
+            Err(AuthError::Malformed(MalformedReason::DuplicateMember))
+        }
+        Err(StrictJsonError::Invalid) => Err(AuthError::Malformed(MalformedReason::PayloadJson)),
+    }
+}
+
 /// Splits a compact JWS into its three segments (header, payload, signature), without decoding.
 ///
 /// # Errors
 /// `malformed`: an empty token, a JWE (five segments), or any other segment count.
-pub fn split_compact(token: &str) -> Result<[&str; 3], AuthError> {
+pub(crate) fn split_compact(token: &str) -> Result<[&str; 3], AuthError> {
     if token.is_empty() {
         return Err(AuthError::Malformed(MalformedReason::Empty));
     }
@@ -390,7 +414,8 @@ fn decode_header<'b>(
     segment: &str,
     buf: &'b mut [u8; MAX_HEADER_BYTES],
 ) -> Result<&'b [u8], AuthError> {
-    if segment.len() > MAX_HEADER_BYTES * 4 / 3 {
+    // The longest unpadded base64url text that decodes to at most `MAX_HEADER_BYTES`.
+    if segment.len() > (MAX_HEADER_BYTES * 4).div_ceil(3) {
         return Err(AuthError::Malformed(MalformedReason::HeaderTooLarge));
     }
     let len = URL_SAFE_NO_PAD

@@ -116,6 +116,67 @@ impl Jwk {
     }
 }
 
+impl Jwk {
+    /// An RSA public key from its big-endian modulus and exponent.
+    pub fn rsa(n: &[u8], e: &[u8]) -> Self {
+        Self {
+            kty: "RSA".to_owned(),
+            n: Some(URL_SAFE_NO_PAD.encode(n)),
+            e: Some(URL_SAFE_NO_PAD.encode(e)),
+            ..Self::default()
+        }
+    }
+
+    /// An EC public key from its uncompressed point (`0x04 || x || y`): P-256 for 65 bytes,
+    /// P-384 for 97; `None` for anything else.
+    pub fn ec_point(point: &[u8]) -> Option<Self> {
+        let (crv, width) = match point.len() {
+            65 => ("P-256", 32),
+            97 => ("P-384", 48),
+            _ => return None,
+        };
+        match point.split_first() {
+            Some((0x04, xy)) => {
+                let (x, y) = xy.split_at(width);
+                Some(Self {
+                    kty: "EC".to_owned(),
+                    crv: Some(crv.to_owned()),
+                    x: Some(URL_SAFE_NO_PAD.encode(x)),
+                    y: Some(URL_SAFE_NO_PAD.encode(y)),
+                    ..Self::default()
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// An Ed25519 public key from its 32 bytes; `None` for another length.
+    pub fn okp_ed25519(x: &[u8]) -> Option<Self> {
+        (x.len() == 32).then(|| Self {
+            kty: "OKP".to_owned(),
+            crv: Some("Ed25519".to_owned()),
+            x: Some(URL_SAFE_NO_PAD.encode(x)),
+            ..Self::default()
+        })
+    }
+
+    /// The key as a verifier should receive it for tokens signed with `alg`: `use: sig`,
+    /// `alg`, and `kid` set to the RFC 7638 thumbprint when it has none.
+    ///
+    /// # Errors
+    /// The [`SkipReason`] a verifier would skip the result for (for example an RSA key under
+    /// [`MIN_RSA_BITS`], or an `alg` that does not fit the key type).
+    pub fn for_signing_with(mut self, alg: Algorithm) -> Result<Self, SkipReason> {
+        if self.kid.is_none() {
+            self.kid = Some(self.thumbprint().ok_or(SkipReason::InvalidKeyMaterial)?);
+        }
+        self.key_use = Some("sig".to_owned());
+        self.alg = Some(alg.as_str().to_owned());
+        VerificationKey::from_jwk(&self)?;
+        Ok(self)
+    }
+}
+
 fn json_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }

@@ -1,6 +1,9 @@
-//! The JOSE building blocks every verifier in the workspace shares: algorithms, strict compact
-//! JWS framing and header rules, JWK parsing with per-key validation, pre-parsed verification
-//! keys, key sets, the [`KeySource`] seam, and registered-claim checks.
+//! The JOSE layer, both ways, that every crate, test issuer, example and bench in the workspace
+//! uses: algorithms, strict compact JWS framing and header rules, JWK parsing with per-key
+//! validation, pre-parsed verification keys, key sets, the [`KeySource`] seam and
+//! registered-claim checks on the verifying side; private keys (generated, or loaded from
+//! PEM/DER), public JWK export with RFC 7638 thumbprints and a compact-JWS signer with headers
+//! encoded once per token kind on the signing side.
 //!
 //! Verification uses aws-lc-rs directly rather than `jsonwebtoken::decode`, for three reasons:
 //! the framing must be strict (duplicate JSON members, padding, `crit`, JWE) in ways the library
@@ -9,12 +12,13 @@
 //! `exp` as absent); and keys are parsed once per key set instead of once per token. It is the
 //! same crypto backend that `jsonwebtoken` is built with in this workspace (`aws_lc_rs`), so
 //! there is one backend, not two. (`jsonwebtoken` itself is used only by the benches, as the
-//! floor the pipeline is compared with; `agentcube-identity` signs with aws-lc-rs directly,
-//! because `jsonwebtoken::encode` re-parses the key on every call.) `josekit` is not used: it
+//! floor the pipeline is compared with; tokens are signed here with aws-lc-rs directly, because
+//! `jsonwebtoken::encode` re-parses the key on every call.) `josekit` is not used: it
 //! links OpenSSL, a second crypto backend, for what amounts here to RFC 7638 thumbprints
 //! ([`Jwk::thumbprint`]) and key generation, both a few lines on aws-lc-rs.
 //!
-//! A verifier composes the pieces in DESIGN §3 order:
+//! A verifier composes the pieces cheapest first, so that nothing failing framing or header
+//! rules reaches the key source:
 //!
 //! ```
 //! use agentcube_auth_core::jose::{self, AlgorithmSet, Algorithm, JwsPolicy, KeySet, KeySource, TimeRules};
@@ -37,16 +41,20 @@ mod algorithm;
 mod compact;
 mod key;
 mod key_set;
+mod pem;
+mod signing;
 mod strict_json;
 mod validate;
 
 pub use algorithm::{Algorithm, AlgorithmSet, KeyFamily, UnknownAlgorithm};
 pub use compact::{
     DEFAULT_MAX_TOKEN_BYTES, JwsHeader, JwsPolicy, MAX_HEADER_BYTES, MAX_KID_BYTES, TypePolicy,
-    UnverifiedJws, split_compact,
+    UnverifiedJws,
 };
 pub use key::{Jwk, MIN_RSA_BITS, SkipReason, VerificationKey};
 pub use key_set::{DEFAULT_MAX_KEYS, JwksError, KeySet, KeySource, SkippedKey};
+pub use pem::KeyError;
+pub use signing::{EncodedHeader, PrivateKeyDer, PrivateKeyPem, SignError, SigningKey};
 pub use validate::{
     DEFAULT_LEEWAY, TimeRules, Validity, check_audience, check_issuer, check_times, require_subject,
 };

@@ -45,6 +45,36 @@ pub struct Validity {
     pub not_before: Option<i64>,
 }
 
+impl Validity {
+    /// Whether the window holds at `now` with `leeway`: not expired (`now <= exp + leeway`),
+    /// not before `nbf - leeway`, and not issued after `now + leeway`.
+    ///
+    /// [`check_times`] applies exactly this rule; a cache that re-checks a stored token on
+    /// every hit calls it too, so the two can never disagree.
+    pub fn is_current(&self, now: i64, leeway: Duration) -> bool {
+        self.check(now, secs(leeway)).is_ok()
+    }
+
+    fn check(&self, now: i64, leeway: i64) -> Result<(), AuthError> {
+        if now > self.expires_at.saturating_add(leeway) {
+            return Err(AuthError::Expired);
+        }
+        if self
+            .not_before
+            .is_some_and(|nbf| now < nbf.saturating_sub(leeway))
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if self
+            .issued_at
+            .is_some_and(|iat| iat > now.saturating_add(leeway))
+        {
+            return Err(AuthError::IssuedInFuture);
+        }
+        Ok(())
+    }
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -63,18 +93,15 @@ pub fn check_times(claims: &Claims, now: i64, rules: &TimeRules) -> Result<Valid
     let exp = claims
         .expires_at()?
         .ok_or(AuthError::MissingClaim(Cow::Borrowed("exp")))?;
-    let nbf = claims.not_before()?;
-    let iat = claims.issued_at()?;
-    if now > exp.saturating_add(leeway) {
-        return Err(AuthError::Expired);
-    }
-    if nbf.is_some_and(|nbf| now < nbf.saturating_sub(leeway)) {
-        return Err(AuthError::NotYetValid);
-    }
-    match iat {
-        Some(iat) if iat > now.saturating_add(leeway) => return Err(AuthError::IssuedInFuture),
-        None if rules.require_iat => return Err(AuthError::MissingClaim(Cow::Borrowed("iat"))),
-        _ => {}
+    let validity = Validity {
+        expires_at: exp,
+        issued_at: claims.issued_at()?,
+        not_before: claims.not_before()?,
+    };
+    validity.check(now, leeway)?;
+    let iat = validity.issued_at;
+    if iat.is_none() && rules.require_iat {
+        return Err(AuthError::MissingClaim(Cow::Borrowed("iat")));
     }
     if let Some(max) = rules.max_lifetime {
         let lifetime = exp.saturating_sub(iat.unwrap_or(now));
@@ -85,11 +112,7 @@ pub fn check_times(claims: &Claims, now: i64, rules: &TimeRules) -> Result<Valid
             });
         }
     }
-    Ok(Validity {
-        expires_at: exp,
-        issued_at: iat,
-        not_before: nbf,
-    })
+    Ok(validity)
 }
 
 /// Checks that `iss` equals `expected` exactly (no normalisation: a trailing slash or a change

@@ -1,0 +1,122 @@
+//! Reading a token out of a header value: `Authorization: Bearer <token>` (RFC 6750 §2.1) and
+//! headers that carry a bare token (the Router's identity header).
+//!
+//! These work on bytes, so every service — with or without the `http` feature, whatever its
+//! HTTP stack — answers the same malformed header with the same code. The `http` feature's
+//! `bearer_token(&HeaderMap)` adds only the "exactly one header" rule on top.
+
+use crate::error::{AuthError, MalformedReason};
+
+/// Returns the token of an `Authorization` value, borrowed from it (no allocation).
+///
+/// | value                                                   | result                                      |
+/// |---------------------------------------------------------|---------------------------------------------|
+/// | empty                                                   | [`AuthError::MissingAuthorization`]         |
+/// | not visible ASCII (space and tab allowed)               | [`AuthError::InvalidAuthorizationFormat`]   |
+/// | no space after the scheme (`Bearer`, `Bearer\ttok`)     | [`AuthError::InvalidAuthorizationFormat`]   |
+/// | scheme other than `bearer` (case-insensitive; `Basic x`) | [`AuthError::InvalidAuthorizationFormat`]  |
+/// | `Bearer` + a space + only whitespace                    | [`AuthError::EmptyBearerToken`]             |
+/// | `Bearer <token>`                                        | `Ok(token)`, ASCII whitespace trimmed       |
+///
+/// The value is split at its first space: the scheme is everything before it and the token is
+/// the rest, trimmed. Whitespace inside the token is left to the verifier, which rejects it as
+/// `malformed` (a bad token, answered like any other bad token). An empty value counts as
+/// missing, as the services this replaces did.
+///
+/// # Errors
+/// As in the table; no error carries any part of the value.
+///
+/// # Example
+/// ```
+/// use agentcube_auth_core::{ErrorCode, bearer};
+///
+/// assert_eq!(bearer::bearer_token(b"bearer  abc.def.ghi ").unwrap(), "abc.def.ghi");
+/// assert_eq!(bearer::bearer_token(b"Bearer").unwrap_err().code(), ErrorCode::InvalidAuthorizationFormat);
+/// assert_eq!(bearer::bearer_token(b"Bearer  ").unwrap_err().code(), ErrorCode::EmptyBearerToken);
+/// assert_eq!(bearer::bearer_token("Bearer tök".as_bytes()).unwrap_err().code(), ErrorCode::InvalidAuthorizationFormat);
+/// ```
+pub fn bearer_token(value: &[u8]) -> Result<&str, AuthError> {
+    if value.is_empty() {
+        return Err(AuthError::MissingAuthorization);
+    }
+    let value = visible_ascii(value).ok_or(AuthError::InvalidAuthorizationFormat)?;
+    let Some((scheme, rest)) = value.split_once(' ') else {
+        return Err(AuthError::InvalidAuthorizationFormat);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::InvalidAuthorizationFormat);
+    }
+    match rest.trim_ascii() {
+        "" => Err(AuthError::EmptyBearerToken),
+        token => Ok(token),
+    }
+}
+
+/// Returns the bare token of a header that carries nothing else (the identity header),
+/// trimmed of ASCII whitespace.
+///
+/// An empty or all-whitespace value is [`AuthError::MissingAuthorization`]; bytes that are not
+/// visible ASCII cannot be a compact JWS and are `malformed`.
+///
+/// # Errors
+/// As above.
+pub fn header_token(value: &[u8]) -> Result<&str, AuthError> {
+    let value = visible_ascii(value).ok_or(AuthError::Malformed(MalformedReason::Base64))?;
+    match value.trim_ascii() {
+        "" => Err(AuthError::MissingAuthorization),
+        token => Ok(token),
+    }
+}
+
+/// The value as text when every byte is visible ASCII, a space or a tab (what
+/// `http::HeaderValue::to_str` accepts).
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn code(r: Result<&str, AuthError>) -> Result<&str, ErrorCode> {
+        r.map_err(|e| e.code())
+    }
+
+    #[test]
+    fn bearer_values() {
+        use ErrorCode::*;
+        let cases: &[(&[u8], Result<&str, ErrorCode>)] = &[
+            (b"", Err(MissingAuthorization)),
+            (b"Basic x", Err(InvalidAuthorizationFormat)),
+            (b"Bearer", Err(InvalidAuthorizationFormat)),
+            (b"Bearerx", Err(InvalidAuthorizationFormat)),
+            (b"Bearer\ttok", Err(InvalidAuthorizationFormat)),
+            (b"Bearer ", Err(EmptyBearerToken)),
+            (b"Bearer   \t ", Err(EmptyBearerToken)),
+            (b"Bearer a b", Ok("a b")),
+            (b"bearer a.b.c", Ok("a.b.c")),
+            (b"BEARER  a.b.c  ", Ok("a.b.c")),
+            ("Bearer tök".as_bytes(), Err(InvalidAuthorizationFormat)),
+            (b"Bearer \x00", Err(InvalidAuthorizationFormat)),
+            (b"Bearer \xff", Err(InvalidAuthorizationFormat)),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(code(bearer_token(value)), *expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn header_values() {
+        use ErrorCode::*;
+        assert_eq!(code(header_token(b"")), Err(MissingAuthorization));
+        assert_eq!(code(header_token(b"  \t")), Err(MissingAuthorization));
+        assert_eq!(code(header_token(b"\xff")), Err(Malformed));
+        assert_eq!(code(header_token("tök".as_bytes())), Err(Malformed));
+        assert_eq!(code(header_token(b" a.b.c ")), Ok("a.b.c"));
+    }
+}
