@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::rejection::Code;
 use crate::role::{Role, RoleSet};
 
 /// Why a role hierarchy could not be built.
@@ -26,10 +27,10 @@ pub enum HierarchyError {
 
 impl HierarchyError {
     /// A stable machine code: `role_hierarchy_cycle` or `invalid_realm_export`.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         match self {
-            Self::Cycle(_) => "role_hierarchy_cycle",
-            Self::InvalidRealmExport(_) => "invalid_realm_export",
+            Self::Cycle(_) => Code::new("role_hierarchy_cycle"),
+            Self::InvalidRealmExport(_) => Code::new("invalid_realm_export"),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod bearer;
 mod claims;
 mod clock;
+pub mod digest;
 mod error;
 mod hierarchy;
 #[cfg(feature = "http")]

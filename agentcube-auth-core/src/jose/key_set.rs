@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::algorithm::Algorithm;
 use super::key::{Jwk, SkipReason, VerificationKey};
 use crate::error::{AuthError, KeysUnavailableReason};
+use crate::rejection::Code;
 
 /// The default cap on keys read from one JWKS document.
 pub const DEFAULT_MAX_KEYS: usize = 32;
@@ -75,10 +76,10 @@ pub enum JwksError {
 
 impl JwksError {
     /// A stable snake_case code.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         match self {
-            Self::InvalidDocument => "invalid_jwks",
-            Self::TooManyKeys { .. } => "too_many_keys",
+            Self::InvalidDocument => Code::new("invalid_jwks"),
+            Self::TooManyKeys { .. } => Code::new("too_many_keys"),
         }
     }
 }

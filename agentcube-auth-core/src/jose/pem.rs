@@ -11,6 +11,7 @@ use super::algorithm::Algorithm;
 use super::key::{Jwk, SkipReason};
 use super::signing::Material;
 use crate::error::Untrusted;
+use crate::rejection::Code;
 
 /// Why a key could not be generated, loaded, added or removed.
 ///
@@ -65,20 +66,20 @@ impl From<KeyRejected> for KeyError {
 
 impl KeyError {
     /// A stable snake_case code, for logs and metrics.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         match self {
-            Self::NotPem => "not_pem",
-            Self::UnsupportedPemLabel(_) => "unsupported_pem_label",
-            Self::Encrypted => "encrypted_key",
-            Self::NotAPrivateKey => "not_a_private_key",
-            Self::NotAPublicKey => "not_a_public_key",
-            Self::UnsupportedKeyType => "unsupported_key_type",
-            Self::UnsupportedAlgorithm(_) => "unsupported_algorithm",
-            Self::Rejected(_) => "key_rejected",
-            Self::Generation => "key_generation_failed",
-            Self::Unusable(_) => "unusable_key",
-            Self::ActiveKey => "active_key",
-            Self::Encoding => "key_encoding_failed",
+            Self::NotPem => Code::new("not_pem"),
+            Self::UnsupportedPemLabel(_) => Code::new("unsupported_pem_label"),
+            Self::Encrypted => Code::new("encrypted_key"),
+            Self::NotAPrivateKey => Code::new("not_a_private_key"),
+            Self::NotAPublicKey => Code::new("not_a_public_key"),
+            Self::UnsupportedKeyType => Code::new("unsupported_key_type"),
+            Self::UnsupportedAlgorithm(_) => Code::new("unsupported_algorithm"),
+            Self::Rejected(_) => Code::new("key_rejected"),
+            Self::Generation => Code::new("key_generation_failed"),
+            Self::Unusable(_) => Code::new("unusable_key"),
+            Self::ActiveKey => Code::new("active_key"),
+            Self::Encoding => Code::new("key_encoding_failed"),
         }
     }
 }
