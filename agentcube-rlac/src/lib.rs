@@ -23,3 +23,6 @@ pub use store::{BoxError, InMemoryOwnerStore, OwnerStore, StoreError};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisOwnerStore, RedisStoreConfig};
+
+/// The public message of every 500 this crate's errors turn into; the details stay in the logs.
+const INTERNAL_ERROR_MESSAGE: &str = "internal server error";

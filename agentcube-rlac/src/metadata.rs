@@ -1,10 +1,14 @@
 //! Owner metadata stamped on the sandbox object (Kubernetes annotation and label).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use agentcube_auth_core::{Code, Rejection};
+use http::StatusCode;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
+use crate::INTERNAL_ERROR_MESSAGE;
 use crate::owner::{OwnerHash, OwnerId, OwnerIdError};
 
 /// The annotation that holds the owner id verbatim.
@@ -142,13 +146,35 @@ pub enum OwnerMetadataError {
 }
 
 impl OwnerMetadataError {
-    /// A stable machine code.
-    pub const fn code(&self) -> &'static str {
+    const INVALID_OWNER: Code = Code::new("invalid_owner_annotation");
+    const MISSING_LABEL: Code = Code::new("missing_owner_hash_label");
+    const LABEL_WITHOUT_ANNOTATION: Code = Code::new("owner_hash_label_without_annotation");
+    const HASH_MISMATCH: Code = Code::new("owner_hash_mismatch");
+
+    /// The stable machine code: `invalid_owner_annotation`, `missing_owner_hash_label`,
+    /// `owner_hash_label_without_annotation` or `owner_hash_mismatch`.
+    pub const fn code(&self) -> Code {
         match self {
-            Self::InvalidOwner(_) => "invalid_owner_annotation",
-            Self::MissingLabel => "missing_owner_hash_label",
-            Self::LabelWithoutAnnotation => "owner_hash_label_without_annotation",
-            Self::HashMismatch => "owner_hash_mismatch",
+            Self::InvalidOwner(_) => Self::INVALID_OWNER,
+            Self::MissingLabel => Self::MISSING_LABEL,
+            Self::LabelWithoutAnnotation => Self::LABEL_WITHOUT_ANNOTATION,
+            Self::HashMismatch => Self::HASH_MISMATCH,
         }
+    }
+}
+
+/// 500 `internal server error`: the object's owner cannot be trusted, so the service can decide
+/// nothing about it (the details stay in the logs). The code says which inconsistency it was.
+impl Rejection for OwnerMetadataError {
+    fn code(&self) -> Code {
+        OwnerMetadataError::code(self)
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn public_message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(INTERNAL_ERROR_MESSAGE)
     }
 }

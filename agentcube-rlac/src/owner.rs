@@ -1,10 +1,14 @@
 //! Owner ids: who a sandbox session belongs to.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use agentcube_auth_core::Principal;
+use agentcube_auth_core::{Code, Principal, Rejection};
+use http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::INTERNAL_ERROR_MESSAGE;
 
 /// How an [`OwnerId`] is derived from a verified principal.
 ///
@@ -12,9 +16,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// which users can change and which need not be unique. What varies is whether the issuer is
 /// part of it:
 ///
-/// - [`SubjectOnly`](Self::SubjectOnly): the owner id is the raw `sub`. This is what the
-///   reference system stores, so records written by it keep working. Use it when exactly one
-///   issuer is configured.
+/// - [`SubjectOnly`](Self::SubjectOnly): the owner id is the raw `sub`. Existing session
+///   records hold owner ids of this form, so they keep working. Use it when exactly one issuer
+///   is configured.
 /// - [`IssuerQualified`](Self::IssuerQualified): the owner id is `<issuer>#<sub>`. Use it
 ///   whenever more than one issuer is configured: two issuers may hand out the same `sub` to
 ///   two different people, and under `SubjectOnly` they would own each other's sessions.
@@ -32,7 +36,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// before the switch then belong to nobody who can log in (only an admin can reach them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OwnerIdScheme {
-    /// The raw subject (single issuer; compatible with the reference system).
+    /// The raw subject (single issuer; the owner id existing session records hold).
     #[default]
     SubjectOnly,
     /// `<issuer>#<subject>`, with `%` and `#` in the issuer percent-escaped.
@@ -75,12 +79,42 @@ pub enum OwnerIdError {
 }
 
 impl OwnerIdError {
-    /// A stable machine code: `empty_subject`, `empty_issuer` or `empty_owner_id`.
-    pub const fn code(&self) -> &'static str {
+    const EMPTY_SUBJECT: Code = Code::new("empty_subject");
+    const EMPTY_ISSUER: Code = Code::new("empty_issuer");
+    const EMPTY: Code = Code::new("empty_owner_id");
+
+    /// The stable machine code: `empty_subject`, `empty_issuer` or `empty_owner_id`.
+    pub const fn code(&self) -> Code {
         match self {
-            Self::EmptySubject => "empty_subject",
-            Self::EmptyIssuer => "empty_issuer",
-            Self::Empty => "empty_owner_id",
+            Self::EmptySubject => Self::EMPTY_SUBJECT,
+            Self::EmptyIssuer => Self::EMPTY_ISSUER,
+            Self::Empty => Self::EMPTY,
+        }
+    }
+}
+
+/// [`EmptySubject`](OwnerIdError::EmptySubject) and [`EmptyIssuer`](OwnerIdError::EmptyIssuer)
+/// are 401 with their message: the caller's identity does not say who would own the session.
+/// [`Empty`](OwnerIdError::Empty) is 500 `internal server error`: an owner id the service holds
+/// is empty (a service that takes an owner id from a request body answers 400 itself).
+///
+/// No `WWW-Authenticate` challenge: this crate does not know how the caller authenticated.
+impl Rejection for OwnerIdError {
+    fn code(&self) -> Code {
+        OwnerIdError::code(self)
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::EmptySubject | Self::EmptyIssuer => StatusCode::UNAUTHORIZED,
+            Self::Empty => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn public_message(&self) -> Cow<'static, str> {
+        match self {
+            Self::EmptySubject | Self::EmptyIssuer => Cow::Owned(self.to_string()),
+            Self::Empty => Cow::Borrowed(INTERNAL_ERROR_MESSAGE),
         }
     }
 }
@@ -314,7 +348,7 @@ impl OwnerHash {
         Self::of_str(owner.as_str())
     }
 
-    /// The hash label of a raw owner id string (as the reference WorkloadManager computes it).
+    /// The hash label of a raw owner id string (the value any WorkloadManager stamps for it).
     pub fn of_str(owner: &str) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, owner.as_bytes());

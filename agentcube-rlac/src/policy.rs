@@ -1,18 +1,20 @@
 //! The access policy: who may do what to a sandbox session, and why.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use agentcube_auth_core::{Principal, Role, RoleHierarchy};
+use agentcube_auth_core::{Code, Principal, Rejection, Role, RoleHierarchy};
+use http::StatusCode;
 
 use crate::owner::{OwnerId, OwnerIdScheme};
 use crate::record::SessionRecord;
 
 /// Whether the deployment authenticates callers at all.
 ///
-/// The reference Router allows everything when no issuer is configured; this makes that choice
-/// explicit and visible in audit logs ([`Reason::AuthDisabled`]) instead of an accident of a
-/// missing principal.
+/// A deployment without authentication allows everything; this makes that choice explicit and
+/// visible in audit logs ([`Reason::AuthDisabled`]) instead of an accident of a missing
+/// principal (which the policy denies).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AuthMode {
     /// Callers are authenticated; sessions have owners. The default.
@@ -40,13 +42,18 @@ impl Action {
     /// Every action.
     pub const ALL: [Action; 4] = [Self::Create, Self::Invoke, Self::Read, Self::Delete];
 
+    const CREATE: Code = Code::new("create");
+    const INVOKE: Code = Code::new("invoke");
+    const READ: Code = Code::new("read");
+    const DELETE: Code = Code::new("delete");
+
     /// The stable lowercase name: `create`, `invoke`, `read`, `delete`.
-    pub const fn code(self) -> &'static str {
+    pub const fn code(self) -> Code {
         match self {
-            Self::Create => "create",
-            Self::Invoke => "invoke",
-            Self::Read => "read",
-            Self::Delete => "delete",
+            Self::Create => Self::CREATE,
+            Self::Invoke => Self::INVOKE,
+            Self::Read => Self::READ,
+            Self::Delete => Self::DELETE,
         }
     }
 
@@ -58,7 +65,7 @@ impl Action {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
+        f.write_str(self.code().as_str())
     }
 }
 
@@ -72,11 +79,14 @@ pub enum Effect {
 }
 
 impl Effect {
+    const ALLOW: Code = Code::new("allow");
+    const DENY: Code = Code::new("deny");
+
     /// `allow` or `deny`.
-    pub const fn code(self) -> &'static str {
+    pub const fn code(self) -> Code {
         match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
+            Self::Allow => Self::ALLOW,
+            Self::Deny => Self::DENY,
         }
     }
 }
@@ -84,7 +94,8 @@ impl Effect {
 /// Why a decision was made: a stable code for logs and metrics, and a message.
 ///
 /// Each reason has a fixed [`Effect`], so a decision can never say "deny because owner". The
-/// deny messages are the reference system's 403/401 bodies.
+/// deny messages are the response bodies clients already match on; the status is that of the
+/// [`AccessDenied`] error a denial turns into.
 ///
 /// | reason | code | effect | message | status |
 /// |---|---|---|---|---|
@@ -131,16 +142,24 @@ impl Reason {
         }
     }
 
+    const OWNER: Code = Code::new("owner");
+    const ADMIN_BYPASS: Code = Code::new("admin_bypass");
+    const AUTHENTICATED: Code = Code::new("authenticated");
+    const AUTH_DISABLED: Code = Code::new("auth_disabled");
+    const UNAUTHENTICATED: Code = Code::new("unauthenticated");
+    const NO_OWNER_RECORD: Code = Code::new("no_owner_record");
+    const NOT_OWNER: Code = Code::new("not_owner");
+
     /// The stable snake_case code.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         match self {
-            Self::Owner => "owner",
-            Self::AdminBypass => "admin_bypass",
-            Self::Authenticated => "authenticated",
-            Self::AuthDisabled => "auth_disabled",
-            Self::Unauthenticated => "unauthenticated",
-            Self::NoOwnerRecord => "no_owner_record",
-            Self::NotOwner => "not_owner",
+            Self::Owner => Self::OWNER,
+            Self::AdminBypass => Self::ADMIN_BYPASS,
+            Self::Authenticated => Self::AUTHENTICATED,
+            Self::AuthDisabled => Self::AUTH_DISABLED,
+            Self::Unauthenticated => Self::UNAUTHENTICATED,
+            Self::NoOwnerRecord => Self::NO_OWNER_RECORD,
+            Self::NotOwner => Self::NOT_OWNER,
             Self::Custom(c) => c.code,
         }
     }
@@ -168,17 +187,26 @@ impl fmt::Display for Reason {
 
 /// The reason of a rule a deployment added, such as "shared with your group".
 ///
-/// Codes should be snake_case and distinct from the built-in ones.
+/// Codes should be distinct from the built-in ones. The message of a denying reason is the body
+/// a client sees: lowercase, no trailing period, nothing the caller should not learn.
+///
+/// ```
+/// use agentcube_auth_core::Code;
+/// use agentcube_rlac::CustomReason;
+///
+/// const SHARED: CustomReason =
+///     CustomReason::allow(Code::new("shared_with_group"), "session is shared with your group");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CustomReason {
     effect: Effect,
-    code: &'static str,
+    code: Code,
     message: &'static str,
 }
 
 impl CustomReason {
     /// An allowing reason.
-    pub const fn allow(code: &'static str, message: &'static str) -> Self {
+    pub const fn allow(code: Code, message: &'static str) -> Self {
         Self {
             effect: Effect::Allow,
             code,
@@ -187,7 +215,7 @@ impl CustomReason {
     }
 
     /// A denying reason.
-    pub const fn deny(code: &'static str, message: &'static str) -> Self {
+    pub const fn deny(code: Code, message: &'static str) -> Self {
         Self {
             effect: Effect::Deny,
             code,
@@ -231,7 +259,7 @@ impl Decision {
     }
 
     /// The reason's stable code.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         self.reason.code()
     }
 
@@ -275,6 +303,12 @@ impl fmt::Display for Decision {
 }
 
 /// A denied access check, as an error. Its `Display` is the message a client may see.
+///
+/// As a [`Rejection`]: the reason's code and message, 401 for [`Reason::Unauthenticated`] and
+/// 403 for every other denial (custom ones included) — `403 not_owner: you do not own this
+/// sandbox`, `403 no_owner_record: sandbox has no owner record`. No `WWW-Authenticate`
+/// challenge: ownership is not a scope the caller could ask for, and this crate does not know
+/// how the caller authenticates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("{}", reason.message())]
 pub struct AccessDenied {
@@ -288,16 +322,30 @@ impl AccessDenied {
     }
 
     /// The reason's stable code.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         self.reason.code()
     }
 
-    /// The HTTP status: 401 for [`Reason::Unauthenticated`], otherwise 403.
-    pub const fn http_status(&self) -> u16 {
+    /// The reason's message, the body a client may see.
+    pub const fn message(&self) -> &'static str {
+        self.reason.message()
+    }
+}
+
+impl Rejection for AccessDenied {
+    fn code(&self) -> Code {
+        AccessDenied::code(self)
+    }
+
+    fn status(&self) -> StatusCode {
         match self.reason {
-            Reason::Unauthenticated => 401,
-            _ => 403,
+            Reason::Unauthenticated => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
         }
+    }
+
+    fn public_message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.reason.message())
     }
 }
 
@@ -604,9 +652,9 @@ impl AccessPolicy for OwnerPolicy {
 pub fn audit(request: &AccessRequest<'_>, decision: &Decision) {
     tracing::info!(
         target: "agentcube_rlac::audit",
-        action = request.action.code(),
-        effect = decision.effect().code(),
-        reason = decision.code(),
+        action = request.action.code().as_str(),
+        effect = decision.effect().code().as_str(),
+        reason = decision.code().as_str(),
         session_id = request.session_id,
         issuer = request.principal.map(Principal::issuer),
         subject = request.principal.map(Principal::subject),

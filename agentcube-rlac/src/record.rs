@@ -1,14 +1,19 @@
 //! The session record: what the store keeps for a sandbox session, with its owner.
 
+use std::borrow::Cow;
+
+use agentcube_auth_core::{Code, Rejection};
+use http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::INTERNAL_ERROR_MESSAGE;
 use crate::metadata::OwnerMetadata;
 use crate::owner::OwnerId;
 use crate::policy::AuthMode;
 
-/// A sandbox session as kept in the session store, JSON-compatible with the reference system's
-/// `SandboxInfo` (camelCase fields).
+/// A sandbox session as kept in the session store: the `SandboxInfo` JSON that existing
+/// deployments store (camelCase fields).
 ///
 /// # Owner
 ///
@@ -20,7 +25,7 @@ use crate::policy::AuthMode;
 ///   name; only a deployment that runs without authentication should call it.
 /// - [`SessionRecord::new`] decides from the deployment's [`AuthMode`]: with authentication on
 ///   and no owner it fails with [`OwnerRequired`] instead of creating a sandbox nobody can use
-///   (the reference system did exactly that when the identity header was missing).
+///   (which is what happens when a request that lacks the identity header is served anyway).
 ///
 /// There is no `Default` and no setter that clears the owner, and a struct literal does not
 /// compile outside this crate:
@@ -46,12 +51,12 @@ use crate::policy::AuthMode;
 /// # JSON
 ///
 /// Writes `sessionId`, `sandboxId`, `sandboxName`, `kind`, `namespace`, `entryPoints` and,
-/// when there is an owner, `ownerId`. Reads the same, and also the reference system's older or
-/// alternative spellings: `ownerID` (before it was renamed), `name` for `sandboxName` and
+/// when there is an owner, `ownerId`. Reads the same, and also the older or alternative
+/// spellings found in existing stores: `ownerID` (before it was renamed), `name` for `sandboxName` and
 /// `sandboxNamespace` for `namespace`. Missing fields read as empty and `"entryPoints": null`
 /// as no entry points. Every other field (`createdAt`, `expiresAt`, `status`, …) is kept in
 /// [`SessionRecord::extra`] and written back unchanged, so a read-modify-write by this crate
-/// does not drop what the reference WorkloadManager's garbage collector needs. A field of the
+/// does not drop what another WorkloadManager's garbage collector sharing the store needs. A field of the
 /// wrong JSON type — `"ownerId": 42` — is an error, never "no owner".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -228,14 +233,28 @@ fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OwnerId>, D::
 pub struct OwnerRequired;
 
 impl OwnerRequired {
+    const CODE: Code = Code::new("owner_required");
+
     /// The stable machine code: `owner_required`.
-    pub const fn code(&self) -> &'static str {
-        "owner_required"
+    pub const fn code(&self) -> Code {
+        Self::CODE
+    }
+}
+
+/// 401 (the caller did not prove who it is) with the error's message; no `WWW-Authenticate`
+/// challenge, since this crate does not know how the caller authenticates (a WorkloadManager
+/// reads an identity header, not an `Authorization` bearer token).
+impl Rejection for OwnerRequired {
+    fn code(&self) -> Code {
+        OwnerRequired::code(self)
     }
 
-    /// The HTTP status: 401 (the caller did not prove who it is).
-    pub const fn http_status(&self) -> u16 {
-        401
+    fn status(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+
+    fn public_message(&self) -> Cow<'static, str> {
+        Cow::Owned(self.to_string())
     }
 }
 
@@ -243,3 +262,28 @@ impl OwnerRequired {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("key is reserved for a typed session record field")]
 pub struct ReservedKey;
+
+impl ReservedKey {
+    const CODE: Code = Code::new("reserved_key");
+
+    /// The stable machine code: `reserved_key`.
+    pub const fn code(&self) -> Code {
+        Self::CODE
+    }
+}
+
+/// 500 `internal server error`: the service chose the key (a service that copies keys from a
+/// request into [`SessionRecord::extra`] answers 400 itself).
+impl Rejection for ReservedKey {
+    fn code(&self) -> Code {
+        ReservedKey::code(self)
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn public_message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(INTERNAL_ERROR_MESSAGE)
+    }
+}

@@ -8,11 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use agentcube_auth_core::Principal;
+use agentcube_auth_core::{Principal, Rejection};
 use agentcube_rlac::{
     AuthMode, EntryPoint, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash, OwnerId, OwnerIdError,
     OwnerIdScheme, OwnerMetadata, OwnerMetadataError, OwnerRequired, ReservedKey, SessionRecord,
 };
+use http::StatusCode;
 use serde_json::json;
 
 // Computed independently: `printf 'user-1' | sha256sum`
@@ -37,7 +38,7 @@ fn owner_hash_label_is_the_first_63_hex_chars_of_sha256() {
 }
 
 #[test]
-fn owner_metadata_is_stamped_under_the_reference_keys() {
+fn owner_metadata_is_stamped_under_the_agentcube_keys() {
     assert_eq!(OWNER_ANNOTATION, "agentcube.io/owner");
     assert_eq!(OWNER_HASH_LABEL, "agentcube.io/owner-hash");
     let meta = OwnerMetadata::new(OwnerId::new("user-1").unwrap());
@@ -138,7 +139,7 @@ fn same_subject_from_two_issuers_is_two_owners_when_qualified() {
     assert!(id_a.matches(&a, q) && !id_a.matches(&b, q));
     assert!(id_b.matches(&b, q) && !id_b.matches(&a, q));
     assert_ne!(id_a.hash(), id_b.hash());
-    // Single issuer: the raw subject, as the reference system stores it.
+    // Single issuer: the raw subject, as existing session records hold it.
     let s = OwnerIdScheme::SubjectOnly;
     assert_eq!(
         OwnerId::from_principal(&a, s).unwrap(),
@@ -212,7 +213,7 @@ fn record_json_round_trip_uses_camel_case() {
 }
 
 #[test]
-fn older_owner_id_spelling_and_reference_fields_are_read() {
+fn older_owner_id_spelling_and_alternative_field_names_are_read() {
     let go = json!({
         "kind": "CodeInterpreter",
         "sandboxId": "sb-2",
@@ -278,7 +279,12 @@ fn records_cannot_be_built_ownerless_while_auth_is_on() {
     assert_eq!(r.owner(), Some(&owner));
     let err = SessionRecord::new(AuthMode::Enabled, None, "s").unwrap_err();
     assert_eq!(err, OwnerRequired);
-    assert_eq!((err.code(), err.http_status()), ("owner_required", 401));
+    assert_eq!(err.code(), "owner_required");
+    assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        err.public_message(),
+        "an owner is required: authentication is on and the request carries no verified identity"
+    );
     let r = SessionRecord::new(AuthMode::Disabled, None, "s").unwrap();
     assert!(r.owner().is_none());
     let r = SessionRecord::new(AuthMode::Disabled, Some(owner), "s").unwrap();

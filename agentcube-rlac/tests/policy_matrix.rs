@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use agentcube_auth_core::{Principal, Role, RoleHierarchy};
+use agentcube_auth_core::{Code, Principal, Rejection, Role, RoleHierarchy};
 use agentcube_rlac::{
     AccessPolicy, AccessPolicyExt, AccessRequest, Action, AuthMode, CustomReason, Decision, Effect,
     OwnerId, OwnerIdScheme, OwnerPolicy, Reason, SessionRecord, policy_fn,
 };
+use http::StatusCode;
 
 const ISS: &str = "https://kc.example.com/realms/agentcube";
 
@@ -141,7 +142,7 @@ fn full_matrix() {
 }
 
 #[test]
-fn deny_messages_and_statuses_are_the_reference_bodies() {
+fn deny_codes_messages_and_statuses_are_exact() {
     let policy = policy();
     let owned = record(Rec::OwnedByUser1);
     let ownerless = record(Rec::NoOwner);
@@ -157,7 +158,7 @@ fn deny_messages_and_statuses_are_the_reference_bodies() {
         .unwrap_err();
     assert_eq!(denied.reason(), Reason::NotOwner);
     assert_eq!(denied.to_string(), "you do not own this sandbox");
-    assert_eq!(denied.http_status(), 403);
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 
     let denied = policy
         .decide(&AccessRequest::for_record(
@@ -169,14 +170,14 @@ fn deny_messages_and_statuses_are_the_reference_bodies() {
         .unwrap_err();
     assert_eq!(denied.reason(), Reason::NoOwnerRecord);
     assert_eq!(denied.to_string(), "sandbox has no owner record");
-    assert_eq!(denied.http_status(), 403);
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 
     let denied = policy
         .decide(&AccessRequest::for_record(None, &owned, Action::Read))
         .into_result()
         .unwrap_err();
     assert_eq!(denied.code(), "unauthenticated");
-    assert_eq!(denied.http_status(), 401);
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
 
     let allowed = policy.decide(&AccessRequest::for_record(
         principal(Who::Admin).as_ref(),
@@ -208,6 +209,7 @@ fn reasons_have_fixed_effects_and_distinct_codes() {
         assert!(
             reason
                 .code()
+                .as_str()
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b == b'_')
         );
@@ -340,12 +342,14 @@ fn issuer_qualified_owners_are_per_issuer() {
 
 #[test]
 fn policies_compose_without_forking() {
-    const SHARED: CustomReason =
-        CustomReason::allow("shared_with_group", "session is shared with your group");
+    const SHARED: CustomReason = CustomReason::allow(
+        Code::new("shared_with_group"),
+        "session is shared with your group",
+    );
     const NOT_SHARED: CustomReason =
-        CustomReason::deny("not_shared", "session is not shared with you");
+        CustomReason::deny(Code::new("not_shared"), "session is not shared with you");
     const READ_ONLY: CustomReason =
-        CustomReason::deny("read_only_group", "your group may only read");
+        CustomReason::deny(Code::new("read_only_group"), "your group may only read");
 
     let shared = policy_fn(|req: &AccessRequest<'_>| {
         let group = req
@@ -405,7 +409,7 @@ fn policies_compose_without_forking() {
         Action::Delete,
     ));
     assert_eq!(d.code(), "read_only_group");
-    assert_eq!(d.into_result().unwrap_err().http_status(), 403);
+    assert_eq!(d.into_result().unwrap_err().status(), StatusCode::FORBIDDEN);
     // Composition cannot turn "nobody" into an allow unless a rule says so.
     let d = policy.decide(&AccessRequest::for_record(None, &r, Action::Invoke));
     assert_eq!(d.reason(), Reason::Unauthenticated);

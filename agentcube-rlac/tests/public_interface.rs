@@ -9,13 +9,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use agentcube_auth_core::{Principal, Role, RoleHierarchy};
+use agentcube_auth_core::{Code, Principal, Rejection, Role, RoleHierarchy, ServiceError};
 use agentcube_rlac::{
-    AccessPolicy, AccessRequest, Action, AuthMode, Decision, InMemoryOwnerStore, OWNER_ANNOTATION,
-    OWNER_HASH_LABEL, OwnerId, OwnerIdScheme, OwnerMetadata, OwnerPolicy, OwnerStore, Reason,
-    SessionRecord, StoreError,
+    AccessPolicy, AccessRequest, Action, AuthMode, CustomReason, Decision, InMemoryOwnerStore,
+    OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerId, OwnerIdError, OwnerIdScheme, OwnerMetadata,
+    OwnerMetadataError, OwnerPolicy, OwnerRequired, OwnerStore, Reason, ReservedKey, SessionRecord,
+    StoreError,
 };
 use failing::FailingStore;
+use http::StatusCode;
 
 const ISS: &str = "https://kc.example.com/realms/agentcube";
 
@@ -23,7 +25,7 @@ const ISS: &str = "https://kc.example.com/realms/agentcube";
 #[derive(Debug, PartialEq)]
 enum Answer {
     Proxy(Reason),
-    Refuse(u16, &'static str, &'static str),
+    Refuse(StatusCode, &'static str, String),
 }
 
 async fn router(
@@ -35,20 +37,40 @@ async fn router(
 ) -> Answer {
     let record = match store.get(session_id).await {
         Ok(Some(record)) => record,
-        Ok(None) => return Answer::Refuse(404, "session_not_found", "session not found"),
-        Err(e) => return Answer::Refuse(e.http_status(), e.code(), e.public_message()),
+        Ok(None) => {
+            return Answer::Refuse(
+                StatusCode::NOT_FOUND,
+                "session_not_found",
+                "session not found".to_owned(),
+            );
+        }
+        Err(e) => return refuse(&e),
     };
     let request = AccessRequest::for_record(caller, &record, action);
     let decision = policy.decide(&request);
     agentcube_rlac::audit(&request, &decision);
     match decision.into_result() {
         Ok(reason) => Answer::Proxy(reason),
-        Err(denied) => Answer::Refuse(
-            denied.http_status(),
-            denied.code(),
-            denied.reason().message(),
-        ),
+        Err(denied) => refuse(&denied),
     }
+}
+
+/// The answer a test expects.
+fn refused(status: u16, code: &'static str, message: &str) -> Answer {
+    Answer::Refuse(
+        StatusCode::from_u16(status).unwrap(),
+        code,
+        message.to_owned(),
+    )
+}
+
+/// Any rlac error through the one error contract.
+fn refuse(err: &dyn Rejection) -> Answer {
+    Answer::Refuse(
+        err.status(),
+        err.code().as_str(),
+        err.public_message().into_owned(),
+    )
 }
 
 /// The WorkloadManager's create: owner from the verified identity, metadata, store.
@@ -56,21 +78,21 @@ async fn workload_manager_create(
     store: &dyn OwnerStore,
     identity: Option<(&str, &str)>,
     session_id: &str,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), u16> {
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), StatusCode> {
     let owner = match identity {
-        Some((iss, sub)) => {
-            Some(OwnerId::from_parts(OwnerIdScheme::SubjectOnly, iss, sub).map_err(|_| 401u16)?)
-        }
+        Some((iss, sub)) => Some(
+            OwnerId::from_parts(OwnerIdScheme::SubjectOnly, iss, sub).map_err(|e| e.status())?,
+        ),
         None => None,
     };
     let mut record =
-        SessionRecord::new(AuthMode::Enabled, owner, session_id).map_err(|e| e.http_status())?;
+        SessionRecord::new(AuthMode::Enabled, owner, session_id).map_err(|e| e.status())?;
     record.kind = "AgentRuntime".into();
     let (mut annotations, mut labels) = (BTreeMap::new(), BTreeMap::new());
     if let Some(meta) = record.owner_metadata() {
         meta.apply_to(&mut annotations, &mut labels);
     }
-    store.put(&record).await.map_err(|e| e.http_status())?;
+    store.put(&record).await.map_err(|e| e.status())?;
     Ok((annotations, labels))
 }
 
@@ -129,7 +151,7 @@ async fn create_then_use_then_delete() {
     // No identity with auth on: 401, and nothing is stored.
     assert_eq!(
         workload_manager_create(&*store, None, "s-2").await,
-        Err(401)
+        Err(StatusCode::UNAUTHORIZED)
     );
     assert!(store.get("s-2").await.unwrap().is_none());
 
@@ -141,15 +163,15 @@ async fn create_then_use_then_delete() {
     );
     assert_eq!(
         router(s, p, Some(&bob), "s-1", Action::Invoke).await,
-        Answer::Refuse(403, "not_owner", "you do not own this sandbox")
+        refused(403, "not_owner", "you do not own this sandbox")
     );
     assert_eq!(
         router(s, p, Some(&foreign_admin), "s-1", Action::Delete).await,
-        Answer::Refuse(403, "not_owner", "you do not own this sandbox")
+        refused(403, "not_owner", "you do not own this sandbox")
     );
     assert_eq!(
         router(s, p, None, "s-1", Action::Read).await,
-        Answer::Refuse(401, "unauthenticated", "authentication required")
+        refused(401, "unauthenticated", "authentication required")
     );
     assert_eq!(
         router(s, p, Some(&admin), "s-1", Action::Delete).await,
@@ -157,17 +179,17 @@ async fn create_then_use_then_delete() {
     );
     assert_eq!(
         router(s, p, Some(&alice), "nope", Action::Invoke).await,
-        Answer::Refuse(404, "session_not_found", "session not found")
+        refused(404, "session_not_found", "session not found")
     );
 
-    // A session the reference system created without an owner.
+    // A session created without an owner (by a deployment that ran without authentication).
     store
         .put(&SessionRecord::unowned_auth_disabled("s-legacy"))
         .await
         .unwrap();
     assert_eq!(
         router(s, p, Some(&alice), "s-legacy", Action::Invoke).await,
-        Answer::Refuse(403, "no_owner_record", "sandbox has no owner record")
+        refused(403, "no_owner_record", "sandbox has no owner record")
     );
 
     // Delete by the owner.
@@ -194,7 +216,7 @@ async fn a_failing_store_is_never_an_allow() {
         let Answer::Refuse(got_status, got_code, message) = answer else {
             panic!("{store:?} allowed a request");
         };
-        assert_eq!((got_status, got_code), (status, code));
+        assert_eq!((got_status.as_u16(), got_code), (status, code));
         assert!(message == "session store unavailable" || message == "internal server error");
     }
 }
@@ -237,6 +259,133 @@ fn public_types_are_thread_safe_and_decisions_are_copy() {
 }
 
 /// A store that always fails, as a deployment's own backend might.
+/// A rejection and the `(status, code, public message)` it must answer with.
+type Case = (Box<dyn Rejection>, (u16, &'static str, &'static str));
+
+/// `(status, code, public message, challenge)` of any rejection.
+fn contract(err: &dyn Rejection) -> (u16, &'static str, String, Option<&'static str>) {
+    (
+        err.status().as_u16(),
+        err.code().as_str(),
+        err.public_message().into_owned(),
+        err.challenge(),
+    )
+}
+
+#[test]
+fn every_error_that_can_reach_a_client_is_a_rejection_with_its_exact_code() {
+    let denied = |reason: Reason| Decision::new(reason).into_result().unwrap_err();
+    let cases: Vec<Case> = vec![
+        (
+            Box::new(denied(Reason::NotOwner)),
+            (403, "not_owner", "you do not own this sandbox"),
+        ),
+        (
+            Box::new(denied(Reason::NoOwnerRecord)),
+            (403, "no_owner_record", "sandbox has no owner record"),
+        ),
+        (
+            Box::new(denied(Reason::Unauthenticated)),
+            (401, "unauthenticated", "authentication required"),
+        ),
+        (
+            Box::new(denied(
+                CustomReason::deny(Code::new("read_only_group"), "your group may only read").into(),
+            )),
+            (403, "read_only_group", "your group may only read"),
+        ),
+        (
+            Box::new(StoreError::unavailable(std::io::Error::other(
+                "10.0.0.7:6379 down",
+            ))),
+            (503, "store_unavailable", "session store unavailable"),
+        ),
+        (
+            Box::new(StoreError::Timeout(std::time::Duration::from_secs(1))),
+            (503, "store_timeout", "session store unavailable"),
+        ),
+        (
+            Box::new(StoreError::malformed("s-1", "expected a string")),
+            (500, "malformed_record", "internal server error"),
+        ),
+        (
+            Box::new(StoreError::InvalidConfig("invalid redis url")),
+            (500, "invalid_store_config", "internal server error"),
+        ),
+        (
+            Box::new(OwnerRequired),
+            (
+                401,
+                "owner_required",
+                "an owner is required: authentication is on and the request carries no verified identity",
+            ),
+        ),
+        (
+            Box::new(ReservedKey),
+            (500, "reserved_key", "internal server error"),
+        ),
+        (
+            Box::new(OwnerIdError::EmptySubject),
+            (401, "empty_subject", "owner id needs a non-empty subject"),
+        ),
+        (
+            Box::new(OwnerIdError::EmptyIssuer),
+            (
+                401,
+                "empty_issuer",
+                "issuer-qualified owner id needs a non-empty issuer",
+            ),
+        ),
+        (
+            Box::new(OwnerIdError::Empty),
+            (500, "empty_owner_id", "internal server error"),
+        ),
+        (
+            Box::new(OwnerMetadataError::HashMismatch),
+            (500, "owner_hash_mismatch", "internal server error"),
+        ),
+        (
+            Box::new(OwnerMetadataError::MissingLabel),
+            (500, "missing_owner_hash_label", "internal server error"),
+        ),
+        (
+            Box::new(OwnerMetadataError::LabelWithoutAnnotation),
+            (
+                500,
+                "owner_hash_label_without_annotation",
+                "internal server error",
+            ),
+        ),
+        (
+            Box::new(OwnerMetadataError::InvalidOwner(OwnerIdError::Empty)),
+            (500, "invalid_owner_annotation", "internal server error"),
+        ),
+    ];
+    for (err, (status, code, message)) in &cases {
+        let got = contract(err.as_ref());
+        assert_eq!(got, (*status, *code, (*message).to_owned(), None));
+        // The same answer as a value (for an axum handler), and a message without the store's
+        // address or the record's details.
+        let value: ServiceError = err.to_service_error();
+        assert_eq!(contract(&value), got);
+        assert!(!got.2.contains("10.0.0.7") && !got.2.contains("s-1"));
+    }
+    // The inherent `code()` is the contract's code.
+    assert_eq!(denied(Reason::NotOwner).code(), "not_owner");
+    assert_eq!(
+        StoreError::Timeout(std::time::Duration::ZERO).code(),
+        "store_timeout"
+    );
+    assert_eq!(OwnerRequired.code(), "owner_required");
+    assert_eq!(ReservedKey.code(), "reserved_key");
+    assert_eq!(
+        denied(Reason::NotOwner).message(),
+        "you do not own this sandbox"
+    );
+    assert!(StoreError::Timeout(std::time::Duration::ZERO).is_transient());
+    assert!(!StoreError::malformed("s", "x").is_transient());
+}
+
 mod failing {
     use std::time::Duration;
 

@@ -11,11 +11,12 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agentcube_auth_core::{Principal, Role};
+use agentcube_auth_core::{Principal, Rejection, Role};
 use agentcube_rlac::{
     AccessPolicy, AccessRequest, Action, OwnerId, OwnerPolicy, OwnerStore, Reason, RedisOwnerStore,
     RedisStoreConfig, SessionRecord, StoreError,
 };
+use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -69,8 +70,8 @@ async fn router_decision(
     store: &dyn OwnerStore,
     caller: &Principal,
     session_id: &str,
-) -> Result<Option<Reason>, u16> {
-    let record = store.get(session_id).await.map_err(|e| e.http_status())?;
+) -> Result<Option<Reason>, StatusCode> {
+    let record = store.get(session_id).await.map_err(|e| e.status())?;
     Ok(record.map(|r| {
         OwnerPolicy::default()
             .decide(&AccessRequest::for_record(Some(caller), &r, Action::Invoke))
@@ -79,8 +80,8 @@ async fn router_decision(
 }
 
 #[tokio::test]
-async fn found_written_by_this_crate_in_the_reference_layout() {
-    let Some(url) = redis_url("found_written_by_this_crate_in_the_reference_layout") else {
+async fn found_written_by_this_crate_in_the_shared_layout() {
+    let Some(url) = redis_url("found_written_by_this_crate_in_the_shared_layout") else {
         return;
     };
     let store = RedisOwnerStore::new(&url).unwrap();
@@ -90,7 +91,7 @@ async fn found_written_by_this_crate_in_the_reference_layout() {
     record.sandbox_id = "sb-1".into();
     store.put(&record).await.unwrap();
 
-    // The reference layout: key `session:<id>`, JSON with `ownerId`.
+    // The shared layout: key `session:<id>`, JSON with `ownerId`.
     let mut conn = raw(&url).await;
     let stored: String = conn.get(format!("session:{id}")).await.unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
@@ -115,8 +116,8 @@ async fn found_written_by_this_crate_in_the_reference_layout() {
 }
 
 #[tokio::test]
-async fn found_written_by_the_reference_system() {
-    let Some(url) = redis_url("found_written_by_the_reference_system") else {
+async fn found_written_by_an_existing_workload_manager() {
+    let Some(url) = redis_url("found_written_by_an_existing_workload_manager") else {
         return;
     };
     let store = RedisOwnerStore::new(&url).unwrap();
@@ -225,12 +226,12 @@ async fn malformed_values_are_errors_never_no_owner() {
             "{tag}: {err:?}"
         );
         assert_eq!(err.code(), "malformed_record", "{tag}");
-        assert_eq!(err.http_status(), 500, "{tag}");
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR, "{tag}");
         assert_eq!(err.public_message(), "internal server error");
         assert!(err.to_string().contains(id.as_str()), "{tag}: {err}");
         assert_eq!(
             router_decision(&store, &alice(), id).await,
-            Err(500),
+            Err(StatusCode::INTERNAL_SERVER_ERROR),
             "{tag}"
         );
     }
@@ -346,7 +347,10 @@ async fn recovers_when_redis_comes_up_late_and_after_an_outage() {
         RedisOwnerStore::with_config(&format!("redis://127.0.0.1:{}/", flaky.port), fast_config())
             .unwrap();
     // Down at start-up: 503, not a crash and not an allow.
-    assert_eq!(router_decision(&store, &alice(), &id).await, Err(503));
+    assert_eq!(
+        router_decision(&store, &alice(), &id).await,
+        Err(StatusCode::SERVICE_UNAVAILABLE)
+    );
     // Up: served.
     flaky.start().await;
     assert!(get_eventually(&store, &id).await.unwrap().is_some());
@@ -357,7 +361,10 @@ async fn recovers_when_redis_comes_up_late_and_after_an_outage() {
     // Outage: every request in it is a 503.
     flaky.stop().await;
     for _ in 0..3 {
-        assert_eq!(router_decision(&store, &alice(), &id).await, Err(503));
+        assert_eq!(
+            router_decision(&store, &alice(), &id).await,
+            Err(StatusCode::SERVICE_UNAVAILABLE)
+        );
     }
     // Back: served again without rebuilding the store.
     flaky.start().await;
@@ -394,9 +401,12 @@ async fn server_down_is_unavailable_503_never_an_allow() {
             matches!(err, StoreError::Unavailable(_) | StoreError::Timeout(_)),
             "{err:?}"
         );
-        assert_eq!(err.http_status(), 503);
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.public_message(), "session store unavailable");
-        assert_eq!(router_decision(&store, &caller, "s-1").await, Err(503));
+        assert_eq!(
+            router_decision(&store, &caller, "s-1").await,
+            Err(StatusCode::SERVICE_UNAVAILABLE)
+        );
     }
     let err = store.get("s-1").await.unwrap_err();
     assert_eq!(
@@ -405,9 +415,18 @@ async fn server_down_is_unavailable_503_never_an_allow() {
         "a refused connection is not a timeout"
     );
     let record = SessionRecord::owned(OwnerId::new("alice").unwrap(), "s-1");
-    assert_eq!(store.put(&record).await.unwrap_err().http_status(), 503);
-    assert_eq!(store.delete("s-1").await.unwrap_err().http_status(), 503);
-    assert_eq!(store.ping().await.unwrap_err().http_status(), 503);
+    assert_eq!(
+        store.put(&record).await.unwrap_err().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        store.delete("s-1").await.unwrap_err().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        store.ping().await.unwrap_err().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }
 
 #[tokio::test]
@@ -430,7 +449,7 @@ async fn a_server_that_never_answers_times_out_503() {
     let started = Instant::now();
     let err = store.get("s-1").await.unwrap_err();
     let took = started.elapsed();
-    assert_eq!(err.http_status(), 503, "{err:?}");
+    assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE, "{err:?}");
     assert!(
         matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
         "{err:?}"
@@ -439,7 +458,10 @@ async fn a_server_that_never_answers_times_out_503() {
         took < config.timeout + Duration::from_millis(500),
         "took {took:?}"
     );
-    assert_eq!(router_decision(&store, &alice(), "s-1").await, Err(503));
+    assert_eq!(
+        router_decision(&store, &alice(), "s-1").await,
+        Err(StatusCode::SERVICE_UNAVAILABLE)
+    );
     silent.abort();
 }
 
@@ -447,7 +469,7 @@ async fn a_server_that_never_answers_times_out_503() {
 fn invalid_config_and_no_password_in_debug_or_errors() {
     let err = RedisOwnerStore::new("not a url").unwrap_err();
     assert_eq!(err.code(), "invalid_store_config");
-    assert_eq!(err.http_status(), 500);
+    assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let err = RedisOwnerStore::with_config(
         "redis://127.0.0.1/",
         RedisStoreConfig::default().with_timeout(Duration::ZERO),

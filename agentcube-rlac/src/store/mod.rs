@@ -1,12 +1,16 @@
 //! Owner lookup: where session records live.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
+use agentcube_auth_core::{Code, Rejection};
 use async_trait::async_trait;
+use http::StatusCode;
 
+use crate::INTERNAL_ERROR_MESSAGE;
 use crate::record::SessionRecord;
 
 #[cfg(feature = "redis")]
@@ -18,7 +22,7 @@ pub use self::redis::{RedisOwnerStore, RedisStoreConfig};
 ///
 /// The Router reads it before proxying; the WorkloadManager writes it when it creates a session
 /// and removes the record when it deletes one. Errors are never "no record": a store that
-/// cannot answer makes the caller refuse the request ([`StoreError::http_status`]), so an
+/// cannot answer makes the caller refuse the request (the [`Rejection`] of [`StoreError`]), so an
 /// outage can never turn into an allow.
 ///
 /// Object-safe: hold an `Arc<dyn OwnerStore>` to choose the backend at run time.
@@ -65,15 +69,16 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Why the session store could not answer.
 ///
-/// | variant | code | status |
-/// |---|---|---|
-/// | [`Unavailable`](Self::Unavailable) | `store_unavailable` | 503 |
-/// | [`Timeout`](Self::Timeout) | `store_timeout` | 503 |
-/// | [`MalformedRecord`](Self::MalformedRecord) | `malformed_record` | 500 |
-/// | [`InvalidConfig`](Self::InvalidConfig) | `invalid_store_config` | 500 |
+/// | variant | code | status | public message |
+/// |---|---|---|---|
+/// | [`Unavailable`](Self::Unavailable) | `store_unavailable` | 503 | `session store unavailable` |
+/// | [`Timeout`](Self::Timeout) | `store_timeout` | 503 | `session store unavailable` |
+/// | [`MalformedRecord`](Self::MalformedRecord) | `malformed_record` | 500 | `internal server error` |
+/// | [`InvalidConfig`](Self::InvalidConfig) | `invalid_store_config` | 500 | `internal server error` |
 ///
-/// None of them is an allow and none is "no owner": the request is refused with the status.
-/// Messages never contain the store's address or credentials.
+/// None of them is an allow and none is "no owner": the request is refused with the status
+/// ([`Rejection`]). Messages never contain the store's address or credentials; the public
+/// message of a 500 says nothing more.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -112,32 +117,50 @@ impl StoreError {
         }
     }
 
+    const UNAVAILABLE: Code = Code::new("store_unavailable");
+    const TIMEOUT: Code = Code::new("store_timeout");
+    const MALFORMED_RECORD: Code = Code::new("malformed_record");
+    const INVALID_CONFIG: Code = Code::new("invalid_store_config");
+
     /// The stable machine code (see the table above).
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         match self {
-            Self::Unavailable(_) => "store_unavailable",
-            Self::Timeout(_) => "store_timeout",
-            Self::MalformedRecord { .. } => "malformed_record",
-            Self::InvalidConfig(_) => "invalid_store_config",
+            Self::Unavailable(_) => Self::UNAVAILABLE,
+            Self::Timeout(_) => Self::TIMEOUT,
+            Self::MalformedRecord { .. } => Self::MALFORMED_RECORD,
+            Self::InvalidConfig(_) => Self::INVALID_CONFIG,
         }
     }
 
-    /// The HTTP status a server should answer with: 503 while the store is unreachable or slow
-    /// (retrying may help), 500 for a corrupt record or a misconfiguration.
-    pub const fn http_status(&self) -> u16 {
-        match self {
-            Self::Unavailable(_) | Self::Timeout(_) => 503,
-            Self::MalformedRecord { .. } | Self::InvalidConfig(_) => 500,
+    /// Whether retrying may help: the store is unreachable or slow (503), not corrupt or
+    /// misconfigured (500).
+    pub const fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+    }
+}
+
+/// 503 `session store unavailable` while the store is unreachable or slow (retrying may help),
+/// 500 `internal server error` for a corrupt record or a misconfiguration (the details stay in
+/// the logs). No `WWW-Authenticate` challenge: the caller did nothing wrong.
+impl Rejection for StoreError {
+    fn code(&self) -> Code {
+        StoreError::code(self)
+    }
+
+    fn status(&self) -> StatusCode {
+        if self.is_transient() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
         }
     }
 
-    /// The message a client may see: `session store unavailable` for 503, the reference
-    /// system's `internal server error` for 500 (details stay in the logs).
-    pub const fn public_message(&self) -> &'static str {
-        match self.http_status() {
-            503 => "session store unavailable",
-            _ => "internal server error",
-        }
+    fn public_message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(if self.is_transient() {
+            "session store unavailable"
+        } else {
+            INTERNAL_ERROR_MESSAGE
+        })
     }
 }
 

@@ -1,5 +1,5 @@
-//! The reference system's shared session store: Redis (or Valkey), key `session:<id>`, value the
-//! SandboxInfo JSON.
+//! A session store shared through Redis (or Valkey): key `session:<id>`, value the `SandboxInfo`
+//! JSON that existing deployments store.
 
 use std::fmt;
 use std::future::Future;
@@ -17,13 +17,14 @@ use crate::record::SessionRecord;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisStoreConfig {
-    /// Prepended to the session id to form the key. Default `session:` (the reference layout).
+    /// Prepended to the session id to form the key. Default `session:` (the layout existing
+    /// deployments use).
     pub key_prefix: String,
     /// The limit for one whole operation, connecting included. Default 1 s.
     pub timeout: Duration,
     /// The limit for one connection attempt. Default 1 s.
     pub connect_timeout: Duration,
-    /// An expiry set on records this store writes. Default none (the reference WorkloadManager
+    /// An expiry set on records this store writes. Default none (the WorkloadManager
     /// garbage-collects sessions itself).
     pub ttl: Option<Duration>,
 }
@@ -69,9 +70,9 @@ impl RedisStoreConfig {
     }
 }
 
-/// An [`OwnerStore`] on Redis, sharing the reference system's layout so several Router
-/// replicas (and a reference WorkloadManager) see the same sessions: key `session:<id>`, value
-/// the SandboxInfo JSON with `ownerId`.
+/// An [`OwnerStore`] on Redis, in the layout existing deployments use, so several Router
+/// replicas (and a WorkloadManager that already writes this layout) see the same sessions: key
+/// `session:<id>`, value the `SandboxInfo` JSON with `ownerId`.
 ///
 /// Connecting is lazy: [`RedisOwnerStore::new`] only parses the URL, so a Router starts while
 /// Redis is down and answers 503 ([`StoreError::Unavailable`]) until it is back. Once connected,
