@@ -10,11 +10,11 @@
 //! * An entry records the RFC 7638 thumbprint of the key that verified it and is served only
 //!   while that key is in the current key set.
 
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use siphasher::sip128::{Hasher128 as _, SipHasher13};
+use agentcube_auth_core::digest::{Digest, DigestHasher};
+use agentcube_auth_core::jose::Validity;
 
 use crate::verifier::VerifiedToken;
 
@@ -72,94 +72,29 @@ impl CacheConfig {
     }
 }
 
-/// The cache key: SipHash-1-3 with 128-bit output of the token, under a random per-process key.
-///
-/// The only outputs anyone sees are "hit" or "miss", so aiming a token at another token's entry
-/// means finding a second preimage of a keyed 128-bit function through that oracle: no
-/// practical attack exists for any SipHash variant. SipHash-1-3 (the variant std's `HashMap`
-/// uses) costs ~0.4 µs for a 1.4 KB token here, against ~0.65 µs for SipHash-2-4 and ~1.2 µs for
-/// HMAC-SHA-256, which keeps a whole cache hit well under 1 µs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct CacheKey(u128);
-
-fn process_key() -> (u64, u64) {
-    static KEY: OnceLock<(u64, u64)> = OnceLock::new();
-    *KEY.get_or_init(|| {
-        let mut bytes = [0u8; 16];
-        if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-            // The system RNG does not fail on supported platforms; should it, a weaker key
-            // only costs the "aimed collision" property, so seed from the clock rather than
-            // abort.
-            let seed = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            bytes = (seed ^ u128::from(std::process::id())).to_le_bytes();
-        }
-        let (a, b) = bytes.split_at(8);
-        let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
-        (word(a), word(b))
-    })
-}
-
-impl CacheKey {
-    pub(crate) fn of(token: &str) -> Self {
-        let (k0, k1) = process_key();
-        let mut hasher = SipHasher13::new_with_keys(k0, k1);
-        hasher.write(token.as_bytes());
-        Self(hasher.finish128().as_u128())
-    }
-}
-
 /// What a hit returns: the verified token (its `from_cache` is `false`; the verifier sets it
-/// when serving the entry) and what is needed to re-check its validity window.
+/// when serving the entry) and its validity window, re-checked on every hit.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) token: VerifiedToken,
-    not_before: Option<i64>,
+    validity: Validity,
     ttl: Duration,
 }
 
 impl Entry {
-    /// The time rules of `check_times`, re-applied: still valid at `now` with `leeway` seconds?
-    pub(crate) fn is_current(&self, now: i64, leeway: i64) -> bool {
-        now <= self.token.expires_at.saturating_add(leeway)
-            && self
-                .not_before
-                .is_none_or(|nbf| now >= nbf.saturating_sub(leeway))
-            && self
-                .token
-                .issued_at
-                .is_none_or(|iat| iat <= now.saturating_add(leeway))
-    }
-}
-
-/// The key is already a keyed hash; hashing it again would only cost time.
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    #[allow(clippy::cast_possible_truncation)] // taking the low half on purpose
-    fn write_u128(&mut self, v: u128) {
-        self.0 ^= v as u64;
+    /// Whether the token is still inside its validity window at `now` with `leeway`: the rule
+    /// the verifier applied when it accepted the token.
+    pub(crate) fn is_current(&self, now: i64, leeway: Duration) -> bool {
+        self.validity.is_current(now, leeway)
     }
 }
 
 struct PerEntryTtl;
 
-impl moka::Expiry<CacheKey, Arc<Entry>> for PerEntryTtl {
+impl moka::Expiry<Digest, Arc<Entry>> for PerEntryTtl {
     fn expire_after_create(
         &self,
-        _key: &CacheKey,
+        _key: &Digest,
         value: &Arc<Entry>,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -167,7 +102,7 @@ impl moka::Expiry<CacheKey, Arc<Entry>> for PerEntryTtl {
     }
 }
 
-type Map = moka::sync::Cache<CacheKey, Arc<Entry>, BuildHasherDefault<PassThrough>>;
+type Map = moka::sync::Cache<Digest, Arc<Entry>, DigestHasher>;
 
 /// A bounded map from token hash to verified principal.
 pub(crate) struct TokenCache {
@@ -183,31 +118,25 @@ impl TokenCache {
         let map = moka::sync::Cache::builder()
             .max_capacity(config.max_entries)
             .expire_after(PerEntryTtl)
-            .build_with_hasher(BuildHasherDefault::<PassThrough>::default());
+            .build_with_hasher(DigestHasher::default());
         Some(Self {
             map,
             max_ttl: config.max_ttl,
         })
     }
 
-    pub(crate) fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+    pub(crate) fn get(&self, key: &Digest) -> Option<Arc<Entry>> {
         self.map.get(key)
     }
 
-    pub(crate) fn remove(&self, key: &CacheKey) {
+    pub(crate) fn remove(&self, key: &Digest) {
         self.map.invalidate(key);
     }
 
     /// Caches a verified token until `min(exp, now + max_ttl)`; a token already inside its
     /// leeway window (at or past `exp`) is not cached.
-    pub(crate) fn insert(
-        &self,
-        key: CacheKey,
-        now: i64,
-        token: &VerifiedToken,
-        not_before: Option<i64>,
-    ) {
-        let remaining = token.expires_at.saturating_sub(now);
+    pub(crate) fn insert(&self, key: Digest, now: i64, token: &VerifiedToken, validity: Validity) {
+        let remaining = validity.expires_at.saturating_sub(now);
         let Ok(remaining) = u64::try_from(remaining) else {
             return;
         };
@@ -219,7 +148,7 @@ impl TokenCache {
             key,
             Arc::new(Entry {
                 token: token.clone(),
-                not_before,
+                validity,
                 ttl,
             }),
         );
@@ -237,34 +166,86 @@ mod tests {
     use agentcube_auth_core::Principal;
     use agentcube_auth_core::jose::Algorithm;
 
+    fn verified(expires_at: i64, issued_at: Option<i64>) -> VerifiedToken {
+        VerifiedToken {
+            principal: Principal::builder("i", "s").build(),
+            algorithm: Algorithm::RS256,
+            kid: None,
+            key_thumbprint: "t".into(),
+            expires_at,
+            issued_at,
+            from_cache: false,
+        }
+    }
+
+    fn validity(expires_at: i64, issued_at: Option<i64>, not_before: Option<i64>) -> Validity {
+        Validity {
+            expires_at,
+            issued_at,
+            not_before,
+        }
+    }
+
+    /// Caches `token` (expiring at `exp`) as verified at `now`.
+    fn put(cache: &TokenCache, token: &[u8], now: i64, exp: i64) {
+        let validity = validity(exp, None, None);
+        cache.insert(Digest::of(token), now, &verified(exp, None), validity);
+    }
+
     #[test]
-    fn keys_differ_per_token_and_are_stable() {
-        assert_eq!(CacheKey::of("a.b.c"), CacheKey::of("a.b.c"));
-        assert_ne!(CacheKey::of("a.b.c"), CacheKey::of("a.b.d"));
+    fn entries_are_found_by_the_digest_of_their_token_only() {
+        let cache = TokenCache::new(&CacheConfig::new()).unwrap();
+        put(&cache, b"a.b.c", 0, 100);
+        assert!(cache.get(&Digest::of(b"a.b.c")).is_some());
+        assert!(cache.get(&Digest::of(b"a.b.d")).is_none());
+        cache.remove(&Digest::of(b"a.b.c"));
+        assert!(cache.get(&Digest::of(b"a.b.c")).is_none());
+    }
+
+    #[test]
+    fn entries_live_until_exp_capped_by_the_ttl_and_expired_tokens_are_not_kept() {
+        let cache = TokenCache::new(&CacheConfig::new().max_ttl(Duration::from_secs(60))).unwrap();
+        put(&cache, b"short", 0, 10);
+        put(&cache, b"long", 0, 1000);
+        put(&cache, b"at_exp", 10, 10);
+        put(&cache, b"past", 11, 10);
+        let ttl = |token: &[u8]| cache.get(&Digest::of(token)).map(|e| e.ttl);
+        assert_eq!(ttl(b"short"), Some(Duration::from_secs(10)));
+        assert_eq!(ttl(b"long"), Some(Duration::from_secs(60)));
+        assert_eq!(ttl(b"at_exp"), None);
+        assert_eq!(ttl(b"past"), None);
+        assert_eq!(cache.entry_count(), 2);
+    }
+
+    #[test]
+    fn a_disabled_cache_is_not_built() {
+        assert!(TokenCache::new(&CacheConfig::disabled()).is_none());
+        assert!(TokenCache::new(&CacheConfig::new().max_entries(0)).is_none());
+        assert!(TokenCache::new(&CacheConfig::new().max_ttl(Duration::ZERO)).is_none());
     }
 
     #[test]
     fn entries_are_current_only_inside_the_window() {
-        let p = Principal::builder("i", "s").build();
         let e = Entry {
-            token: VerifiedToken {
-                principal: p,
-                algorithm: Algorithm::RS256,
-                kid: None,
-                key_thumbprint: "t".into(),
-                expires_at: 100,
-                issued_at: Some(40),
-                from_cache: false,
-            },
-            not_before: Some(50),
+            token: verified(100, Some(40)),
+            validity: validity(100, Some(40), Some(50)),
             ttl: Duration::from_secs(1),
         };
-        assert!(e.is_current(100, 0));
-        assert!(!e.is_current(101, 0));
-        assert!(e.is_current(130, 30));
-        assert!(!e.is_current(131, 30));
-        assert!(!e.is_current(49, 0));
-        assert!(e.is_current(20, 30));
-        assert!(!e.is_current(19, 30));
+        let secs = Duration::from_secs;
+        assert!(e.is_current(100, secs(0)));
+        assert!(!e.is_current(101, secs(0)));
+        assert!(e.is_current(130, secs(30)));
+        assert!(!e.is_current(131, secs(30)));
+        assert!(!e.is_current(49, secs(0)));
+        assert!(e.is_current(20, secs(30)));
+        assert!(!e.is_current(19, secs(30)));
+        // `iat` in the future beyond the leeway.
+        let future = Entry {
+            token: verified(100, Some(60)),
+            validity: validity(100, Some(60), None),
+            ttl: Duration::from_secs(1),
+        };
+        assert!(!future.is_current(29, secs(30)));
+        assert!(future.is_current(30, secs(30)));
     }
 }

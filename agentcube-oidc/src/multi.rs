@@ -5,12 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
-use agentcube_auth_core::jose;
-use agentcube_auth_core::{AuthError, ErrorCode, MalformedReason, Principal, TokenVerifier};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use agentcube_auth_core::digest::Digest;
+use agentcube_auth_core::jose::UnverifiedJws;
+use agentcube_auth_core::{AuthError, ErrorCode, Principal, TokenVerifier};
 
-use crate::cache::CacheKey;
 use crate::config::ConfigError;
 use crate::stats::{RejectionCounters, VerifierStats};
 use crate::verifier::OidcVerifier;
@@ -97,7 +95,7 @@ impl MultiIssuerVerifier {
                 limit: self.max_token_bytes,
             }));
         }
-        let key = self.any_cache.then(|| CacheKey::of(token));
+        let key = self.any_cache.then(|| Digest::of(token.as_bytes()));
         if let Some(key) = &key {
             for v in &*self.verifiers {
                 if let Some(principal) = v.cached_principal(key) {
@@ -105,16 +103,7 @@ impl MultiIssuerVerifier {
                 }
             }
         }
-        let verifier = match peek_issuer(token) {
-            Ok(iss) => match self.verifier(&iss) {
-                Some(v) => v,
-                None => {
-                    tracing::debug!(code = %ErrorCode::UnknownIssuer, "token rejected");
-                    return Err(self.reject(AuthError::UnknownIssuer));
-                }
-            },
-            Err(err) => return Err(self.reject(err)),
-        };
+        let verifier = self.route(token).map_err(|err| self.reject(err))?;
         verifier.verify_routed(token, key).await
     }
 
@@ -148,6 +137,20 @@ impl MultiIssuerVerifier {
         }
     }
 
+    /// The verifier named by the token's `iss`, read after checking the framing (three
+    /// unpadded base64url segments, a strict JSON object payload). Nothing read here is
+    /// trusted: the routed verifier re-does everything.
+    fn route(&self, token: &str) -> Result<&OidcVerifier, AuthError> {
+        let claims = UnverifiedJws::peek_claims(token, self.max_token_bytes)?;
+        let iss = claims
+            .issuer()?
+            .ok_or(AuthError::MissingClaim(Cow::Borrowed("iss")))?;
+        self.verifier(iss).ok_or_else(|| {
+            tracing::debug!(code = %ErrorCode::UnknownIssuer, "token rejected");
+            AuthError::UnknownIssuer
+        })
+    }
+
     fn reject(&self, err: AuthError) -> AuthError {
         self.rejections.record(err.code());
         err
@@ -169,26 +172,5 @@ impl fmt::Debug for MultiIssuerVerifier {
         f.debug_struct("MultiIssuerVerifier")
             .field("verifiers", &self.verifiers)
             .finish_non_exhaustive()
-    }
-}
-
-/// Reads `iss` from a compact JWS after checking the framing (three unpadded base64url segments,
-/// a JSON object payload). Nothing is trusted: the routed verifier re-does everything, including
-/// the strict duplicate-member check.
-pub(crate) fn peek_issuer(token: &str) -> Result<String, AuthError> {
-    let malformed = AuthError::Malformed;
-    let [_, payload, _] = jose::split_compact(token)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| malformed(MalformedReason::Base64))?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|_| malformed(MalformedReason::PayloadJson))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(malformed(MalformedReason::PayloadJson));
-    };
-    match map.get("iss") {
-        None | Some(serde_json::Value::Null) => Err(AuthError::MissingClaim(Cow::Borrowed("iss"))),
-        Some(serde_json::Value::String(iss)) => Ok(iss.clone()),
-        Some(_) => Err(AuthError::InvalidClaim(Cow::Borrowed("iss"))),
     }
 }

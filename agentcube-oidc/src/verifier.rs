@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use agentcube_auth_core::digest::Digest;
 use agentcube_auth_core::jose::{
     self, Algorithm, JwsHeader, JwsPolicy, KeySet, KeySource, TimeRules, UnverifiedJws, Validity,
     VerificationKey,
@@ -14,7 +15,7 @@ use agentcube_auth_core::{
 };
 use serde_json::Value;
 
-use crate::cache::{CacheKey, Entry, TokenCache};
+use crate::cache::{Entry, TokenCache};
 use crate::config::{ConfigError, KeysConfig, OidcConfig};
 use crate::key_store::{FetchError, RefreshOutcome, RemoteKeySet};
 use crate::stats::{Counter, KeyStoreStats, RejectionCounters, VerifierStats};
@@ -76,7 +77,6 @@ struct Inner {
     audiences: Box<[String]>,
     policy: JwsPolicy,
     time_rules: TimeRules,
-    leeway_secs: i64,
     payload_type: Option<Box<str>>,
     allowed_azp: Option<Box<[String]>>,
     required_claims: Box<[String]>,
@@ -190,7 +190,6 @@ impl OidcVerifier {
                 audiences: config.audiences.into_boxed_slice(),
                 policy,
                 time_rules,
-                leeway_secs: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
                 payload_type: config.payload_type.map(String::into_boxed_str),
                 allowed_azp: config.allowed_azp.map(Vec::into_boxed_slice),
                 required_claims: config.required_claims.into_boxed_slice(),
@@ -299,7 +298,7 @@ impl OidcVerifier {
 
     /// The cache lookup of a multi-issuer verifier: a servable entry counts as a hit here;
     /// absence is not counted (the routed verifier counts the miss).
-    pub(crate) fn cached_principal(&self, key: &CacheKey) -> Option<Principal> {
+    pub(crate) fn cached_principal(&self, key: &Digest) -> Option<Principal> {
         let entry = self.servable(key)?;
         self.inner.cache_hits.incr();
         self.inner.accepted.incr();
@@ -314,7 +313,7 @@ impl OidcVerifier {
     pub(crate) async fn verify_routed(
         &self,
         token: &str,
-        key: Option<CacheKey>,
+        key: Option<Digest>,
     ) -> Result<Principal, AuthError> {
         self.run(token, Route::Routed(key))
             .await
@@ -325,11 +324,11 @@ impl OidcVerifier {
         self.inner.rejections.record(err.code());
     }
 
-    fn servable(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+    fn servable(&self, key: &Digest) -> Option<Arc<Entry>> {
         let cache = self.inner.cache.as_ref()?;
         let entry = cache.get(key)?;
         let now = self.inner.clock.now_unix();
-        if entry.is_current(now, self.inner.leeway_secs)
+        if entry.is_current(now, self.inner.time_rules.leeway)
             && self.inner.keys.trusts(&entry.token.key_thumbprint)
         {
             Some(entry)
@@ -368,7 +367,7 @@ impl OidcVerifier {
                 key
             }
             (Some(_), Route::Direct) => {
-                let key = CacheKey::of(token);
+                let key = Digest::of(token.as_bytes());
                 if let Some(entry) = self.servable(&key) {
                     inner.cache_hits.incr();
                     return Ok(Verified::Cached(entry));
@@ -383,7 +382,7 @@ impl OidcVerifier {
                 key,
                 inner.clock.now_unix(),
                 &verified.token,
-                verified.not_before,
+                verified.validity,
             );
         }
         Ok(Verified::Fresh(verified.token))
@@ -443,7 +442,7 @@ impl OidcVerifier {
                 issued_at: validity.issued_at,
                 from_cache: false,
             },
-            not_before: validity.not_before,
+            validity,
         })
     }
 
@@ -487,12 +486,12 @@ enum Route {
     Direct,
     /// A multi-issuer verifier already looked up this key (present when some verifier has a
     /// cache) and found nothing.
-    Routed(Option<CacheKey>),
+    Routed(Option<Digest>),
 }
 
 struct Fresh {
     token: VerifiedToken,
-    not_before: Option<i64>,
+    validity: Validity,
 }
 
 impl TokenVerifier for OidcVerifier {

@@ -68,7 +68,7 @@ impl FetchError {
             Self::TooLarge { .. } => "too_large",
             Self::InvalidDiscovery(_) => "invalid_discovery",
             Self::IssuerMismatch { .. } => "discovery_issuer_mismatch",
-            Self::Jwks(e) => e.code(),
+            Self::Jwks(e) => e.code().as_str(),
             Self::NoUsableKeys { .. } => "no_usable_keys",
         }
     }
