@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -650,17 +650,4 @@ pub(crate) fn parse_url(value: &str, what: &str) -> Result<Url, ClientError> {
         return Err(ClientError::config(format!("{what} is not an http(s) url")));
     }
     Ok(url)
-}
-
-/// Decodes the payload of a JWT without verifying it (for the ID token's `nonce`, which is
-/// trustworthy here because the ID token came straight from the token endpoint over TLS, OIDC
-/// Core §3.1.3.7).
-pub(crate) fn unverified_payload(jwt: &str) -> Option<Map<String, Value>> {
-    let mut parts = jwt.split('.');
-    let payload = parts.nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
 }

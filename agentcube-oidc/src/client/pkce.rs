@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use agentcube_auth_core::jose::UnverifiedJws;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
 use super::error::{ClientError, bounded};
-use super::http::{EndpointKind, unverified_payload};
+use super::http::EndpointKind;
 use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
 use super::rand::{PkceVerifier, random_token};
 use super::refresh::RefreshTokenSource;
@@ -112,16 +112,10 @@ impl AuthorizationCodeFlow {
                 ("code_verifier", request.verifier.secret()),
             ])
             .await?;
-        if let Some(id_token) = &tokens.id_token {
-            let nonce = unverified_payload(id_token.secret()).and_then(|payload| {
-                payload
-                    .get("nonce")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
-            if nonce.as_deref() != Some(request.nonce.as_str()) {
-                return Err(ClientError::NonceMismatch);
-            }
+        if let Some(id_token) = &tokens.id_token
+            && !nonce_matches(id_token.secret(), &request.nonce)
+        {
+            return Err(ClientError::NonceMismatch);
         }
         Ok(tokens)
     }
@@ -155,6 +149,19 @@ impl AuthorizationCodeFlow {
     pub fn token_source(&self, tokens: &Tokens) -> Result<RefreshTokenSource, ClientError> {
         RefreshTokenSource::from_tokens(Arc::clone(&self.client), tokens)
     }
+}
+
+/// Whether the ID token's `nonce` is `expected`. The token is read without verifying its
+/// signature: it came straight from the token endpoint over TLS (OIDC Core §3.1.3.7). Its
+/// size is already bounded by the response cap, so no further limit applies here. A token
+/// that is not a compact JWS with a strict JSON object payload, or whose `nonce` is absent or
+/// not a string, does not match.
+fn nonce_matches(id_token: &str, expected: &str) -> bool {
+    UnverifiedJws::peek_claims(id_token, usize::MAX).is_ok_and(|claims| {
+        claims
+            .string("nonce")
+            .is_ok_and(|nonce| nonce == Some(expected))
+    })
 }
 
 /// Builds an [`AuthorizationCodeFlow`]. Set an issuer (discovery) or both endpoints.
