@@ -1,28 +1,32 @@
 //! The minting cache: reuse a signed token for the same principal and audience until shortly
 //! before it expires.
 //!
-//! A lookup hashes a few borrowed strings with a keyed hasher, takes a shard's read lock and
-//! compares the stored principal's fields with the caller's: no allocation, no signature. The
-//! 64-bit hash only selects the slot; equality of every field that goes into the token is
-//! checked on every hit, so a hash collision can only cause a miss, never a wrong token.
+//! The key is a keyed 128-bit [`Digest`] of what goes into the token (kind, subject, issuer,
+//! email, session), so the map holds no principal data in its keys; [`DigestHasher`] passes the
+//! digest through instead of hashing it again. The digest only finds the entry: every hit
+//! compares each of those fields (and the roles, when tokens carry them) with the stored
+//! principal, so a digest collision can only cause a miss, never a wrong token. A hit also
+//! requires the signing key to still be the ring's active key, so a rotation invalidates every
+//! cached token.
+//!
+//! The map is a `moka` cache bounded by entry count (its eviction policy decides what goes when
+//! full: the cost is a re-sign, never a wrong token) with a time-to-live of the longest token
+//! lifetime, so stale entries do not linger. Whether a token may still be reused is decided by
+//! the minter's clock on every hit, not by the cache's timer.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
 
 use agentcube_auth_core::Principal;
+use agentcube_auth_core::digest::{Digest, DigestHasher};
+use agentcube_auth_core::jose::SigningKey;
 
-use crate::TokenKind;
-use crate::keys::SigningKey;
-use crate::mint::MintedToken;
-
-const SHARDS: usize = 16;
+use crate::mint::{MintedToken, Target};
 
 /// What a cached token was minted for.
 pub(crate) struct Entry {
-    pub(crate) kind: TokenKind,
+    pub(crate) target: Target<Box<str>>,
     pub(crate) principal: Principal,
-    pub(crate) session: Option<Box<str>>,
     /// The key that signed it: after a rotation the entry is stale.
     pub(crate) key: Arc<SigningKey>,
     /// Reuse while `now < refresh_at`.
@@ -31,123 +35,78 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn matches(
-        &self,
-        kind: TokenKind,
-        principal: &Principal,
-        session: Option<&str>,
-        compare_roles: bool,
-    ) -> bool {
-        self.kind == kind
+    fn matches(&self, principal: &Principal, target: Target<&str>, compare_roles: bool) -> bool {
+        self.target.borrowed() == target
             && self.principal.subject() == principal.subject()
             && self.principal.issuer() == principal.issuer()
             && self.principal.email() == principal.email()
-            && self.session.as_deref() == session
             && (!compare_roles || self.principal.roles() == principal.roles())
     }
 }
 
-/// A hasher for keys that are already hashes.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Shard = HashMap<u64, Arc<Entry>, BuildHasherDefault<PassThrough>>;
-
 pub(crate) struct MintCache {
-    shards: Box<[RwLock<Shard>]>,
-    per_shard: usize,
-    hasher: RandomState,
+    map: moka::sync::Cache<Digest, Arc<Entry>, DigestHasher>,
     compare_roles: bool,
 }
 
 impl MintCache {
-    pub(crate) fn new(capacity: usize, compare_roles: bool) -> Self {
+    /// A cache of at most `capacity` tokens, each kept at most `time_to_live` (real time).
+    pub(crate) fn new(capacity: u64, time_to_live: Duration, compare_roles: bool) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            map: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(time_to_live)
+                .build_with_hasher(DigestHasher::default()),
             compare_roles,
         }
     }
 
-    pub(crate) fn hash(
-        &self,
-        kind: TokenKind,
-        principal: &Principal,
-        session: Option<&str>,
-    ) -> u64 {
-        self.hasher.hash_one((
+    /// The key of the entry for `principal` and `target`. Each field is length-prefixed by the
+    /// digest, and the email carries a presence flag, so no two distinct inputs share fields.
+    pub(crate) fn digest(principal: &Principal, target: Target<&str>) -> Digest {
+        let (kind, session): (&[u8], &str) = match target {
+            Target::Identity => (b"identity", ""),
+            Target::Sandbox(session) => (b"sandbox", session),
+        };
+        let (has_email, email): (&[u8], &str) = match principal.email() {
+            Some(email) => (b"1", email),
+            None => (b"0", ""),
+        };
+        Digest::of_fields([
             kind,
-            principal.subject(),
-            principal.issuer(),
-            principal.email(),
-            session,
-        ))
-    }
-
-    fn shard(&self, hash: u64) -> Option<&RwLock<Shard>> {
-        // The top bits pick the shard; the map itself uses all of them.
-        self.shards.get((hash >> 60) as usize % SHARDS)
+            principal.subject().as_bytes(),
+            principal.issuer().as_bytes(),
+            has_email,
+            email.as_bytes(),
+            session.as_bytes(),
+        ])
     }
 
     /// A reusable token, if one is cached.
     pub(crate) fn get(
         &self,
-        hash: u64,
-        kind: TokenKind,
+        digest: Digest,
         principal: &Principal,
-        session: Option<&str>,
+        target: Target<&str>,
         active: &Arc<SigningKey>,
         now: i64,
     ) -> Option<MintedToken> {
-        let shard = self
-            .shard(hash)?
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let entry = shard.get(&hash)?;
+        let entry = self.map.get(&digest)?;
         (now < entry.refresh_at
             && Arc::ptr_eq(&entry.key, active)
-            && entry.matches(kind, principal, session, self.compare_roles))
+            && entry.matches(principal, target, self.compare_roles))
         .then(|| entry.token.clone())
     }
 
-    pub(crate) fn insert(&self, hash: u64, entry: Entry, now: i64) {
-        let Some(shard) = self.shard(hash) else {
-            return;
-        };
-        let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= self.per_shard && !shard.contains_key(&hash) {
-            shard.retain(|_, e| now < e.refresh_at);
-            if shard.len() >= self.per_shard {
-                // Full of live entries: start the shard afresh rather than grow without bound.
-                // The cost is re-signing for the evicted principals, never a wrong token.
-                shard.clear();
-            }
-        }
-        shard.insert(hash, Arc::new(entry));
+    /// Caches `entry`, replacing whatever `digest` held (a stale token, or another principal's
+    /// after a collision).
+    pub(crate) fn insert(&self, digest: Digest, entry: Entry) {
+        self.map.insert(digest, Arc::new(entry));
     }
 
-    /// The number of cached tokens (live or not yet purged).
-    pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+    /// The number of cached tokens, after the cache's pending evictions.
+    pub(crate) fn len(&self) -> u64 {
+        self.map.run_pending_tasks();
+        self.map.entry_count()
     }
 }

@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod cache;
-mod keys;
+mod error;
+mod kind;
 pub mod manual;
 mod mint;
 mod replay;
@@ -10,19 +11,18 @@ mod verify;
 
 use std::time::Duration;
 
-pub use keys::{
-    KeyError, MintError, PrivateKeyPem, SigningKey, public_jwk_from_pem, public_jwk_from_spki_der,
+// Signing keys live in auth-core's `jose` module, the one home of JOSE signing and
+// verification; re-exported because every Router that mints tokens needs them.
+pub use agentcube_auth_core::jose::{KeyError, PrivateKeyPem, SigningKey};
+pub use error::{ConfigError, MintError};
+pub use kind::{
+    Identity, Sandbox, SessionBinding, TokenKind, Verified, VerifiedIdentity, VerifiedSandbox,
+    sandbox_session,
 };
-pub use mint::{
-    DEFAULT_IDENTITY_LIFETIME, DEFAULT_MINT_CACHE_CAPACITY, DEFAULT_REFRESH_MARGIN,
-    DEFAULT_SANDBOX_LIFETIME, MintedToken, MinterConfig, TokenMinter,
-};
-pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayGuard};
+pub use mint::{MintedToken, MinterConfig, TokenMinter};
+pub use replay::ReplayGuard;
 pub use ring::{Jwks, KeyRing};
-pub use verify::{
-    DEFAULT_LEEWAY, INTERNAL_ALGORITHMS, IdentityError, IdentityVerifier, SandboxVerifier,
-    VerifiedIdentity, VerifiedSandbox, VerifierConfig,
-};
+pub use verify::{IdentityVerifier, InternalVerifier, SandboxVerifier, VerifierConfig};
 
 /// The HTTP header that carries the identity token from the Router to the workload manager.
 pub const IDENTITY_HEADER: &str = "X-AgentCube-User-Identity";
@@ -33,10 +33,10 @@ pub const IDENTITY_TOKEN_TYPE: &str = "agentcube-identity+jwt";
 /// The JOSE header `typ` of sandbox tokens.
 pub const SANDBOX_TOKEN_TYPE: &str = "agentcube-sandbox+jwt";
 
-/// The default `iss` of internal tokens (the reference Router's).
+/// The default `iss` of internal tokens: the Router's name.
 pub const DEFAULT_ISSUER: &str = "agentcube-router";
 
-/// The default `aud` of identity tokens (the reference workload manager's).
+/// The default `aud` of identity tokens: the workload manager's name.
 pub const DEFAULT_IDENTITY_AUDIENCE: &str = "workloadmanager";
 
 /// The prefix of a sandbox token's audience: `sandbox:<session id>`.
@@ -56,9 +56,8 @@ pub fn sandbox_audience(session_id: &str) -> String {
     aud
 }
 
-/// The two kinds of internal token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum TokenKind {
-    Identity,
-    Sandbox,
+/// Whether `session_id` is one a sandbox token may be bound to: not empty, at most
+/// [`MAX_SESSION_ID_BYTES`].
+pub(crate) fn valid_session_id(session_id: &str) -> bool {
+    !session_id.is_empty() && session_id.len() <= MAX_SESSION_ID_BYTES
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentcube_auth_core::jose::SignError;
 use agentcube_auth_core::{Clock, Principal, SystemClock};
 use aws_lc_rs::rand;
 use base64::Engine as _;
@@ -12,47 +13,72 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::cache::{Entry, MintCache};
-use crate::keys::{MintError, SigningKey};
-use crate::ring::KeyRing;
+use crate::error::{ConfigError, MintError};
+use crate::ring::{KeyRing, Signer};
 use crate::{
-    DEFAULT_IDENTITY_AUDIENCE, DEFAULT_ISSUER, MAX_LIFETIME, MAX_SESSION_ID_BYTES, TokenKind,
-    sandbox_audience,
+    DEFAULT_IDENTITY_AUDIENCE, DEFAULT_ISSUER, MAX_LIFETIME, sandbox_audience, valid_session_id,
 };
 
-/// Default lifetime of an identity token.
-pub const DEFAULT_IDENTITY_LIFETIME: Duration = Duration::from_secs(30);
+/// What a token is minted for: the workload manager, or one session's sandbox. `S` holds the
+/// session id: borrowed while minting, owned in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target<S> {
+    Identity,
+    Sandbox(S),
+}
 
-/// Default lifetime of a sandbox token.
-pub const DEFAULT_SANDBOX_LIFETIME: Duration = Duration::from_secs(60);
+impl<S: AsRef<str>> Target<S> {
+    pub(crate) fn borrowed(&self) -> Target<&str> {
+        match self {
+            Self::Identity => Target::Identity,
+            Self::Sandbox(session) => Target::Sandbox(session.as_ref()),
+        }
+    }
+}
 
-/// Default refresh margin: a cached token is reused only while it has more than this left, so a
-/// token that leaves the Router is always valid for at least this long (plus the verifier's
-/// leeway).
-pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(10);
+impl Target<&str> {
+    pub(crate) fn into_owned(self) -> Target<Box<str>> {
+        match self {
+            Self::Identity => Target::Identity,
+            Self::Sandbox(session) => Target::Sandbox(Box::from(session)),
+        }
+    }
+}
 
-/// Default number of cached tokens.
-pub const DEFAULT_MINT_CACHE_CAPACITY: usize = 10_000;
-
-/// How tokens are minted.
+/// How tokens are minted: built with [`MinterConfig::new`] (the defaults) and the setters below,
+/// checked when the minter is built ([`TokenMinter::with_config`]).
+///
+/// | setting | default |
+/// |---|---|
+/// | [`issuer`](Self::issuer) | [`DEFAULT_ISSUER`] (`agentcube-router`) |
+/// | [`identity_audience`](Self::identity_audience) | [`DEFAULT_IDENTITY_AUDIENCE`] (`workloadmanager`) |
+/// | [`identity_lifetime`](Self::identity_lifetime) | 30 s, at most [`MAX_LIFETIME`] |
+/// | [`sandbox_lifetime`](Self::sandbox_lifetime) | 60 s, at most [`MAX_LIFETIME`] |
+/// | [`refresh_margin`](Self::refresh_margin) | 10 s, shorter than both lifetimes |
+/// | [`cache_capacity`](Self::cache_capacity) | 10,000 tokens; 0 turns reuse off |
+/// | [`include_roles`](Self::include_roles) | `true` |
+///
+/// ```
+/// use std::time::Duration;
+/// use agentcube_identity::{KeyRing, MinterConfig, TokenMinter};
+///
+/// let config = MinterConfig::new()
+///     .identity_lifetime(Duration::from_secs(20))
+///     .include_roles(false);
+/// let minter = TokenMinter::with_config(KeyRing::generate()?, config)?;
+/// # let _ = minter;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+#[must_use]
 pub struct MinterConfig {
-    /// `iss` of both token kinds. Default `agentcube-router`.
-    pub issuer: String,
-    /// `aud` of identity tokens. Default `workloadmanager`.
-    pub identity_audience: String,
-    /// Identity token lifetime. Default 30 s; at most [`MAX_LIFETIME`].
-    pub identity_lifetime: Duration,
-    /// Sandbox token lifetime. Default 60 s; at most [`MAX_LIFETIME`].
-    pub sandbox_lifetime: Duration,
-    /// How long before expiry a cached token stops being reused. Default 10 s; must be
-    /// shorter than both lifetimes.
-    pub refresh_margin: Duration,
-    /// How many tokens to cache; `0` disables reuse (every call signs).
-    pub cache_capacity: usize,
-    /// Whether identity tokens carry the principal's roles (`roles`, `client_roles`), so the
-    /// workload manager can apply the admin bypass. Default `true`.
-    pub include_roles: bool,
+    issuer: String,
+    identity_audience: String,
+    identity_lifetime: Duration,
+    sandbox_lifetime: Duration,
+    refresh_margin: Duration,
+    cache_capacity: u64,
+    include_roles: bool,
 }
 
 impl Default for MinterConfig {
@@ -60,36 +86,106 @@ impl Default for MinterConfig {
         Self {
             issuer: DEFAULT_ISSUER.to_owned(),
             identity_audience: DEFAULT_IDENTITY_AUDIENCE.to_owned(),
-            identity_lifetime: DEFAULT_IDENTITY_LIFETIME,
-            sandbox_lifetime: DEFAULT_SANDBOX_LIFETIME,
-            refresh_margin: DEFAULT_REFRESH_MARGIN,
-            cache_capacity: DEFAULT_MINT_CACHE_CAPACITY,
+            identity_lifetime: Self::DEFAULT_IDENTITY_LIFETIME,
+            sandbox_lifetime: Self::DEFAULT_SANDBOX_LIFETIME,
+            refresh_margin: Self::DEFAULT_REFRESH_MARGIN,
+            cache_capacity: Self::DEFAULT_CACHE_CAPACITY,
             include_roles: true,
         }
     }
 }
 
 impl MinterConfig {
-    fn validate(&self) -> Result<(), MintError> {
-        let bad = MintError::InvalidConfig;
+    /// The default lifetime of an identity token: 30 s.
+    pub const DEFAULT_IDENTITY_LIFETIME: Duration = Duration::from_secs(30);
+
+    /// The default lifetime of a sandbox token: 60 s.
+    pub const DEFAULT_SANDBOX_LIFETIME: Duration = Duration::from_secs(60);
+
+    /// The default refresh margin: a cached token is reused only while it has more than this
+    /// left, so a token that leaves the Router is valid for at least this long (plus the
+    /// verifier's leeway): 10 s.
+    pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(10);
+
+    /// The default number of cached tokens: 10,000.
+    pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `iss` of both token kinds. Must not be empty.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// `aud` of identity tokens. Must not be empty.
+    pub fn identity_audience(mut self, audience: impl Into<String>) -> Self {
+        self.identity_audience = audience.into();
+        self
+    }
+
+    /// The lifetime of identity tokens: at least 1 s, at most [`MAX_LIFETIME`] (whole seconds;
+    /// a fraction is dropped).
+    pub fn identity_lifetime(mut self, lifetime: Duration) -> Self {
+        self.identity_lifetime = lifetime;
+        self
+    }
+
+    /// The lifetime of sandbox tokens: at least 1 s, at most [`MAX_LIFETIME`].
+    pub fn sandbox_lifetime(mut self, lifetime: Duration) -> Self {
+        self.sandbox_lifetime = lifetime;
+        self
+    }
+
+    /// How long before expiry a cached token stops being reused. Must be shorter than both
+    /// lifetimes while the cache is on.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// How many tokens to cache; `0` turns reuse off (every call signs).
+    pub fn cache_capacity(mut self, tokens: u64) -> Self {
+        self.cache_capacity = tokens;
+        self
+    }
+
+    /// Whether identity tokens carry the principal's roles (`roles`, `client_roles`), so the
+    /// workload manager can apply the admin bypass.
+    pub fn include_roles(mut self, include: bool) -> Self {
+        self.include_roles = include;
+        self
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.issuer.is_empty() {
-            return Err(bad("issuer is empty"));
+            return Err(ConfigError::EmptyIssuer);
         }
         if self.identity_audience.is_empty() {
-            return Err(bad("identity audience is empty"));
+            return Err(ConfigError::EmptyAudience);
         }
         for lifetime in [self.identity_lifetime, self.sandbox_lifetime] {
             if lifetime.as_secs() == 0 {
-                return Err(bad("lifetime is under one second"));
+                return Err(ConfigError::LifetimeTooShort);
             }
             if lifetime > MAX_LIFETIME {
-                return Err(bad("lifetime exceeds the maximum"));
+                return Err(ConfigError::LifetimeTooLong);
             }
             if self.cache_capacity > 0 && self.refresh_margin >= lifetime {
-                return Err(bad("refresh margin is not shorter than the lifetime"));
+                return Err(ConfigError::RefreshMarginTooLong);
             }
         }
         Ok(())
+    }
+
+    fn lifetime<S>(&self, target: &Target<S>) -> Duration {
+        match target {
+            Target::Identity => self.identity_lifetime,
+            Target::Sandbox(_) => self.sandbox_lifetime,
+        }
     }
 }
 
@@ -174,22 +270,23 @@ impl TokenMinter {
     /// A minter with `config`.
     ///
     /// # Errors
-    /// [`MintError::InvalidConfig`] for an empty issuer or audience, a lifetime of zero or over
-    /// [`MAX_LIFETIME`], or a refresh margin not shorter than a lifetime (when caching).
+    /// [`ConfigError`] for an empty issuer or audience, a lifetime under 1 s or over
+    /// [`MAX_LIFETIME`], or a refresh margin not shorter than a lifetime (while caching).
     pub fn with_config(
         ring: impl Into<Arc<KeyRing>>,
         config: MinterConfig,
-    ) -> Result<Self, MintError> {
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self::unchecked(ring.into(), config))
     }
 
     /// A minter with a `config` known to be valid, and the system clock.
     fn unchecked(ring: Arc<KeyRing>, config: MinterConfig) -> Self {
+        let longest = config.identity_lifetime.max(config.sandbox_lifetime);
         Self {
             ring,
             cache: (config.cache_capacity > 0)
-                .then(|| MintCache::new(config.cache_capacity, config.include_roles)),
+                .then(|| MintCache::new(config.cache_capacity, longest, config.include_roles)),
             config,
             clock: Arc::new(SystemClock),
         }
@@ -212,8 +309,9 @@ impl TokenMinter {
         &self.config
     }
 
-    /// The number of cached tokens (for metrics).
-    pub fn cached_tokens(&self) -> usize {
+    /// The number of cached tokens (for metrics). Settles the cache's pending evictions
+    /// first, so it costs more than a field read.
+    pub fn cached_tokens(&self) -> u64 {
         self.cache.as_ref().map_or(0, MintCache::len)
     }
 
@@ -222,7 +320,7 @@ impl TokenMinter {
     /// # Errors
     /// [`MintError::NoSigningKey`], [`MintError::EmptySubject`], [`MintError::Signing`].
     pub fn identity_token(&self, principal: &Principal) -> Result<MintedToken, MintError> {
-        self.cached(TokenKind::Identity, principal, None)
+        self.cached(principal, Target::Identity)
     }
 
     /// A sandbox token for `principal` bound to `session_id`, reused from the cache when
@@ -235,7 +333,7 @@ impl TokenMinter {
         principal: &Principal,
         session_id: &str,
     ) -> Result<MintedToken, MintError> {
-        self.cached(TokenKind::Sandbox, principal, Some(session_id))
+        self.cached(principal, Target::Sandbox(session_id))
     }
 
     /// A freshly signed identity token (never from the cache, and not cached).
@@ -243,8 +341,7 @@ impl TokenMinter {
     /// # Errors
     /// As [`identity_token`](Self::identity_token).
     pub fn mint_identity(&self, principal: &Principal) -> Result<MintedToken, MintError> {
-        let key = self.active_key()?;
-        self.mint(&key, TokenKind::Identity, principal, None)
+        self.fresh(principal, Target::Identity)
     }
 
     /// A freshly signed sandbox token (never from the cache, and not cached).
@@ -256,68 +353,60 @@ impl TokenMinter {
         principal: &Principal,
         session_id: &str,
     ) -> Result<MintedToken, MintError> {
-        let key = self.active_key()?;
-        self.mint(&key, TokenKind::Sandbox, principal, Some(session_id))
+        self.fresh(principal, Target::Sandbox(session_id))
     }
 
-    fn active_key(&self) -> Result<Arc<SigningKey>, MintError> {
-        self.ring.active().ok_or(MintError::NoSigningKey)
+    fn fresh(&self, principal: &Principal, target: Target<&str>) -> Result<MintedToken, MintError> {
+        check_request(principal, target)?;
+        let state = self.ring.snapshot();
+        let signer = state.active.as_ref().ok_or(MintError::NoSigningKey)?;
+        self.mint(signer, principal, target, self.clock.now_unix())
     }
 
     fn cached(
         &self,
-        kind: TokenKind,
         principal: &Principal,
-        session: Option<&str>,
+        target: Target<&str>,
     ) -> Result<MintedToken, MintError> {
+        check_request(principal, target)?;
         let state = self.ring.snapshot();
-        let key = state.active.as_ref().ok_or(MintError::NoSigningKey)?;
-        let Some(cache) = &self.cache else {
-            return self.mint(key, kind, principal, session);
-        };
+        let signer = state.active.as_ref().ok_or(MintError::NoSigningKey)?;
         let now = self.clock.now_unix();
-        let hash = cache.hash(kind, principal, session);
-        if let Some(token) = cache.get(hash, kind, principal, session, key, now) {
+        let Some(cache) = &self.cache else {
+            return self.mint(signer, principal, target, now);
+        };
+        let digest = MintCache::digest(principal, target);
+        if let Some(token) = cache.get(digest, principal, target, &signer.key, now) {
             return Ok(token);
         }
-        let token = self.mint(key, kind, principal, session)?;
+        let token = self.mint(signer, principal, target, now)?;
         let margin = i64::try_from(self.config.refresh_margin.as_secs()).unwrap_or(i64::MAX);
         cache.insert(
-            hash,
+            digest,
             Entry {
-                kind,
+                target: target.into_owned(),
                 principal: principal.clone(),
-                session: session.map(Box::from),
-                key: Arc::clone(key),
+                key: Arc::clone(&signer.key),
                 refresh_at: token.expires_at.saturating_sub(margin),
                 token: token.clone(),
             },
-            now,
         );
         Ok(token)
     }
 
+    /// Signs a token for `target`; `check_request` has passed.
     fn mint(
         &self,
-        key: &SigningKey,
-        kind: TokenKind,
+        signer: &Signer,
         principal: &Principal,
-        session: Option<&str>,
+        target: Target<&str>,
+        now: i64,
     ) -> Result<MintedToken, MintError> {
-        let subject = principal.subject();
-        if subject.is_empty() {
-            return Err(MintError::EmptySubject);
-        }
-        let now = self.clock.now_unix();
-        let lifetime = match kind {
-            TokenKind::Identity => self.config.identity_lifetime,
-            TokenKind::Sandbox => self.config.sandbox_lifetime,
-        };
+        let lifetime = self.config.lifetime(&target);
         let exp = now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
-        let jti_buf = new_jti()?;
-        let jti = jti_str(&jti_buf);
-        let payload = match (kind, session) {
-            (TokenKind::Identity, _) => {
+        let jti = Jti::new()?;
+        let payload = match target {
+            Target::Identity => {
                 let (roles, client_roles) = if self.config.include_roles {
                     split_roles(principal)
                 } else {
@@ -326,35 +415,29 @@ impl TokenMinter {
                 serde_json::to_vec(&IdentityPayload {
                     iss: &self.config.issuer,
                     aud: &self.config.identity_audience,
-                    sub: subject,
+                    sub: principal.subject(),
                     email: principal.email(),
                     idp_iss: Some(principal.issuer()).filter(|s| !s.is_empty()),
                     roles,
                     client_roles,
                     iat: now,
                     exp,
-                    jti,
+                    jti: jti.as_str(),
                 })
             }
-            (TokenKind::Sandbox, session) => {
-                let session = session.unwrap_or_default();
-                if session.is_empty() || session.len() > MAX_SESSION_ID_BYTES {
-                    return Err(MintError::InvalidSessionId);
-                }
-                serde_json::to_vec(&SandboxPayload {
-                    iss: &self.config.issuer,
-                    aud: &sandbox_audience(session),
-                    session_id: session,
-                    user_sub: subject,
-                    user_email: principal.email(),
-                    iat: now,
-                    exp,
-                    jti,
-                })
-            }
+            Target::Sandbox(session) => serde_json::to_vec(&SandboxPayload {
+                iss: &self.config.issuer,
+                aud: &sandbox_audience(session),
+                session_id: session,
+                user_sub: principal.subject(),
+                user_email: principal.email(),
+                iat: now,
+                exp,
+                jti: jti.as_str(),
+            }),
         }
-        .map_err(|_| MintError::Signing)?;
-        let token = key.sign_with_header(key.header_for(kind), &payload)?;
+        .map_err(|_| SignError::Payload)?;
+        let token = signer.key.sign(signer.header(&target), &payload)?;
         Ok(MintedToken {
             token: Arc::from(token),
             issued_at: now,
@@ -363,12 +446,23 @@ impl TokenMinter {
     }
 }
 
+/// The checks on what a token is asked for, before any key or cache is touched.
+fn check_request(principal: &Principal, target: Target<&str>) -> Result<(), MintError> {
+    if principal.subject().is_empty() {
+        return Err(MintError::EmptySubject);
+    }
+    match target {
+        Target::Sandbox(session) if !valid_session_id(session) => Err(MintError::InvalidSessionId),
+        _ => Ok(()),
+    }
+}
+
 impl fmt::Debug for TokenMinter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenMinter")
             .field("ring", &self.ring)
             .field("config", &self.config)
-            .field("cached_tokens", &self.cached_tokens())
+            .field("cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -418,20 +512,102 @@ fn split_roles(principal: &Principal) -> RoleLists<'_> {
     (realm, clients)
 }
 
-/// 128 random bits, base64url: 22 characters.
-type JtiBuf = [u8; 22];
+/// A `jti`: 128 random bits, base64url, 22 characters on the stack.
+struct Jti([u8; 22]);
 
-fn new_jti() -> Result<JtiBuf, MintError> {
-    let mut bytes = [0u8; 16];
-    rand::fill(&mut bytes).map_err(|_| MintError::Signing)?;
-    let mut out = [0u8; 22];
-    URL_SAFE_NO_PAD
-        .encode_slice(bytes, &mut out)
-        .map_err(|_| MintError::Signing)?;
-    Ok(out)
+impl Jti {
+    fn new() -> Result<Self, MintError> {
+        let mut bytes = [0u8; 16];
+        rand::fill(&mut bytes).map_err(|_| SignError::Crypto)?;
+        let mut out = [0u8; 22];
+        URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut out)
+            .map_err(|_| SignError::Crypto)?;
+        Ok(Self(out))
+    }
+
+    #[allow(
+        clippy::expect_used,
+        reason = "base64url output is ASCII; an empty jti would be a silent failure"
+    )]
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("invariant: base64url output is ascii")
+    }
 }
 
-fn jti_str(buf: &JtiBuf) -> &str {
-    // base64url output is ASCII.
-    std::str::from_utf8(buf).unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use agentcube_auth_core::Role;
+    use agentcube_auth_core::jose::{Algorithm, SigningKey};
+
+    use super::*;
+
+    #[test]
+    fn a_digest_collision_or_any_changed_field_is_a_miss() {
+        let ring = KeyRing::generate().unwrap();
+        let state = ring.snapshot();
+        let key = &state.active.as_ref().unwrap().key;
+        let cache = MintCache::new(10, Duration::from_secs(60), true);
+        let alice = Principal::builder("iss", "alice").build();
+        let digest = MintCache::digest(&alice, Target::Identity);
+        cache.insert(
+            digest,
+            Entry {
+                target: Target::Identity,
+                principal: alice.clone(),
+                key: Arc::clone(key),
+                refresh_at: 90,
+                token: MintedToken {
+                    token: Arc::from("a.b.c"),
+                    issued_at: 0,
+                    expires_at: 100,
+                },
+            },
+        );
+        assert!(
+            cache
+                .get(digest, &alice, Target::Identity, key, 89)
+                .is_some()
+        );
+        // Other principals whose digest would (by collision) be alice's.
+        for other in [
+            Principal::builder("iss", "bob").build(),
+            Principal::builder("other-iss", "alice").build(),
+            Principal::builder("iss", "alice")
+                .email("a@x", true)
+                .build(),
+            Principal::builder("iss", "alice")
+                .roles([Role::realm("admin")])
+                .build(),
+        ] {
+            assert!(
+                cache
+                    .get(digest, &other, Target::Identity, key, 0)
+                    .is_none()
+            );
+        }
+        assert!(
+            cache
+                .get(digest, &alice, Target::Sandbox("s"), key, 0)
+                .is_none()
+        );
+        // Past the refresh point, or signed by a key that is no longer active.
+        assert!(
+            cache
+                .get(digest, &alice, Target::Identity, key, 90)
+                .is_none()
+        );
+        let rotated = Arc::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
+        assert!(
+            cache
+                .get(digest, &alice, Target::Identity, &rotated, 0)
+                .is_none()
+        );
+        // The digest separates kinds and sessions.
+        assert_ne!(digest, MintCache::digest(&alice, Target::Sandbox("")));
+        assert_ne!(
+            MintCache::digest(&alice, Target::Sandbox("s1")),
+            MintCache::digest(&alice, Target::Sandbox("s2"))
+        );
+    }
 }

@@ -6,23 +6,19 @@ use std::sync::{Mutex, PoisonError};
 
 use agentcube_auth_core::AuthError;
 
-use crate::verify::IdentityError;
-
-/// Default capacity of a [`ReplayGuard`].
-pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
-
 /// Remembers the `jti` of every token accepted until that token could no longer verify
 /// (`exp` + leeway), and rejects a second use with `token_replayed`.
 ///
 /// Bounded: when full, entries whose tokens have expired are purged; if it is still full of
-/// live entries, new tokens are refused with [`IdentityError::ReplayGuardFull`] (HTTP 503)
+/// live entries, new tokens are refused with [`AuthError::ReplayGuardFull`] (HTTP 503)
 /// rather than forgetting one that might be replayed. Only tokens that passed every other
 /// check are recorded, so nobody without the signing key can fill it.
 ///
 /// **Single use is incompatible with token reuse**: the Router's [`TokenMinter`](crate::TokenMinter)
 /// reuses a token for the same principal until near expiry, and each reuse would be a
 /// replay. Enable the guard only on a verifier whose tokens are minted fresh for every request
-/// (`TokenMinter::mint_identity`/`mint_sandbox`, or a minter with `cache_capacity: 0`).
+/// (`TokenMinter::mint_identity`/`mint_sandbox`, or a minter whose
+/// [`MinterConfig::cache_capacity`](crate::MinterConfig::cache_capacity) is 0).
 ///
 /// Share one guard (in an `Arc`) between verifiers that must not accept the same token twice.
 pub struct ReplayGuard {
@@ -31,6 +27,9 @@ pub struct ReplayGuard {
 }
 
 impl ReplayGuard {
+    /// The capacity of [`ReplayGuard::default`].
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
     /// A guard remembering at most `capacity` live tokens (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -58,11 +57,11 @@ impl ReplayGuard {
         jti: &str,
         forget_after: i64,
         now: i64,
-    ) -> Result<(), IdentityError> {
+    ) -> Result<(), AuthError> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(until) = seen.get_mut(jti) {
             if now <= *until {
-                return Err(IdentityError::Invalid(AuthError::TokenReplayed));
+                return Err(AuthError::TokenReplayed);
             }
             *until = forget_after;
             return Ok(());
@@ -70,7 +69,7 @@ impl ReplayGuard {
         if seen.len() >= self.capacity {
             seen.retain(|_, until| now <= *until);
             if seen.len() >= self.capacity {
-                return Err(IdentityError::ReplayGuardFull);
+                return Err(AuthError::ReplayGuardFull);
             }
         }
         seen.insert(Box::from(jti), forget_after);
@@ -80,7 +79,7 @@ impl ReplayGuard {
 
 impl Default for ReplayGuard {
     fn default() -> Self {
-        Self::new(DEFAULT_REPLAY_CAPACITY)
+        Self::new(Self::DEFAULT_CAPACITY)
     }
 }
 
@@ -102,13 +101,13 @@ mod tests {
         let guard = ReplayGuard::new(2);
         guard.check_and_record("a", 100, 50).unwrap();
         assert_eq!(
-            guard.check_and_record("a", 100, 100).unwrap_err().code(),
-            "token_replayed"
+            guard.check_and_record("a", 100, 100).unwrap_err(),
+            AuthError::TokenReplayed
         );
         guard.check_and_record("b", 200, 60).unwrap();
         assert_eq!(
-            guard.check_and_record("c", 200, 60).unwrap_err().code(),
-            "replay_guard_full"
+            guard.check_and_record("c", 200, 60).unwrap_err(),
+            AuthError::ReplayGuardFull
         );
         // "a" expires after 100: purged to make room.
         guard.check_and_record("c", 200, 101).unwrap();

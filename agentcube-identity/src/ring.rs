@@ -4,15 +4,16 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use agentcube_auth_core::AuthError;
-use agentcube_auth_core::KeysUnavailableReason;
 use agentcube_auth_core::jose::{
-    Algorithm, AlgorithmSet, Jwk, KeyFamily, KeySet, KeySource, VerificationKey,
+    Algorithm, AlgorithmSet, EncodedHeader, Jwk, KeyError, KeyFamily, KeySet, KeySource,
+    SigningKey, VerificationKey,
 };
+use agentcube_auth_core::{AuthError, KeysUnavailableReason};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{KeyError, SigningKey, finish_jwk, public_jwk_from_pem};
+use crate::mint::Target;
+use crate::{IDENTITY_TOKEN_TYPE, SANDBOX_TOKEN_TYPE};
 
 /// A JWKS document: `{"keys": [...]}` (RFC 7517 §5).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,16 +24,44 @@ pub struct Jwks {
 
 impl Jwks {
     /// The document as JSON.
+    #[allow(
+        clippy::expect_used,
+        reason = "a struct of strings always serialises; a JWKS missing keys would be a silent failure"
+    )]
     pub fn to_json(&self) -> String {
-        // Serialising plain strings cannot fail.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"keys":[]}"#))
+        serde_json::to_string(self).expect("invariant: a jwks of strings serialises")
+    }
+}
+
+/// The active signing key with the headers of both token kinds, encoded once per key.
+pub(crate) struct Signer {
+    pub(crate) key: Arc<SigningKey>,
+    identity_header: EncodedHeader,
+    sandbox_header: EncodedHeader,
+}
+
+impl Signer {
+    fn new(key: Arc<SigningKey>) -> Self {
+        Self {
+            identity_header: key.header(Some(IDENTITY_TOKEN_TYPE)),
+            sandbox_header: key.header(Some(SANDBOX_TOKEN_TYPE)),
+            key,
+        }
+    }
+
+    /// The pre-encoded header for a token minted for `target`.
+    pub(crate) fn header<S>(&self, target: &Target<S>) -> &EncodedHeader {
+        match target {
+            Target::Identity => &self.identity_header,
+            Target::Sandbox(_) => &self.sandbox_header,
+        }
     }
 }
 
 /// One immutable version of the ring. Readers load it without locking.
 pub(crate) struct RingState {
     pub(crate) generation: u64,
-    pub(crate) active: Option<Arc<SigningKey>>,
+    pub(crate) active: Option<Signer>,
     /// Every public key, the active one first.
     jwks: Jwks,
     jwks_json: Arc<str>,
@@ -46,6 +75,7 @@ impl RingState {
             keys.retain(|k| k.kid.as_deref() != Some(active.kid()));
             keys.insert(0, active.public_jwk().clone());
         }
+        let active = active.map(Signer::new);
         let key_set = KeySet::new(
             keys.iter()
                 .filter_map(|k| VerificationKey::from_jwk(k).ok()),
@@ -71,8 +101,13 @@ impl RingState {
 ///
 /// Reads are lock-free (an atomically swapped snapshot); changes are serialised by a mutex and
 /// are rare. A ring is also a [`KeySource`], so a verifier in the same process sees rotations
-/// immediately. Every key's `kid` is its RFC 7638 thumbprint (keys added from a JWKS keep the
-/// `kid` they were published with).
+/// immediately. Every key's `kid` is its RFC 7638 thumbprint (unless the signing key was given
+/// another with [`SigningKey::with_kid`]; keys added from a JWKS keep the `kid` they were
+/// published with).
+///
+/// Any [`SigningKey`] can be the active key, but verifiers accept only the algorithms of
+/// [`VerifierConfig::DEFAULT_ALGORITHMS`](crate::VerifierConfig::DEFAULT_ALGORITHMS) (`EdDSA`,
+/// `ES256`, `RS256`) unless configured otherwise: sign with one of those.
 pub struct KeyRing {
     state: ArcSwap<RingState>,
     write: Mutex<()>,
@@ -100,13 +135,14 @@ impl KeyRing {
         Ok(Self::new(SigningKey::from_pem(pem_text)?))
     }
 
-    /// A verify-only ring holding one public key read from PEM (see [`public_jwk_from_pem`]):
-    /// the workload manager's or a sandbox's view of the Router's `public.pem`.
+    /// A verify-only ring holding one public key read from PEM (see
+    /// [`Jwk::from_public_pem`]): the workload manager's or a sandbox's view of the Router's
+    /// `public.pem`.
     ///
     /// # Errors
     /// [`KeyError`] from reading the key.
     pub fn from_public_pem(pem_text: &str) -> Result<Self, KeyError> {
-        Self::verify_only([public_jwk_from_pem(pem_text)?])
+        Self::verify_only([Jwk::from_public_pem(pem_text)?])
     }
 
     /// A verify-only ring of public keys (for example the `keys` of a [`Jwks`]).
@@ -156,7 +192,11 @@ impl KeyRing {
 
     /// The active signing key, if the ring has one.
     pub fn active(&self) -> Option<Arc<SigningKey>> {
-        self.snapshot().active.clone()
+        self.snapshot().active.as_ref().map(|a| Arc::clone(&a.key))
+    }
+
+    fn active_kid(state: &RingState) -> Option<&str> {
+        state.active.as_ref().map(|a| a.key.kid())
     }
 
     /// Makes `key` the active signing key. The previous active key stays in the ring for
@@ -167,7 +207,7 @@ impl KeyRing {
         let mut previous = None;
         // `update` only fails when the closure does, and this one does not.
         let _ = self.update(|state| {
-            previous = state.active.as_ref().map(|k| k.kid().to_owned());
+            previous = Self::active_kid(state).map(str::to_owned);
             // `build` drops an older copy of the new key.
             Ok(Some(RingState::build(
                 state.generation + 1,
@@ -185,10 +225,17 @@ impl KeyRing {
     /// [`KeyError::Unusable`] for a key that cannot verify.
     pub fn add_verification_key(&self, jwk: Jwk) -> Result<String, KeyError> {
         let jwk = normalise_public(jwk)?;
-        let kid = jwk.kid.clone().unwrap_or_default();
+        #[allow(
+            clippy::expect_used,
+            reason = "normalise_public (Jwk::for_signing_with) gives every key a kid"
+        )]
+        let kid = jwk
+            .kid
+            .clone()
+            .expect("invariant: a normalised key has a kid");
         self.update(|state| {
             // The active key is already there.
-            if state.active.as_ref().is_some_and(|a| a.kid() == kid) {
+            if Self::active_kid(state) == Some(kid.as_str()) {
                 return Ok(None);
             }
             let mut keys = state.jwks.keys.clone();
@@ -196,7 +243,7 @@ impl KeyRing {
             keys.push(jwk);
             Ok(Some(RingState::build(
                 state.generation + 1,
-                state.active.clone(),
+                state.active.as_ref().map(|a| Arc::clone(&a.key)),
                 keys,
             )))
         })?;
@@ -211,14 +258,17 @@ impl KeyRing {
     pub fn remove(&self, kid: &str) -> Result<bool, KeyError> {
         let mut removed = false;
         self.update(|state| {
-            if state.active.as_ref().is_some_and(|a| a.kid() == kid) {
+            if Self::active_kid(state) == Some(kid) {
                 return Err(KeyError::ActiveKey);
             }
             let mut keys = state.jwks.keys.clone();
             let before = keys.len();
             keys.retain(|k| k.kid.as_deref() != Some(kid));
             removed = keys.len() != before;
-            Ok(removed.then(|| RingState::build(state.generation + 1, state.active.clone(), keys)))
+            Ok(removed.then(|| {
+                let active = state.active.as_ref().map(|a| Arc::clone(&a.key));
+                RingState::build(state.generation + 1, active, keys)
+            }))
         })?;
         Ok(removed)
     }
@@ -308,7 +358,7 @@ impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.snapshot();
         f.debug_struct("KeyRing")
-            .field("active", &state.active.as_ref().map(|k| k.kid()))
+            .field("active", &Self::active_kid(&state))
             .field(
                 "kids",
                 &state
@@ -323,7 +373,7 @@ impl fmt::Debug for KeyRing {
     }
 }
 
-fn normalise_public(mut jwk: Jwk) -> Result<Jwk, KeyError> {
+fn normalise_public(jwk: Jwk) -> Result<Jwk, KeyError> {
     // Reject anything that is not a usable signing key before filling in defaults.
     let parsed = VerificationKey::from_jwk(&jwk).map_err(KeyError::Unusable)?;
     let alg = match &jwk.alg {
@@ -336,13 +386,6 @@ fn normalise_public(mut jwk: Jwk) -> Result<Jwk, KeyError> {
             _ => return Err(KeyError::UnsupportedKeyType),
         },
     };
-    match jwk.kid.take() {
-        // Keep a published kid; otherwise the thumbprint.
-        Some(kid) => {
-            let mut out = finish_jwk(jwk, alg)?;
-            out.kid = Some(kid);
-            Ok(out)
-        }
-        None => finish_jwk(jwk, alg),
-    }
+    // Keeps a published kid; a key without one gets its thumbprint.
+    jwk.for_signing_with(alg).map_err(KeyError::Unusable)
 }

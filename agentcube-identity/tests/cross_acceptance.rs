@@ -12,7 +12,7 @@ use agentcube_auth_core::jose::{
 use agentcube_auth_core::{ErrorCode, ManualClock};
 use agentcube_identity::{
     IDENTITY_TOKEN_TYPE, IdentityVerifier, KeyRing, SANDBOX_TOKEN_TYPE, SandboxVerifier,
-    SigningKey, TokenMinter,
+    SessionBinding, SigningKey, TokenMinter,
 };
 use common::*;
 use serde_json::{Value, json};
@@ -32,17 +32,20 @@ async fn a_keycloak_access_token_is_never_an_internal_token() {
     let ring = Arc::new(KeyRing::new(ed25519()));
     let router_key = ring.active().unwrap();
     let identity = IdentityVerifier::new(ring.clone()).with_clock(clock.clone());
-    let sandbox = SandboxVerifier::new(ring.clone()).with_clock(clock.clone());
+    let sandbox = SandboxVerifier::new(ring.clone(), SessionBinding::session("s1"))
+        .unwrap()
+        .with_clock(clock.clone());
+    let shared = SandboxVerifier::new(ring.clone(), SessionBinding::AnySession)
+        .unwrap()
+        .with_clock(clock.clone());
 
     // Keycloak's own key (RS256), which the Router's ring does not hold.
     let keycloak_key = SigningKey::from_pem(&rsa().pkcs8_pem).unwrap();
     for typ in ["JWT", "at+jwt"] {
         let token = sign(&keycloak_key, typ, keycloak_claims());
         assert_eq!(code(identity.verify(&token).await), "token_type_mismatch");
-        assert_eq!(
-            code(sandbox.verify(&token, "s1").await),
-            "token_type_mismatch"
-        );
+        assert_eq!(code(sandbox.verify(&token).await), "token_type_mismatch");
+        assert_eq!(code(shared.verify(&token).await), "token_type_mismatch");
     }
     // Worst cases, each stopped by a different rule:
     // - the Router's own key signed an access-token-shaped token (typ JWT);
@@ -52,7 +55,8 @@ async fn a_keycloak_access_token_is_never_an_internal_token() {
     let token = sign(&router_key, IDENTITY_TOKEN_TYPE, keycloak_claims());
     assert_eq!(code(identity.verify(&token).await), "issuer_mismatch");
     let token = sign(&router_key, SANDBOX_TOKEN_TYPE, keycloak_claims());
-    assert_eq!(code(sandbox.verify(&token, "s1").await), "issuer_mismatch");
+    assert_eq!(code(sandbox.verify(&token).await), "issuer_mismatch");
+    assert_eq!(code(shared.verify(&token).await), "issuer_mismatch");
     // - the internal typ, iss and aud, but signed by Keycloak's key.
     let token = sign(
         &keycloak_key,
@@ -71,7 +75,7 @@ async fn an_internal_token_is_never_an_access_token() {
     let sandbox = minter.sandbox_token(&alice(), "s1").unwrap();
 
     // What an access-token verifier (agentcube-oidc) does first: framing and header rules with
-    // the access-token typ policy, over the reference Router's full algorithm allowlist.
+    // the access-token typ policy, over every algorithm there is.
     let policy = JwsPolicy::new(AlgorithmSet::ALL);
     for token in [identity.as_str(), sandbox.as_str()] {
         let err = UnverifiedJws::parse(token, &policy).unwrap_err();

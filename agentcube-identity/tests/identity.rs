@@ -8,14 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentcube_auth_core::jose::{Algorithm, AlgorithmSet, KeySet};
-use agentcube_auth_core::{ManualClock, Principal, Role};
+use agentcube_auth_core::{
+    AuthError, ManualClock, Principal, Rejection, Role, TokenVerifier, bearer,
+};
 use agentcube_identity::{
-    IDENTITY_TOKEN_TYPE, IdentityError, IdentityVerifier, KeyRing, MintError, ReplayGuard,
-    SANDBOX_TOKEN_TYPE, SigningKey, TokenMinter, VerifierConfig,
+    ConfigError, IDENTITY_TOKEN_TYPE, IdentityVerifier, KeyRing, MintError, MinterConfig,
+    ReplayGuard, SANDBOX_TOKEN_TYPE, SigningKey, TokenMinter, VerifierConfig,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
+use http::StatusCode;
 use serde_json::{Value, json};
 
 fn setup() -> Setup<IdentityVerifier<Arc<KeyRing>>> {
@@ -51,6 +54,11 @@ async fn minted_claims_and_verified_identity() {
         (s.key.kid(), Algorithm::EdDSA)
     );
     assert_eq!(who.jwt_id().len(), 22);
+    assert_eq!(
+        Some(&json!(who.jwt_id())),
+        who.claims().get("jti"),
+        "the verified jti is the token's"
+    );
     assert!(who.roles().contains_realm("sandbox:invoke"));
     assert!(
         who.roles()
@@ -71,7 +79,22 @@ async fn minted_claims_and_verified_identity() {
     let p = who.to_principal();
     assert_eq!((p.issuer(), p.subject()), (KEYCLOAK, "alice-id"));
     assert_eq!(p.roles(), alice().roles());
+    assert_eq!(
+        (p.email(), p.email_verified()),
+        (Some("alice@example.com"), false)
+    );
+    assert_eq!(p.claims(), who.claims());
     assert!(!format!("{who:?}").contains("alice@example.com"));
+    assert!(format!("{who:?}").contains("alice-id"));
+    // The TokenVerifier seam returns the same principal.
+    let seam = TokenVerifier::verify(&s.verifier, token.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        (seam.issuer(), seam.subject(), seam.roles()),
+        (p.issuer(), p.subject(), p.roles())
+    );
+    assert!(TokenVerifier::is_ready(&s.verifier));
 
     // A minimal principal: no email, no roles.
     let bob_token = s.minter.identity_token(&bob()).unwrap();
@@ -83,8 +106,7 @@ async fn minted_claims_and_verified_identity() {
 #[tokio::test]
 async fn roles_can_be_left_out() {
     let s = setup();
-    let mut config = agentcube_identity::MinterConfig::default();
-    config.include_roles = false;
+    let config = MinterConfig::new().include_roles(false);
     let minter = TokenMinter::with_config(s.ring.clone(), config)
         .unwrap()
         .with_clock(s.clock.clone());
@@ -96,50 +118,46 @@ async fn roles_can_be_left_out() {
     assert!(who.roles().is_empty());
 }
 
+/// Header parsing is auth-core's: `bearer::header_token` (and the `AuthLayer`, see
+/// `http_layer.rs`) reads the identity header, then the verifier checks the bare token.
 #[tokio::test]
 async fn header_values() {
     let s = setup();
     let token = s.minter.identity_token(&alice()).unwrap();
-    assert_eq!(
-        code(s.verifier.verify_header(None::<&str>).await),
-        "missing_authorization"
-    );
-    let err = s.verifier.verify_header(Some("")).await.unwrap_err();
-    assert_eq!(
-        (err.code(), err.http_status()),
-        ("missing_authorization", 401)
-    );
-    assert!(matches!(err, IdentityError::MissingHeader));
-    // Bytes, as from http::HeaderValue::as_bytes.
-    let bytes: &[u8] = token.as_str().as_bytes();
-    assert_eq!(
-        s.verifier
-            .verify_header(Some(bytes))
-            .await
-            .unwrap()
-            .subject(),
-        "alice-id"
-    );
-    assert_eq!(
-        code(s.verifier.verify_header(Some(&b"\xff\xfe"[..])).await),
-        "malformed"
-    );
+    let verify = |value: &'static [u8]| {
+        let v = &s.verifier;
+        async move { v.verify(bearer::header_token(value)?).await }
+    };
+    assert_eq!(code(verify(b"").await), "missing_authorization");
+    assert_eq!(code(verify(b"  ").await), "missing_authorization");
+    assert_eq!(code(verify(b"\xff\xfe").await), "malformed");
+    // Bytes, as from http::HeaderValue::as_bytes, trimmed.
+    let value = format!(" {} ", token.as_str());
+    let bare = bearer::header_token(value.as_bytes()).unwrap();
+    assert_eq!(s.verifier.verify(bare).await.unwrap().subject(), "alice-id");
 }
 
 #[tokio::test]
 async fn the_three_failure_kinds() {
     let s = setup();
-    // 1. Header missing: 401.
-    let e = s.verifier.verify_header(None::<&[u8]>).await.unwrap_err();
-    assert_eq!((e.code(), e.http_status()), ("missing_authorization", 401));
+    // 1. Header missing: 401 (auth-core's header parsing; the verifier only sees tokens).
+    let e = bearer::header_token(b"").unwrap_err();
+    assert_eq!(
+        (e.code().as_str(), e.http_status()),
+        ("missing_authorization", StatusCode::UNAUTHORIZED)
+    );
     // 2. Keys unavailable / not ready: 503, for an empty ring and an empty key set.
     let token = s.minter.identity_token(&alice()).unwrap();
     let empty = IdentityVerifier::new(KeyRing::empty()).with_clock(s.clock.clone());
     assert!(!empty.is_ready());
     let e = empty.verify(token.as_str()).await.unwrap_err();
-    assert_eq!((e.code(), e.http_status()), ("keys_unavailable", 503));
-    assert!(matches!(e, IdentityError::KeysUnavailable(_)));
+    assert_eq!(
+        (e.code().as_str(), e.http_status()),
+        ("keys_unavailable", StatusCode::SERVICE_UNAVAILABLE)
+    );
+    assert!(matches!(e, AuthError::KeysUnavailable(_)));
     assert_eq!(e.public_message(), "verification keys are unavailable");
+    assert_eq!(Rejection::challenge(&e), None);
     let empty_set = IdentityVerifier::new(KeySet::default());
     assert_eq!(
         code(empty_set.verify(token.as_str()).await),
@@ -147,18 +165,21 @@ async fn the_three_failure_kinds() {
     );
     // ... but garbage is still a 401: framing is checked before keys are looked up.
     let e = empty.verify("garbage").await.unwrap_err();
-    assert_eq!((e.code(), e.http_status()), ("malformed", 401));
-    // 3. Invalid: 401 wrapping the AuthError, with a vague public message.
+    assert_eq!(
+        (e.code().as_str(), e.http_status()),
+        ("malformed", StatusCode::UNAUTHORIZED)
+    );
+    // 3. Invalid: 401 with the precise code and a vague public message.
     // Change the first signature character (six whole bits of the signature).
     let (input, sig) = token.as_str().rsplit_once('.').unwrap();
     let first = if sig.starts_with('A') { 'B' } else { 'A' };
     let tampered = format!("{input}.{first}{}", &sig[1..]);
     let e = s.verifier.verify(&tampered).await.unwrap_err();
-    assert_eq!((e.code(), e.http_status()), ("invalid_signature", 401));
     assert_eq!(
-        e.auth_error(),
-        Some(&agentcube_auth_core::AuthError::InvalidSignature)
+        (e.code().as_str(), e.http_status()),
+        ("invalid_signature", StatusCode::UNAUTHORIZED)
     );
+    assert_eq!(e, AuthError::InvalidSignature);
     assert_eq!(e.public_message(), "invalid or expired token");
     assert!(s.verifier.is_ready());
 }
@@ -215,15 +236,15 @@ async fn wrong_audience_issuer_and_type() {
     assert_eq!(code(v.verify(&token).await), "ok");
 
     // A verifier configured for another audience or issuer rejects the default ones.
-    let mut config = VerifierConfig::default();
-    config.identity_audience = "other-wm".into();
-    let other_aud =
-        IdentityVerifier::with_config(s.ring.clone(), config).with_clock(s.clock.clone());
+    let config = VerifierConfig::new().identity_audience("other-wm");
+    let other_aud = IdentityVerifier::with_config(s.ring.clone(), config)
+        .unwrap()
+        .with_clock(s.clock.clone());
     assert_eq!(code(other_aud.verify(&ok).await), "audience_mismatch");
-    let mut config = VerifierConfig::default();
-    config.issuer = "router-b".into();
-    let other_iss =
-        IdentityVerifier::with_config(s.ring.clone(), config).with_clock(s.clock.clone());
+    let config = VerifierConfig::new().issuer("router-b");
+    let other_iss = IdentityVerifier::with_config(s.ring.clone(), config)
+        .unwrap()
+        .with_clock(s.clock.clone());
     assert_eq!(code(other_iss.verify(&ok).await), "issuer_mismatch");
 }
 
@@ -245,9 +266,10 @@ async fn expiry_with_leeway_edges() {
         );
     }
     // A zero leeway: valid through exp, expired one second later.
-    let mut config = VerifierConfig::default();
-    config.leeway = Duration::ZERO;
-    let strict = IdentityVerifier::with_config(s.ring.clone(), config).with_clock(s.clock.clone());
+    let config = VerifierConfig::new().leeway(Duration::ZERO);
+    let strict = IdentityVerifier::with_config(s.ring.clone(), config)
+        .unwrap()
+        .with_clock(s.clock.clone());
     s.clock.set(NOW + 30);
     assert_eq!(code(strict.verify(token.as_str()).await), "ok");
     s.clock.set(NOW + 31);
@@ -286,19 +308,19 @@ async fn lifetime_over_the_cap() {
         assert_eq!(code(s.verifier.verify(&token).await), expected);
     }
     // A verifier with a tighter cap than the minter's lifetime.
-    let mut config = VerifierConfig::default();
-    config.max_lifetime = Duration::from_secs(20);
-    let tight = IdentityVerifier::with_config(s.ring.clone(), config).with_clock(s.clock.clone());
+    let config = VerifierConfig::new().max_lifetime(Duration::from_secs(20));
+    let tight = IdentityVerifier::with_config(s.ring.clone(), config)
+        .unwrap()
+        .with_clock(s.clock.clone());
     let token = s.minter.identity_token(&alice()).unwrap();
     let e = tight.verify(token.as_str()).await.unwrap_err();
-    assert_eq!(e.code(), "lifetime_too_long");
+    assert_eq!(e.code().as_str(), "lifetime_too_long");
     // And the minter refuses to mint over the maximum at all.
-    let mut config = agentcube_identity::MinterConfig::default();
-    config.identity_lifetime = Duration::from_secs(301);
-    assert!(matches!(
-        TokenMinter::with_config(s.ring.clone(), config),
-        Err(MintError::InvalidConfig(_))
-    ));
+    let config = MinterConfig::new().identity_lifetime(Duration::from_secs(301));
+    assert_eq!(
+        TokenMinter::with_config(s.ring.clone(), config).err(),
+        Some(ConfigError::LifetimeTooLong)
+    );
 }
 
 #[tokio::test]
@@ -398,9 +420,10 @@ async fn keys_and_algorithms() {
         );
     }
     // A narrower allowlist.
-    let mut config = VerifierConfig::default();
-    config.algorithms = AlgorithmSet::only(Algorithm::RS256);
-    let rs_only = IdentityVerifier::with_config(s.ring.clone(), config).with_clock(s.clock.clone());
+    let config = VerifierConfig::new().algorithms(AlgorithmSet::only(Algorithm::RS256));
+    let rs_only = IdentityVerifier::with_config(s.ring.clone(), config)
+        .unwrap()
+        .with_clock(s.clock.clone());
     let token = s.minter.identity_token(&alice()).unwrap();
     assert_eq!(
         code(rs_only.verify(token.as_str()).await),
@@ -417,9 +440,8 @@ async fn keys_and_algorithms() {
         "unsupported_critical_header"
     );
     // Size cap before decoding.
-    let mut config = VerifierConfig::default();
-    config.max_token_bytes = 64;
-    let small = IdentityVerifier::with_config(s.ring.clone(), config);
+    let config = VerifierConfig::new().max_token_bytes(64);
+    let small = IdentityVerifier::with_config(s.ring.clone(), config).unwrap();
     assert_eq!(code(small.verify(token.as_str()).await), "token_too_large");
 }
 
@@ -438,7 +460,10 @@ async fn replay_guard_makes_tokens_single_use() {
     let t2 = s.minter.mint_identity(&alice()).unwrap();
     assert!(v.verify(t1.as_str()).await.is_ok());
     let e = v.verify(t1.as_str()).await.unwrap_err();
-    assert_eq!((e.code(), e.http_status()), ("token_replayed", 401));
+    assert_eq!(
+        (e.code().as_str(), e.http_status()),
+        ("token_replayed", StatusCode::UNAUTHORIZED)
+    );
     assert_eq!(code(v2.verify(t1.as_str()).await), "token_replayed");
     assert!(v2.verify(t2.as_str()).await.is_ok());
     assert_eq!(guard.len(), 2);
@@ -468,7 +493,11 @@ async fn replay_guard_makes_tokens_single_use() {
         .verify(s.minter.mint_identity(&alice()).unwrap().as_str())
         .await
         .unwrap_err();
-    assert_eq!((e.code(), e.http_status()), ("replay_guard_full", 503));
+    assert_eq!(
+        (e.code().as_str(), e.http_status()),
+        ("replay_guard_full", StatusCode::SERVICE_UNAVAILABLE)
+    );
+    assert_eq!(e, AuthError::ReplayGuardFull);
     // Once the first token has expired, there is room again.
     s.clock.advance(36);
     assert!(
@@ -503,6 +532,62 @@ fn verify_futures_are_send() {
     let s = setup();
     let f = s.verifier.verify("x");
     assert_send(&f);
-    let f = s.verifier.verify_header(Some("x"));
+    let f = TokenVerifier::verify(&s.verifier, "x");
     assert_send(&f);
+}
+
+#[test]
+fn verifier_configuration_is_validated_when_built() {
+    let ring = Arc::new(KeyRing::new(ed25519()));
+    let build = |config: VerifierConfig| IdentityVerifier::with_config(ring.clone(), config).err();
+    assert_eq!(build(VerifierConfig::new()), None);
+    assert_eq!(VerifierConfig::new(), VerifierConfig::default());
+    for (config, expected) in [
+        (VerifierConfig::new().issuer(""), ConfigError::EmptyIssuer),
+        (
+            VerifierConfig::new().identity_audience(""),
+            ConfigError::EmptyAudience,
+        ),
+        (
+            VerifierConfig::new().max_lifetime(Duration::from_millis(999)),
+            ConfigError::LifetimeTooShort,
+        ),
+        (
+            VerifierConfig::new().algorithms(AlgorithmSet::EMPTY),
+            ConfigError::NoAlgorithms,
+        ),
+        (
+            VerifierConfig::new().max_token_bytes(0),
+            ConfigError::ZeroTokenLimit,
+        ),
+    ] {
+        assert_eq!(build(config), Some(expected), "{expected}");
+    }
+}
+
+#[test]
+fn mint_errors_are_500s_that_leak_nothing() {
+    use agentcube_auth_core::jose::SignError;
+    for (err, expected) in [
+        (MintError::NoSigningKey, "no_signing_key"),
+        (MintError::EmptySubject, "empty_subject"),
+        (MintError::InvalidSessionId, "invalid_session_id"),
+        (MintError::Signing(SignError::Crypto), "signing_failed"),
+        (MintError::Signing(SignError::Payload), "signing_failed"),
+    ] {
+        assert_eq!(err.code(), expected);
+        assert_eq!(Rejection::code(&err), expected);
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.public_message(), "internal token could not be issued");
+        assert_eq!(err.challenge(), None);
+        let service = err.to_service_error();
+        assert_eq!(
+            (service.code(), service.status()),
+            (err.code(), StatusCode::INTERNAL_SERVER_ERROR)
+        );
+    }
+    assert_eq!(
+        MintError::from(SignError::Crypto),
+        MintError::Signing(SignError::Crypto)
+    );
 }

@@ -6,11 +6,10 @@ mod common;
 
 use std::sync::Arc;
 
-use agentcube_auth_core::ManualClock;
-use agentcube_auth_core::jose::{Algorithm, DEFAULT_MAX_KEYS, KeySet};
+use agentcube_auth_core::jose::{Algorithm, AlgorithmSet, DEFAULT_MAX_KEYS, Jwk, KeySet};
+use agentcube_auth_core::{ManualClock, Untrusted};
 use agentcube_identity::{
-    IdentityVerifier, Jwks, KeyError, KeyRing, SigningKey, TokenMinter, public_jwk_from_pem,
-    public_jwk_from_spki_der,
+    IdentityVerifier, Jwks, KeyError, KeyRing, SigningKey, TokenMinter, VerifierConfig,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,7 +22,7 @@ async fn round_trip(private_pem: &str, public_pem: &str, alg: Algorithm) {
     assert_eq!(key.algorithm(), alg);
     let kid = key.kid().to_owned();
     assert_eq!(key.public_jwk().thumbprint().as_deref(), Some(kid.as_str()));
-    let public = public_jwk_from_pem(public_pem).unwrap();
+    let public = Jwk::from_public_pem(public_pem).unwrap();
     assert_eq!(
         public.kid.as_deref(),
         Some(kid.as_str()),
@@ -44,7 +43,7 @@ async fn round_trip(private_pem: &str, public_pem: &str, alg: Algorithm) {
         (who.subject(), who.kid(), who.algorithm()),
         ("alice-id", kid.as_str(), alg)
     );
-    // 2. The public PEM (the reference Secret's public.pem).
+    // 2. The public PEM (a Kubernetes Secret's public.pem).
     let v = IdentityVerifier::new(KeyRing::from_public_pem(public_pem).unwrap())
         .with_clock(clock.clone());
     assert_eq!(v.verify(token.as_str()).await.unwrap().kid(), kid);
@@ -87,7 +86,7 @@ async fn p256_pkcs8_and_sec1() {
 #[tokio::test]
 async fn rsa_pkcs1_secret_shape_and_pkcs8() {
     let rsa = rsa();
-    // The reference Router's Kubernetes Secret: PKCS#1 private.pem, SPKI public.pem.
+    // A Router's Kubernetes Secret: PKCS#1 private.pem, SPKI public.pem.
     round_trip(&rsa.pkcs1_pem, &rsa.spki_pem, Algorithm::RS256).await;
     round_trip(&rsa.pkcs8_pem, &rsa.pkcs1_public_pem, Algorithm::RS256).await;
     assert_eq!(
@@ -147,7 +146,7 @@ fn rfc8037_ed25519_thumbprint_is_the_kid() {
         key.public_jwk().x.as_deref(),
         Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
     );
-    let public = public_jwk_from_spki_der(&spki).unwrap();
+    let public = Jwk::from_spki_der(&spki).unwrap();
     assert_eq!(public.kid.as_deref(), Some(THUMBPRINT));
     assert_eq!(public.alg.as_deref(), Some("EdDSA"));
 }
@@ -164,7 +163,7 @@ fn unsupported_and_wrong_pem_inputs_are_refused_with_reasons() {
         KeyError::NotAPrivateKey
     );
     assert_eq!(
-        public_jwk_from_pem(&ed.private).unwrap_err(),
+        Jwk::from_public_pem(&ed.private).unwrap_err(),
         KeyError::NotAPublicKey
     );
     assert_eq!(
@@ -178,25 +177,26 @@ fn unsupported_and_wrong_pem_inputs_are_refused_with_reasons() {
     );
     assert_eq!(
         SigningKey::from_pem(&pem("CERTIFICATE", b"x")).unwrap_err(),
-        KeyError::UnsupportedPemLabel("CERTIFICATE".into())
+        KeyError::UnsupportedPemLabel(Untrusted::new("CERTIFICATE"))
     );
-    // P-384 is a valid key of an unsupported type, not a "rejected" one.
-    let p384 = aws_lc_rs::signature::EcdsaKeyPair::generate(
-        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+    // P-521 is a valid key of an unsupported type, not a "rejected" one.
+    let p521 = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED_SIGNING,
     )
     .unwrap();
-    let p384_pem = pem("PRIVATE KEY", p384.to_pkcs8v1().unwrap().as_ref());
+    let p521_pem = pem("PRIVATE KEY", p521.to_pkcs8v1().unwrap().as_ref());
+    let err = SigningKey::from_pem(&p521_pem).unwrap_err();
     assert_eq!(
-        SigningKey::from_pem(&p384_pem).unwrap_err(),
-        KeyError::UnsupportedKeyType
+        (err.clone(), err.code().as_str()),
+        (KeyError::UnsupportedKeyType, "unsupported_key_type")
     );
-    let p384_spki =
+    let p521_spki =
         aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der<'_>>::as_der(
-            aws_lc_rs::signature::KeyPair::public_key(&p384),
+            aws_lc_rs::signature::KeyPair::public_key(&p521),
         )
         .unwrap();
     assert_eq!(
-        public_jwk_from_spki_der(p384_spki.as_ref()).unwrap_err(),
+        Jwk::from_spki_der(p521_spki.as_ref()).unwrap_err(),
         KeyError::UnsupportedKeyType
     );
     assert!(matches!(
@@ -208,8 +208,46 @@ fn unsupported_and_wrong_pem_inputs_are_refused_with_reasons() {
         KeyError::Rejected(_)
     ));
     assert_eq!(
-        SigningKey::generate(Algorithm::ES384).unwrap_err(),
-        KeyError::UnsupportedAlgorithm(Algorithm::ES384)
+        SigningKey::generate_rsa(Algorithm::ES256, 2048).unwrap_err(),
+        KeyError::UnsupportedAlgorithm(Algorithm::ES256)
+    );
+}
+
+/// A key of an algorithm outside the internal allowlist (P-384, the PS family) signs, but
+/// verifiers refuse its tokens until their allowlist names the algorithm.
+#[tokio::test]
+async fn keys_outside_the_internal_algorithms_need_a_wider_allowlist() {
+    let p384 = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+    )
+    .unwrap();
+    let key =
+        SigningKey::from_pem(&pem("PRIVATE KEY", p384.to_pkcs8v1().unwrap().as_ref())).unwrap();
+    assert_eq!(key.algorithm(), Algorithm::ES384);
+    assert!(!VerifierConfig::DEFAULT_ALGORITHMS.contains(Algorithm::ES384));
+    let clock = ManualClock::new(NOW);
+    let ring = Arc::new(KeyRing::new(key));
+    let minter = TokenMinter::new(ring.clone()).with_clock(clock.clone());
+    let token = minter.identity_token(&alice()).unwrap();
+    let default = IdentityVerifier::new(ring.clone()).with_clock(clock.clone());
+    assert_eq!(
+        code(default.verify(token.as_str()).await),
+        "algorithm_not_allowed"
+    );
+    let config =
+        VerifierConfig::new().algorithms(VerifierConfig::DEFAULT_ALGORITHMS.with(Algorithm::ES384));
+    let wider = IdentityVerifier::with_config(ring, config)
+        .unwrap()
+        .with_clock(clock);
+    assert_eq!(
+        wider.verify(token.as_str()).await.unwrap().algorithm(),
+        Algorithm::ES384
+    );
+    assert_eq!(
+        AlgorithmSet::only(Algorithm::EdDSA)
+            .with(Algorithm::ES256)
+            .with(Algorithm::RS256),
+        VerifierConfig::DEFAULT_ALGORITHMS
     );
 }
 
@@ -289,7 +327,7 @@ async fn rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() {
     assert_eq!(ring.kids(), vec![new_kid.clone(), old_kid.clone()]);
     assert_eq!(
         ring.algorithms(),
-        agentcube_auth_core::jose::AlgorithmSet::only(Algorithm::EdDSA).with(Algorithm::ES256)
+        AlgorithmSet::only(Algorithm::EdDSA).with(Algorithm::ES256)
     );
 
     let new = minter.identity_token(&alice()).unwrap();
@@ -298,7 +336,11 @@ async fn rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() {
     assert_eq!(verifier.verify(new.as_str()).await.unwrap().kid(), new_kid);
     assert_eq!(code(snapshot.verify(new.as_str()).await), "unknown_kid");
 
-    assert_eq!(ring.remove(&new_kid).unwrap_err(), KeyError::ActiveKey);
+    let err = ring.remove(&new_kid).unwrap_err();
+    assert_eq!(
+        (err.clone(), err.code().as_str()),
+        (KeyError::ActiveKey, "active_key")
+    );
     // Changes that change nothing leave the ring (and its generation) as it was.
     let (generation, len) = (ring.generation(), ring.len());
     assert!(!ring.remove("no-such-kid").unwrap());
@@ -372,7 +414,7 @@ fn public_pem_export_reads_back_as_the_same_key() {
             pem.starts_with("-----BEGIN PUBLIC KEY-----\n"),
             "{alg}: {pem}"
         );
-        let jwk = public_jwk_from_pem(&pem).unwrap();
+        let jwk = Jwk::from_public_pem(&pem).unwrap();
         assert_eq!(jwk.thumbprint().as_deref(), Some(key.kid()), "{alg}");
         // A verify-only ring built from it checks what the signing ring mints.
         let verify_only = KeyRing::from_public_pem(&pem).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use agentcube_auth_core::jose::Algorithm;
 use agentcube_auth_core::{ManualClock, Principal, Role};
 use agentcube_identity::{
-    IdentityVerifier, KeyRing, MintError, MinterConfig, SigningKey, TokenMinter,
+    ConfigError, IdentityVerifier, KeyRing, MinterConfig, SigningKey, TokenMinter,
 };
 use common::*;
 
@@ -117,8 +117,7 @@ fn uncached_paths_always_sign() {
     let b = m.mint_identity(&alice()).unwrap();
     assert!(!a.same_token(&b), "fresh jti each time");
     assert_eq!(m.cached_tokens(), 0, "mint_* does not fill the cache");
-    let mut config = MinterConfig::default();
-    config.cache_capacity = 0;
+    let config = MinterConfig::new().cache_capacity(0);
     let ring = Arc::new(KeyRing::new(ed25519()));
     let m = TokenMinter::with_config(ring, config)
         .unwrap()
@@ -131,8 +130,7 @@ fn uncached_paths_always_sign() {
 #[test]
 fn the_cache_is_bounded() {
     let clock = ManualClock::new(NOW);
-    let mut config = MinterConfig::default();
-    config.cache_capacity = 32;
+    let config = MinterConfig::new().cache_capacity(32);
     let m = TokenMinter::with_config(KeyRing::new(ed25519()), config)
         .unwrap()
         .with_clock(clock);
@@ -146,32 +144,76 @@ fn the_cache_is_bounded() {
 #[test]
 fn configuration_is_validated() {
     let ring = Arc::new(KeyRing::new(ed25519()));
-    let check = |edit: fn(&mut MinterConfig)| {
-        let mut c = MinterConfig::default();
-        edit(&mut c);
-        TokenMinter::with_config(ring.clone(), c).map(|_| ())
-    };
-    assert!(check(|_| {}).is_ok());
-    assert!(check(|c| c.identity_lifetime = Duration::from_secs(300)).is_ok());
-    for bad in [
-        (|c: &mut MinterConfig| c.identity_lifetime = Duration::from_secs(301))
-            as fn(&mut MinterConfig),
-        |c| c.sandbox_lifetime = Duration::from_secs(3600),
-        |c| c.identity_lifetime = Duration::ZERO,
-        |c| c.refresh_margin = Duration::from_secs(30),
-        |c| c.issuer = String::new(),
-        |c| c.identity_audience = String::new(),
+    let check = |config: MinterConfig| TokenMinter::with_config(ring.clone(), config).err();
+    assert_eq!(check(MinterConfig::new()), None);
+    assert_eq!(MinterConfig::new(), MinterConfig::default());
+    assert_eq!(
+        check(MinterConfig::new().identity_lifetime(Duration::from_secs(300))),
+        None
+    );
+    let secs = Duration::from_secs;
+    for (bad, expected) in [
+        (
+            MinterConfig::new().identity_lifetime(secs(301)),
+            ConfigError::LifetimeTooLong,
+        ),
+        (
+            MinterConfig::new().sandbox_lifetime(secs(3600)),
+            ConfigError::LifetimeTooLong,
+        ),
+        (
+            MinterConfig::new().identity_lifetime(Duration::ZERO),
+            ConfigError::LifetimeTooShort,
+        ),
+        (
+            MinterConfig::new().refresh_margin(secs(30)),
+            ConfigError::RefreshMarginTooLong,
+        ),
+        (MinterConfig::new().issuer(""), ConfigError::EmptyIssuer),
+        (
+            MinterConfig::new().identity_audience(""),
+            ConfigError::EmptyAudience,
+        ),
     ] {
-        assert!(matches!(check(bad), Err(MintError::InvalidConfig(_))));
+        assert_eq!(check(bad), Some(expected), "{expected}");
     }
     // Without a cache the margin does not matter.
-    assert!(
-        check(|c| {
-            c.cache_capacity = 0;
-            c.refresh_margin = Duration::from_secs(60);
-        })
-        .is_ok()
+    assert_eq!(
+        check(
+            MinterConfig::new()
+                .cache_capacity(0)
+                .refresh_margin(secs(60))
+        ),
+        None
     );
+}
+
+#[tokio::test]
+async fn configured_claims_reach_the_token() {
+    let clock = ManualClock::new(NOW);
+    let ring = Arc::new(KeyRing::new(ed25519()));
+    let config = MinterConfig::new()
+        .issuer("router-eu")
+        .identity_audience("wm-eu")
+        .identity_lifetime(Duration::from_secs(20))
+        .sandbox_lifetime(Duration::from_secs(40));
+    let m = TokenMinter::with_config(ring.clone(), config)
+        .unwrap()
+        .with_clock(clock.clone());
+    let identity = m.identity_token(&alice()).unwrap();
+    assert_eq!(identity.expires_at() - identity.issued_at(), 20);
+    let sandbox = m.sandbox_token(&alice(), "s1").unwrap();
+    assert_eq!(sandbox.expires_at() - sandbox.issued_at(), 40);
+    let v = IdentityVerifier::with_config(
+        ring,
+        agentcube_identity::VerifierConfig::new()
+            .issuer("router-eu")
+            .identity_audience("wm-eu"),
+    )
+    .unwrap()
+    .with_clock(clock);
+    let who = v.verify(identity.as_str()).await.unwrap();
+    assert_eq!(who.issuer(), "router-eu");
 }
 
 #[test]

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use agentcube_auth_core::jose::{Algorithm, Jwk, KeySet, KeySource, VerificationKey};
-use agentcube_auth_core::{AuthError, KeysUnavailableReason, ManualClock, Principal, Role};
+use agentcube_auth_core::jose::{Algorithm, Jwk, KeySet, KeySource, SignError, VerificationKey};
+use agentcube_auth_core::{
+    AuthError, Code, ErrorCode, KeysUnavailableReason, ManualClock, Principal, Rejection, Role,
+    TokenVerifier,
+};
 use agentcube_identity::*;
 
 const NOW: i64 = 1_800_000_000;
@@ -19,33 +22,54 @@ fn constants_and_defaults() {
     assert_eq!(IDENTITY_HEADER, "X-AgentCube-User-Identity");
     assert_eq!(IDENTITY_TOKEN_TYPE, "agentcube-identity+jwt");
     assert_eq!(SANDBOX_TOKEN_TYPE, "agentcube-sandbox+jwt");
+    assert_eq!(<Identity as TokenKind>::TYPE, IDENTITY_TOKEN_TYPE);
+    assert_eq!(<Sandbox as TokenKind>::TYPE, SANDBOX_TOKEN_TYPE);
     assert_eq!(DEFAULT_ISSUER, "agentcube-router");
     assert_eq!(DEFAULT_IDENTITY_AUDIENCE, "workloadmanager");
     assert_eq!(SANDBOX_AUDIENCE_PREFIX, "sandbox:");
+    assert_eq!(MAX_SESSION_ID_BYTES, 256);
     assert_eq!(MAX_LIFETIME, Duration::from_secs(300));
-    assert_eq!(DEFAULT_IDENTITY_LIFETIME, Duration::from_secs(30));
-    assert_eq!(DEFAULT_SANDBOX_LIFETIME, Duration::from_secs(60));
-    assert_eq!(DEFAULT_REFRESH_MARGIN, Duration::from_secs(10));
-    assert_eq!(DEFAULT_LEEWAY, Duration::from_secs(5));
-    const { assert!(DEFAULT_MINT_CACHE_CAPACITY > 0 && DEFAULT_REPLAY_CAPACITY > 0) };
     assert_eq!(
-        INTERNAL_ALGORITHMS.iter().collect::<Vec<_>>(),
+        MinterConfig::DEFAULT_IDENTITY_LIFETIME,
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        MinterConfig::DEFAULT_SANDBOX_LIFETIME,
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        MinterConfig::DEFAULT_REFRESH_MARGIN,
+        Duration::from_secs(10)
+    );
+    assert_eq!(VerifierConfig::DEFAULT_LEEWAY, Duration::from_secs(5));
+    assert_eq!(VerifierConfig::DEFAULT_MAX_TOKEN_BYTES, 8 * 1024);
+    const {
+        assert!(MinterConfig::DEFAULT_CACHE_CAPACITY > 0 && ReplayGuard::DEFAULT_CAPACITY > 0);
+    };
+    assert_eq!(
+        VerifierConfig::DEFAULT_ALGORITHMS
+            .iter()
+            .collect::<Vec<_>>(),
         vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
     );
-    let m = MinterConfig::default();
+    assert_eq!(MinterConfig::new(), MinterConfig::default());
+    assert_eq!(VerifierConfig::new(), VerifierConfig::default());
+    // The defaults are the wire constants: a default minter's tokens pass a default verifier
+    // (see the end-to-end test below), and a verifier configured with them is the default.
     assert_eq!(
-        (m.issuer.as_str(), m.identity_audience.as_str()),
-        (DEFAULT_ISSUER, DEFAULT_IDENTITY_AUDIENCE)
+        VerifierConfig::new()
+            .issuer(DEFAULT_ISSUER)
+            .identity_audience(DEFAULT_IDENTITY_AUDIENCE)
+            .leeway(VerifierConfig::DEFAULT_LEEWAY)
+            .max_lifetime(MAX_LIFETIME),
+        VerifierConfig::default()
     );
-    assert!(m.include_roles);
-    let v = VerifierConfig::default();
     assert_eq!(
-        (v.issuer.as_str(), v.identity_audience.as_str()),
-        (DEFAULT_ISSUER, DEFAULT_IDENTITY_AUDIENCE)
-    );
-    assert_eq!(
-        (v.leeway, v.max_lifetime, v.algorithms),
-        (DEFAULT_LEEWAY, MAX_LIFETIME, INTERNAL_ALGORITHMS)
+        MinterConfig::new()
+            .issuer(DEFAULT_ISSUER)
+            .identity_audience(DEFAULT_IDENTITY_AUDIENCE)
+            .include_roles(true),
+        MinterConfig::default()
     );
 }
 
@@ -58,16 +82,20 @@ fn types_are_shareable_across_tasks() {
     assert_send_sync::<IdentityVerifier<KeyRing>>();
     assert_send_sync::<IdentityVerifier<Arc<KeyRing>>>();
     assert_send_sync::<SandboxVerifier<KeySet>>();
+    assert_send_sync::<InternalVerifier<KeySet, Sandbox>>();
     assert_send_sync::<ReplayGuard>();
     assert_send_sync::<VerifiedIdentity>();
     assert_send_sync::<VerifiedSandbox>();
-    assert_send_sync::<IdentityError>();
+    assert_send_sync::<SessionBinding>();
+    assert_send_sync::<ConfigError>();
     assert_send_sync::<KeyError>();
     assert_send_sync::<MintError>();
 }
 
+fn assert_token_verifier<V: TokenVerifier>() {}
+
 #[test]
-fn key_signatures() {
+fn key_minter_and_verifier_signatures() {
     let _: fn(Algorithm) -> Result<SigningKey, KeyError> = SigningKey::generate;
     let _: fn(&str) -> Result<SigningKey, KeyError> = SigningKey::from_pem;
     let _: fn(&[u8]) -> Result<SigningKey, KeyError> = SigningKey::from_pkcs8_der;
@@ -77,9 +105,8 @@ fn key_signatures() {
     let _: fn(&SigningKey) -> &Jwk = SigningKey::public_jwk;
     let _: fn(&SigningKey) -> &Arc<VerificationKey> = SigningKey::verification_key;
     let _: fn(&SigningKey) -> Result<PrivateKeyPem, KeyError> = SigningKey::to_pkcs8_pem;
-    let _: fn(&SigningKey, &str, &[u8]) -> Result<String, MintError> = SigningKey::sign_jws;
-    let _: fn(&str) -> Result<Jwk, KeyError> = public_jwk_from_pem;
-    let _: fn(&[u8]) -> Result<Jwk, KeyError> = public_jwk_from_spki_der;
+    let _: fn(&str) -> Result<Jwk, KeyError> = Jwk::from_public_pem;
+    let _: fn(&[u8]) -> Result<Jwk, KeyError> = Jwk::from_spki_der;
     let _: fn(SigningKey) -> KeyRing = KeyRing::new;
     let _: fn() -> Result<KeyRing, KeyError> = KeyRing::generate;
     let _: fn(&str) -> Result<KeyRing, KeyError> = KeyRing::from_private_pem;
@@ -91,11 +118,36 @@ fn key_signatures() {
     let _: fn(&KeyRing) -> Jwks = KeyRing::jwks;
     let _: fn(&KeyRing) -> Arc<str> = KeyRing::jwks_json;
     let _: fn(&KeyRing) -> KeySet = KeyRing::key_set;
+    let _: fn(Arc<KeyRing>) -> TokenMinter = TokenMinter::new;
+    let _: fn(Arc<KeyRing>, MinterConfig) -> Result<TokenMinter, ConfigError> =
+        TokenMinter::with_config;
     let _: fn(&TokenMinter, &Principal) -> Result<MintedToken, MintError> =
         TokenMinter::identity_token;
     let _: fn(&TokenMinter, &Principal, &str) -> Result<MintedToken, MintError> =
         TokenMinter::sandbox_token;
+    let _: fn(&TokenMinter) -> u64 = TokenMinter::cached_tokens;
     let _: fn(&str) -> String = sandbox_audience;
+    let _: fn(KeySet) -> IdentityVerifier<KeySet> = IdentityVerifier::new;
+    let _: fn(KeySet, VerifierConfig) -> Result<IdentityVerifier<KeySet>, ConfigError> =
+        IdentityVerifier::with_config;
+    let _: fn(KeySet, SessionBinding) -> Result<SandboxVerifier<KeySet>, ConfigError> =
+        SandboxVerifier::new;
+    let _: fn(
+        KeySet,
+        SessionBinding,
+        VerifierConfig,
+    ) -> Result<SandboxVerifier<KeySet>, ConfigError> = SandboxVerifier::with_config;
+    let _: fn(&IdentityVerifier<KeySet>) -> &KeySet = IdentityVerifier::keys;
+    let _: fn(&SandboxVerifier<KeySet>) -> &VerifierConfig = SandboxVerifier::config;
+    let _: fn(&VerifiedIdentity) -> Principal = VerifiedIdentity::to_principal;
+    let _: fn(&VerifiedSandbox) -> Principal = VerifiedSandbox::to_principal;
+    let _: fn(&Principal) -> Option<&str> = sandbox_session;
+    assert_token_verifier::<IdentityVerifier<Arc<KeyRing>>>();
+    assert_token_verifier::<SandboxVerifier<KeySet>>();
+    assert_eq!(
+        SessionBinding::session("s1"),
+        SessionBinding::Session("s1".to_owned())
+    );
 }
 
 /// A key source that starts empty and gets keys later, like a remote JWKS store whose issuer
@@ -143,54 +195,56 @@ async fn router_workload_manager_and_sandbox_end_to_end() {
     });
     let wm = IdentityVerifier::new(late.clone()).with_clock(clock.clone());
     assert!(!wm.is_ready());
-    let e = wm.verify_header(Some(identity.as_str())).await.unwrap_err();
-    assert_eq!((e.code(), e.http_status()), ("keys_unavailable", 503));
+    let e = wm.verify(identity.as_str()).await.unwrap_err();
+    assert_eq!(
+        (e.code(), e.http_status().as_u16()),
+        (ErrorCode::KeysUnavailable, 503)
+    );
     late.ready.store(true, Ordering::SeqCst);
     assert!(wm.is_ready());
-    let who = wm.verify_header(Some(identity.as_str())).await.unwrap();
+    let who = wm.verify(identity.as_str()).await.unwrap();
     assert_eq!(who.subject(), "alice-id");
     assert!(who.roles().contains_realm("admin"));
     assert_eq!(who.to_principal().issuer(), "https://kc/realms/agentcube");
 
     // Sandbox: keys from the JWKS document as a verify-only ring.
     let doc: Jwks = serde_json::from_str(&jwks).unwrap();
-    let sb = SandboxVerifier::new(KeyRing::verify_only(doc.keys).unwrap()).with_clock(clock);
-    let got = sb
-        .verify_authorization(Some(sandbox.bearer()), "sess-1")
-        .await
-        .unwrap();
+    let keys = Arc::new(KeyRing::verify_only(doc.keys).unwrap());
+    let sb = SandboxVerifier::new(keys.clone(), SessionBinding::session("sess-1"))
+        .unwrap()
+        .with_clock(clock.clone());
+    let got = sb.verify(sandbox.as_str()).await.unwrap();
     assert_eq!((got.session_id(), got.user_sub()), ("sess-1", "alice-id"));
+    let other = SandboxVerifier::new(keys, SessionBinding::session("sess-2"))
+        .unwrap()
+        .with_clock(clock);
     assert_eq!(
-        sb.verify_authorization(Some(sandbox.bearer()), "sess-2")
-            .await
-            .unwrap_err()
-            .code(),
-        "audience_mismatch"
+        other.verify(sandbox.as_str()).await.unwrap_err().code(),
+        ErrorCode::AudienceMismatch
     );
 }
 
 #[test]
 fn error_types_are_descriptive_and_lowercase() {
     let errors: Vec<Box<dyn std::error::Error>> = vec![
-        Box::new(IdentityError::MissingHeader),
-        Box::new(IdentityError::KeysUnavailable(
-            KeysUnavailableReason::NotLoaded,
-        )),
-        Box::new(IdentityError::ReplayGuardFull),
-        Box::new(IdentityError::Invalid(AuthError::Expired)),
         Box::new(KeyError::ActiveKey),
         Box::new(MintError::NoSigningKey),
+        Box::new(MintError::Signing(SignError::Crypto)),
+        Box::new(ConfigError::EmptyIssuer),
+        Box::new(ConfigError::InvalidSessionId),
     ];
     for e in errors {
         let text = e.to_string();
         assert!(text.chars().next().unwrap().is_lowercase(), "{text}");
         assert!(!text.ends_with('.'), "{text}");
     }
-    let invalid = IdentityError::from(AuthError::InvalidSignature);
-    assert!(std::error::Error::source(&invalid).is_some());
-    assert_eq!(invalid.code(), "invalid_signature");
-    assert!(matches!(
-        IdentityError::from(AuthError::KeysUnavailable(KeysUnavailableReason::TooStale)),
-        IdentityError::KeysUnavailable(KeysUnavailableReason::TooStale)
-    ));
+    let mint = MintError::EmptySubject;
+    assert_eq!(
+        (mint.code(), mint.status()),
+        (
+            Code::new("empty_subject"),
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        )
+    );
+    assert!(!mint.public_message().contains("subject"));
 }

@@ -9,8 +9,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use agentcube_auth_core::{ManualClock, Principal, Role};
-use agentcube_identity::{IdentityError, KeyRing, SigningKey, TokenMinter};
+use agentcube_auth_core::{AuthError, ManualClock, Principal, Role};
+use agentcube_identity::{KeyRing, SigningKey, TokenMinter};
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
@@ -25,10 +25,10 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 }
 
 /// The error code of a failed verification ("ok" if it succeeded).
-pub fn code<T>(r: Result<T, IdentityError>) -> &'static str {
+pub fn code<T>(r: Result<T, AuthError>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -76,7 +76,7 @@ pub fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Vec<u8> {
     key.to_vec()
 }
 
-/// An RSA-2048 key in the reference Kubernetes Secret's shape, generated once per test binary.
+/// An RSA-2048 key in a Router's Kubernetes Secret's shape, generated once per test binary.
 pub struct RsaFixture {
     /// PKCS#8 `PRIVATE KEY`.
     pub pkcs8_pem: String,
@@ -166,7 +166,8 @@ pub fn setup_with<V>(verifier: impl FnOnce(Arc<KeyRing>, ManualClock) -> V) -> S
 
 /// Signs an arbitrary payload with `key` and header `typ`.
 pub fn sign(key: &SigningKey, typ: &str, payload: serde_json::Value) -> String {
-    key.sign_jws(typ, payload.to_string().as_bytes()).unwrap()
+    key.sign(&key.header(Some(typ)), payload.to_string().as_bytes())
+        .unwrap()
 }
 
 /// A valid identity payload at `NOW`, to be modified by a test.
