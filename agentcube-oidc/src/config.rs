@@ -41,6 +41,9 @@ pub enum ConfigError {
     /// The `max_token_bytes` limit is zero.
     #[error("max_token_bytes must be positive")]
     ZeroTokenLimit,
+    /// A multi-issuer verifier was given no verifier, so no token could ever pass.
+    #[error("at least one issuer must be configured")]
+    NoIssuers,
     /// Two verifiers of a multi-issuer verifier have the same issuer.
     #[error("issuer configured twice")]
     DuplicateIssuer,

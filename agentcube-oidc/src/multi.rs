@@ -47,6 +47,7 @@ impl MultiIssuerVerifier {
     /// A verifier over `verifiers`, one per issuer.
     ///
     /// # Errors
+    /// [`ConfigError::NoIssuers`] for an empty list (nothing could ever be accepted),
     /// [`ConfigError::DuplicateIssuer`] if two verifiers have the same issuer.
     pub fn new(verifiers: impl IntoIterator<Item = OidcVerifier>) -> Result<Self, ConfigError> {
         let verifiers: Box<[OidcVerifier]> = verifiers.into_iter().collect();
@@ -59,11 +60,10 @@ impl MultiIssuerVerifier {
                 return Err(ConfigError::DuplicateIssuer);
             }
         }
-        let max_token_bytes = verifiers
-            .iter()
-            .map(OidcVerifier::max_token_bytes)
-            .max()
-            .unwrap_or(0);
+        let Some(max_token_bytes) = verifiers.iter().map(OidcVerifier::max_token_bytes).max()
+        else {
+            return Err(ConfigError::NoIssuers);
+        };
         let any_cache = verifiers.iter().any(OidcVerifier::has_cache);
         Ok(Self {
             verifiers,

@@ -755,6 +755,27 @@ async fn discovery_without_a_token_endpoint_is_an_error() {
     assert!(err.to_string().contains("token_endpoint"));
 }
 
+#[tokio::test]
+async fn discovery_without_an_issuer_is_an_error_not_a_mismatch() {
+    let server = MockServer::start().await;
+    let issuer = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"issuer": 42, "token_endpoint": format!("{issuer}/token")})),
+        )
+        .mount(&server)
+        .await;
+    let source = ClientCredentials::builder("agentcube-app", SECRET)
+        .issuer(&issuer)
+        .build()
+        .unwrap();
+    let err = source.token().await.unwrap_err();
+    assert_eq!(err.code(), "discovery_failed");
+    assert!(err.to_string().contains("issuer missing or not a string"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // configuration and redaction
 

@@ -236,6 +236,8 @@ fn configuration_errors() {
     assert_eq!(v.issuer(), "https://kc/realms/x");
     let dup = MultiIssuerVerifier::new([v.clone(), v]).unwrap_err();
     assert_eq!(dup, ConfigError::DuplicateIssuer);
+    let none = MultiIssuerVerifier::new(Vec::new()).unwrap_err();
+    assert_eq!(none, ConfigError::NoIssuers);
 }
 
 #[test]

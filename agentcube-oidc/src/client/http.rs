@@ -13,6 +13,7 @@ use url::Url;
 
 use super::error::{ClientError, bounded};
 use super::token::{AccessToken, ClientSecret, IdToken, RefreshToken, Tokens};
+use crate::DISCOVERY_PATH;
 
 /// The `expires_in` assumed when a token response has none (as the reference SDK does).
 pub(crate) const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(3600);
@@ -247,7 +248,7 @@ impl Transport {
                 ),
                 Err(error) => tracing::debug!(
                     endpoint,
-                    code = error.code(),
+                    code = %error.code(),
                     %error,
                     attempt,
                     ?wait,
@@ -602,10 +603,7 @@ impl Endpoints {
 /// Fetches `{issuer}/.well-known/openid-configuration` and checks that it names `issuer`.
 async fn discover(transport: &Transport, issuer: &str) -> Result<Discovered, ClientError> {
     let url = parse_url(
-        &format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        ),
+        &format!("{}{DISCOVERY_PATH}", issuer.trim_end_matches('/')),
         "issuer",
     )?;
     let response = transport.get(DISCOVERY, &url).await?;
@@ -616,10 +614,9 @@ async fn discover(transport: &Transport, issuer: &str) -> Result<Discovered, Cli
         });
     }
     let map = json_object(DISCOVERY, &response.body)?;
-    let found = map
-        .get("issuer")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let Some(Value::String(found)) = map.get("issuer") else {
+        return Err(ClientError::discovery("issuer missing or not a string"));
+    };
     if found != issuer {
         return Err(ClientError::IssuerMismatch {
             expected: issuer.to_owned(),
