@@ -196,7 +196,7 @@ impl<G: Grant> Cache<G> {
                             .is_some_and(|entry| now < entry.expires_at)
                         {
                             tracing::warn!(
-                                code = error.code(),
+                                code = %error.code(),
                                 %error,
                                 "background token refresh failed; \
                                  the current token is used until it expires"

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use agentcube_auth_core::Code;
+
 /// Why a token could not be obtained, or an authorized request could not be sent.
 ///
 /// Use [`ClientError::code`] for decisions, metrics and logs, never the message text. Messages are
@@ -149,28 +151,28 @@ impl ClientError {
     /// `http_status`, `oauth_error`, `invalid_response`, `unsupported_token_type`,
     /// `access_denied`, `expired_token`, `state_mismatch`, `nonce_mismatch`, `invalid_callback`,
     /// `callback_timeout`, `io_error`, `no_refresh_token`, `cancelled`.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> Code {
         match self {
-            Self::EmptyToken => "empty_token",
-            Self::InvalidToken => "invalid_token",
-            Self::Config { .. } => "invalid_config",
-            Self::Discovery { .. } => "discovery_failed",
-            Self::IssuerMismatch { .. } => "issuer_mismatch",
-            Self::Network { .. } => "network_error",
-            Self::Timeout { .. } => "timeout",
-            Self::HttpStatus { .. } => "http_status",
-            Self::OAuth { .. } => "oauth_error",
-            Self::InvalidResponse { .. } => "invalid_response",
-            Self::UnsupportedTokenType { .. } => "unsupported_token_type",
-            Self::AccessDenied { .. } => "access_denied",
-            Self::ExpiredToken => "expired_token",
-            Self::StateMismatch => "state_mismatch",
-            Self::NonceMismatch => "nonce_mismatch",
-            Self::InvalidCallback { .. } => "invalid_callback",
-            Self::CallbackTimeout => "callback_timeout",
-            Self::Io { .. } => "io_error",
-            Self::NoRefreshToken => "no_refresh_token",
-            Self::Cancelled => "cancelled",
+            Self::EmptyToken => Code::new("empty_token"),
+            Self::InvalidToken => Code::new("invalid_token"),
+            Self::Config { .. } => Code::new("invalid_config"),
+            Self::Discovery { .. } => Code::new("discovery_failed"),
+            Self::IssuerMismatch { .. } => Code::new("issuer_mismatch"),
+            Self::Network { .. } => Code::new("network_error"),
+            Self::Timeout { .. } => Code::new("timeout"),
+            Self::HttpStatus { .. } => Code::new("http_status"),
+            Self::OAuth { .. } => Code::new("oauth_error"),
+            Self::InvalidResponse { .. } => Code::new("invalid_response"),
+            Self::UnsupportedTokenType { .. } => Code::new("unsupported_token_type"),
+            Self::AccessDenied { .. } => Code::new("access_denied"),
+            Self::ExpiredToken => Code::new("expired_token"),
+            Self::StateMismatch => Code::new("state_mismatch"),
+            Self::NonceMismatch => Code::new("nonce_mismatch"),
+            Self::InvalidCallback { .. } => Code::new("invalid_callback"),
+            Self::CallbackTimeout => Code::new("callback_timeout"),
+            Self::Io { .. } => Code::new("io_error"),
+            Self::NoRefreshToken => Code::new("no_refresh_token"),
+            Self::Cancelled => Code::new("cancelled"),
         }
     }
 
