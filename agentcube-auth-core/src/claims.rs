@@ -154,9 +154,15 @@ impl Claims {
         }
     }
 
-    /// Looks up a claim by path, with the reference system's rule: a top-level key equal to the
-    /// whole path wins (`https://example.com/roles`, or a flat `a.b`), otherwise the path is
-    /// split on `.` and objects are walked. A missing step gives `None`.
+    /// Looks up a claim by path: a top-level key equal to the whole path wins
+    /// (`https://example.com/roles`, or a flat `a.b`), otherwise the path is split on `.` and
+    /// objects are walked. A missing step gives `None`.
+    ///
+    /// The flat-key-first rule is right for a path an operator configured (a namespaced claim
+    /// name may contain dots), but it lets a token that carries a flat `"a.b"` member override a
+    /// nested `a` → `b`: code that must read a fixed nested member, such as
+    /// [`KeycloakClaimMapper`](crate::KeycloakClaimMapper)'s `realm_access` → `roles`, walks the
+    /// objects itself.
     pub fn path(&self, path: &str) -> Option<&Value> {
         if path.is_empty() {
             return None;
@@ -175,7 +181,7 @@ impl Claims {
     /// The string elements of the array at `path` (see [`Claims::path`]).
     ///
     /// A missing path or a non-array leaf gives nothing; non-string elements are skipped. This
-    /// is the reference system's role-extraction rule and never fails.
+    /// is the role-extraction rule for configured claim paths and never fails.
     pub fn strings_at<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a str> + 'a {
         self.path(path)
             .and_then(Value::as_array)

@@ -17,6 +17,16 @@
 //!   `none` or HMAC; the algorithm must be in the allowlist *and* fit the key's type and the
 //!   JWK's own `alg` ([`ErrorCode::KeyAlgorithmMismatch`](crate::ErrorCode::KeyAlgorithmMismatch)).
 //! - **Keys only from configuration.** `jku`, `x5u`, `jwk` and `x5c` in a header are never read.
+//! - **No key anyone can sign for.** Each key of a key set is checked when it is loaded
+//!   ([`jose::VerificationKey::from_jwk`](crate::jose::VerificationKey::from_jwk)), and a bad one
+//!   is skipped alone, never failing the set. Skipped as
+//!   [`SkipReason::WeakKey`](crate::jose::SkipReason::WeakKey): an RSA modulus under 2048 bits;
+//!   an RSA public exponent that is not odd or not in `3..2^32` (with `e = 1` the signature is
+//!   the padded message itself); an Ed25519 point of small order in any of its 14 encodings
+//!   (with the identity point as the key, the signature `R = identity, S = 0` verifies for every
+//!   message, and the bare signature primitive accepts it). Skipped as
+//!   [`SkipReason::InvalidKeyMaterial`](crate::jose::SkipReason::InvalidKeyMaterial): an Ed25519
+//!   key whose `y` is not reduced modulo `2^255 - 19`, so one key has one encoding.
 //! - **One meaning per token.** Duplicate JSON members are rejected at every depth; `crit` is
 //!   rejected; a JWE is rejected. Two parsers can therefore never disagree on what a token says.
 //! - **Typed claims.** A claim of the wrong JSON type is
@@ -25,6 +35,12 @@
 //! - **Exact issuer.** `iss` is compared byte for byte; a trailing slash is another issuer.
 //! - **Namespaced roles.** A client role is a [`Role::client`](crate::Role::client); another
 //!   client's `admin` can never satisfy a requirement for the realm's `admin`.
+//! - **Roles only where the issuer writes them.**
+//!   [`KeycloakClaimMapper`](crate::KeycloakClaimMapper) reads the nested `realm_access` →
+//!   `roles` and `resource_access` → client → `roles`; a top-level member literally named
+//!   `"realm_access.roles"` (which a protocol mapper or a user attribute could add) grants
+//!   nothing. A configured [`ClaimPathMapper`](crate::ClaimPathMapper) path prefers such a flat
+//!   member on purpose, since namespaced claim names contain dots.
 //! - **Bounded work.** Token size (8 KiB), `kid` length (128 bytes), JSON nesting (128), key
 //!   count per JWKS, and one signature check per token (a token without `kid` is checked against
 //!   the single fitting key or rejected, never against every key).
@@ -33,11 +49,11 @@
 //!   clients would "fix" by re-authenticating, and never an allow.
 //! - **Nothing secret in output.** Errors carry codes and bounded, sanitised copies of attacker
 //!   input ([`Untrusted`](crate::Untrusted)), never a token. Client-facing messages for token
-//!   failures are the reference system's vague `invalid or expired token`; the precise reason is
+//!   failures are the deliberately vague `invalid or expired token`; the precise reason is
 //!   the stable code, for logs and metrics.
 //!
 //! # Time
 //!
 //! Claim checks read wall-clock time through [`Clock`](crate::Clock) so tests can move time
-//! with [`ManualClock`](crate::ManualClock). The default leeway is 30 s (the reference system's);
+//! with [`ManualClock`](crate::ManualClock). The default leeway is 30 s;
 //! a token is valid at exactly `exp + leeway` and expired one second later.

@@ -33,6 +33,12 @@ impl<M: ClaimMapper + ?Sized> ClaimMapper for std::sync::Arc<M> {
 /// `resource_access.<client>.roles` kept as [`Role::client`] so that another client's `admin` is
 /// never the realm's `admin`.
 ///
+/// Both are read as Keycloak writes them, nested: the `roles` array inside the object member
+/// `realm_access` (or inside `resource_access` → `<client>`). A top-level member whose name
+/// merely contains the dots — `"realm_access.roles": ["admin"]`, which a custom protocol mapper
+/// or a user attribute could put into a token — grants nothing. (This is where the mapper
+/// differs from [`ClaimPathMapper`], whose configured path prefers such a flat member.)
+///
 /// Identity: `preferred_username`, `email` (verified only when `email_verified` is `true`),
 /// client id from `azp`, then `client_id`, then `clientId`; service account when Keycloak's
 /// service-account mapper added `client_id`/`clientId`; scopes from `scope`.
@@ -50,22 +56,13 @@ impl KeycloakClaimMapper {
 
 impl ClaimMapper for KeycloakClaimMapper {
     fn map(&self, claims: Claims) -> Result<Principal, AuthError> {
-        let mut roles: Vec<Role> = claims
-            .strings_at("realm_access.roles")
+        let mut roles: Vec<Role> = nested_roles(claims.get("realm_access"))
             .map(Role::realm)
             .collect();
         if let Some(Value::Object(clients)) = claims.get("resource_access") {
             for (client, access) in clients {
-                let names = access
-                    .get("roles")
-                    .and_then(Value::as_array)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
                 roles.extend(
-                    names
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(|name| Role::client(client.as_str(), name)),
+                    nested_roles(Some(access)).map(|name| Role::client(client.as_str(), name)),
                 );
             }
         }
@@ -73,12 +70,30 @@ impl ClaimMapper for KeycloakClaimMapper {
     }
 }
 
+/// The string elements of the `roles` array inside `access` (a `realm_access` or
+/// `resource_access.<client>` object); nothing when `access` is not an object, `roles` is not an
+/// array, or an element is not a string. Never looks at flat dotted member names.
+fn nested_roles(access: Option<&Value>) -> impl Iterator<Item = &str> {
+    access
+        .and_then(Value::as_object)
+        .and_then(|access| access.get("roles"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_str)
+}
+
 /// Roles read from one claim path, for identity providers other than Keycloak: Auth0-style
 /// namespaced claims (`https://example.com/roles`), `groups`, `roles`, or a dotted path such as
 /// `realm_access.roles`.
 ///
 /// The path rule is [`Claims::path`]'s: a top-level key equal to the whole path wins, otherwise
-/// the path is split on dots. The roles are realm roles.
+/// the path is split on dots. That rule is deliberate here — the path is configured for one
+/// issuer, and a namespaced claim name may itself contain dots — but it means a token that
+/// carries both a flat `"a.b"` member and a nested `a` → `b` is read from the flat one. For
+/// Keycloak tokens use [`KeycloakClaimMapper`], which only reads the nested form. The roles are
+/// realm roles.
 #[derive(Clone, Debug)]
 pub struct ClaimPathMapper {
     path: Box<str>,

@@ -59,9 +59,12 @@ pub enum SkipReason {
     UnsupportedKeyType,
     /// The JWK `alg` is not a supported signing algorithm, or does not fit the key type.
     UnsupportedAlgorithm,
-    /// An RSA modulus under [`MIN_RSA_BITS`].
+    /// A key that protects nothing or too little: an RSA modulus under [`MIN_RSA_BITS`], an RSA
+    /// public exponent that is not odd or not in `3..2^32`, or an Ed25519 point of small order
+    /// (in any encoding), for which a signature can be forged without any private key.
     WeakKey,
-    /// Missing or undecodable key material, or a key the crypto library rejects.
+    /// Missing or undecodable key material, a non-canonical encoding (an Ed25519 `y` coordinate
+    /// of `2^255 - 19` or more), or a key the crypto library rejects.
     InvalidKeyMaterial,
     /// The JWK is not an object of the expected shape.
     InvalidJson,
@@ -233,13 +236,11 @@ impl VerificationKey {
                 let n = b64(jwk.n.as_deref())?;
                 let e = b64(jwk.e.as_deref())?;
                 let n = strip_leading_zeros(&n);
-                if rsa_bits(n) < MIN_RSA_BITS {
+                let e = strip_leading_zeros(&e);
+                if rsa_bits(n) < MIN_RSA_BITS || !rsa_exponent_is_sound(e) {
                     return Err(SkipReason::WeakKey);
                 }
-                let components = RsaPublicKeyComponents {
-                    n,
-                    e: strip_leading_zeros(&e),
-                };
+                let components = RsaPublicKeyComponents { n, e };
                 algorithms
                     .iter()
                     .map(|alg| {
@@ -271,11 +272,11 @@ impl VerificationKey {
                 Box::new([(alg, key)])
             }
             KeyFamily::Ed25519 => {
-                let x = b64(jwk.x.as_deref())?;
-                if x.len() != 32 {
-                    return Err(SkipReason::InvalidKeyMaterial);
-                }
-                let key = ParsedPublicKey::new(&sig::ED25519, &x)
+                let x: [u8; 32] = b64(jwk.x.as_deref())?
+                    .try_into()
+                    .map_err(|_| SkipReason::InvalidKeyMaterial)?;
+                check_ed25519_point(&x)?;
+                let key = ParsedPublicKey::new(&sig::ED25519, x)
                     .map_err(|_| SkipReason::InvalidKeyMaterial)?;
                 Box::new([(Algorithm::EdDSA, key)])
             }
@@ -357,6 +358,112 @@ fn rsa_bits(n: &[u8]) -> usize {
     match n.first() {
         None => 0,
         Some(first) => n.len() * 8 - first.leading_zeros() as usize,
+    }
+}
+
+/// Whether the big-endian public exponent `e` (leading zeros stripped) is odd and in `3..2^32`.
+///
+/// `e = 1` makes the signature equal to the padded message, so anyone can sign; an even `e` is
+/// not a valid RSA exponent (it shares the factor 2 with `φ(n)`); exponents of 2^32 or more are
+/// not produced by any key generator in use (65537 is the norm) and only slow verification down.
+fn rsa_exponent_is_sound(e: &[u8]) -> bool {
+    if e.len() > 4 {
+        return false;
+    }
+    let e = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    e >= 3 && e % 2 == 1
+}
+
+/// `2^255 - 19` (the field prime of edwards25519), little-endian as in a point encoding.
+const ED25519_P: [u8; 32] = [
+    0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+];
+
+/// The `y` coordinates (little-endian, the `x` sign bit 255 cleared) of every encoding of a point
+/// of small order on edwards25519: the same seven values as libsodium's
+/// `ge25519_has_small_order` blocklist, which also compares with the sign bit masked.
+///
+/// The curve `-x² + y² = 1 + d·x²·y²` has eight points whose order divides 8 (the cofactor):
+///
+/// - order 1: `(0, 1)` — the identity, `y = 1`;
+/// - order 2: `(0, -1)` — `y = p - 1`;
+/// - order 4: `(±√-1, 0)` — `y = 0`, both signs of `x`;
+/// - order 8: four points with `x² = -y²` (their double has `y = 0`), so `d·y⁴ + 2y² - 1 = 0`
+///   and `y² = (-1 ± √(1+d))/d`; one of the two values is a square, and each of its roots `±y`
+///   carries both signs of `x`.
+///
+/// Masking the sign bit, those are five `y` values: `0`, `1`, `p - 1` and the two order-8 ones.
+/// Their canonical encodings with either sign bit are all covered — including the "negative
+/// zero" encodings of `(0, 1)` and `(0, -1)` (sign bit set although `x = 0`), which RFC 8032
+/// rejects but lenient decoders accept. A `y` of `p` or more is non-canonical and decoders reduce
+/// it mod `p`; only `0` and `1` have such an alias below `2^255` (`p` and `p + 1`, every other
+/// small-order `y` plus `p` overflows 255 bits), giving the last two entries. 7 entries × 2 sign
+/// bits = 14 encodings: the 8 canonical ones and 6 non-canonical ones, the list of "Taming the
+/// many EdDSAs" (Chalkias, Garillot, Nikolaenko, 2020).
+///
+/// With such a key `A`, the check `[S]B = R + [k]A` needs no private key to pass: `[k]A` is one of
+/// at most eight points whatever the message, so `S = 0` with a small-order `R` verifies after a
+/// few tries — and for the identity point, `R = identity` and `S = 0` verify for every message.
+const ED25519_SMALL_ORDER_Y: [[u8; 32]; 7] = [
+    // 0: (±√-1, 0), order 4.
+    [0; 32],
+    // 1: (0, 1), order 1 (the identity).
+    [
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ],
+    // 2707385501144840649318225287225658788936804267575313519463743609750303402022, order 8.
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    // 55188659117513257062467267217118295137698188065244968500265048394206261417927, order 8.
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    // p - 1: (0, -1), order 2.
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p: non-canonical 0, order 4.
+    ED25519_P,
+    // p + 1: non-canonical 1, order 1.
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Rejects an Ed25519 public key that is a point of small order in any encoding
+/// ([`SkipReason::WeakKey`]) or whose `y` is not reduced mod `p`
+/// ([`SkipReason::InvalidKeyMaterial`]). Public data, so no constant-time comparison is needed.
+fn check_ed25519_point(encoded: &[u8; 32]) -> Result<(), SkipReason> {
+    let mut y = *encoded;
+    if let Some(last) = y.last_mut() {
+        *last &= 0x7f; // the sign of x
+    }
+    if ED25519_SMALL_ORDER_Y.contains(&y) {
+        return Err(SkipReason::WeakKey);
+    }
+    // Canonical iff y < p, comparing from the most significant byte.
+    let canonical = y
+        .iter()
+        .rev()
+        .zip(ED25519_P.iter().rev())
+        .find(|(a, b)| a != b)
+        .is_some_and(|(a, b)| a < b);
+    if canonical {
+        Ok(())
+    } else {
+        Err(SkipReason::InvalidKeyMaterial)
     }
 }
 
