@@ -424,10 +424,10 @@ impl AuthError {
 
     /// The message a client may see.
     ///
-    /// For a bad token this is the reference system's deliberately vague
-    /// `invalid or expired token` (the precise reason is in [`AuthError::code`] and in the
-    /// server's logs, not in the response, so probing clients learn little); for the other
-    /// errors it is the [`Display`](fmt::Display) text.
+    /// For a bad token this is the deliberately vague `invalid or expired token` that clients
+    /// already match on (the precise reason is in [`AuthError::code`] and in the server's logs,
+    /// not in the response, so probing clients learn little); for the other errors it is the
+    /// [`Display`](fmt::Display) text.
     pub fn public_message(&self) -> Cow<'static, str> {
         match self {
             Self::MissingAuthorization

@@ -1,4 +1,5 @@
-//! Framing and header rules for compact JWS tokens (DESIGN §3 steps 1 and 2).
+//! Framing and header rules for compact JWS tokens: the first two checks of every verification,
+//! run before any key is looked up.
 //!
 //! Everything here is pure computation over the token bytes: nothing in this module can cause a
 //! key fetch, so a token that fails framing or header rules costs a few microseconds and no I/O.
@@ -154,7 +155,8 @@ impl<'a> UnverifiedJws<'a> {
         let claims = parse_payload(&decode(payload_b64)?)?;
         let signature = Signature::decode(signature_b64)?;
 
-        // Header rules, in DESIGN §3 order: alg, typ, crit.
+        // Header rules in a fixed order (alg, typ, crit), so a token that breaks several always
+        // gets the same code.
         let alg_name = raw.alg.ok_or(malformed(MalformedReason::HeaderField))?;
         let alg = Algorithm::from_name(&alg_name)
             .filter(|a| policy.algorithms.contains(*a))
