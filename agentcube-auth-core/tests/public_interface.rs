@@ -232,7 +232,7 @@ fn every_code_has_a_stable_name_status_and_challenge() {
 }
 
 #[test]
-fn public_messages_hide_token_details_but_keep_the_reference_texts() {
+fn public_messages_hide_token_details_but_keep_the_compatible_texts() {
     assert_eq!(
         AuthError::Expired.public_message(),
         "invalid or expired token"

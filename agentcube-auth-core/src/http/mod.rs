@@ -1,13 +1,16 @@
 //! HTTP integration (feature `http`): bearer-token parsing, a tower middleware that
 //! authenticates requests, and RFC 6750 error responses; with feature `axum`, an extractor.
 //!
-//! - [`bearer_token`] reads `Authorization: Bearer <token>` with the reference Router's rules.
+//! - [`bearer_token`] reads `Authorization: Bearer <token>` with the rules of
+//!   [`crate::bearer`], which every service in the workspace shares; [`TokenLocation`] names
+//!   another header that carries a bare token (the Router's identity header).
 //! - [`AuthLayer`] / [`AuthService`] run any [`TokenVerifier`](crate::TokenVerifier), check an
 //!   optional [`Requirement`](crate::Requirement) through a
 //!   [`RoleHierarchy`](crate::RoleHierarchy), put the [`Principal`](crate::Principal) into the
 //!   request extensions and call the inner service — or answer with [`error_response`] and
 //!   never call it.
-//! - [`error_response`] renders an [`AuthError`](crate::AuthError): status 401/403/503,
+//! - [`error_response`] renders any [`Rejection`](crate::Rejection) (an
+//!   [`AuthError`](crate::AuthError), a [`ServiceError`](crate::ServiceError), …): status 401/403/503,
 //!   `WWW-Authenticate` (none for 503), JSON `{"error": "...", "code": "..."}`.
 //! - `AuthenticatedPrincipal` (feature `axum`) extracts the principal in a handler.
 //!
@@ -26,7 +29,7 @@
 //! - **`poll_ready`.** The ready inner service is moved into the response future and a clone
 //!   left behind, as tower-http's asynchronous middleware does.
 //! - **Two `Authorization` headers** are refused (`invalid_authorization_format`), not resolved
-//!   by picking one. An **empty** header counts as missing, as in the reference Router.
+//!   by picking one. An **empty** header counts as missing.
 //! - **The `Authorization` header is left on the request.** A service that forwards requests
 //!   (the Router) must strip it itself before proxying.
 //! - **Rejection hook.** [`AuthLayer::on_rejection`] sees the [`AuthError`](crate::AuthError)

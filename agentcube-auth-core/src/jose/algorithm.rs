@@ -123,7 +123,7 @@ impl AlgorithmSet {
     /// No algorithm.
     pub const EMPTY: Self = Self(0);
 
-    /// The reference Router's allowlist: RS/PS 256-512, ES256, ES384, EdDSA.
+    /// Every asymmetric algorithm a Router commonly meets: RS/PS 256-512, ES256, ES384, EdDSA.
     pub const ALL: Self = Self(0x1ff);
 
     /// A set of one algorithm.
