@@ -19,29 +19,31 @@ use agentcube_auth_core::jose::Validity;
 use crate::verifier::VerifiedToken;
 
 /// Verified-token cache settings.
+///
+/// Every combination is valid: zero entries or a zero TTL turns the cache off.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct CacheConfig {
-    pub(crate) max_entries: u64,
-    pub(crate) max_ttl: Duration,
+    max_entries: u64,
+    max_ttl: Duration,
 }
-
-/// The default cache bound: 10,000 tokens.
-pub const DEFAULT_CACHE_ENTRIES: u64 = 10_000;
-
-/// The default longest time a verified token is served from the cache: 5 min.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            max_entries: DEFAULT_CACHE_ENTRIES,
-            max_ttl: DEFAULT_CACHE_TTL,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_ttl: Self::DEFAULT_MAX_TTL,
         }
     }
 }
 
 impl CacheConfig {
+    /// The default cache bound: 10,000 tokens.
+    pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+
+    /// The default longest time a verified token is served from the cache: 5 min.
+    pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(300);
+
     /// The defaults: 10,000 entries, 5 min.
     pub fn new() -> Self {
         Self::default()

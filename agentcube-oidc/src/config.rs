@@ -12,12 +12,9 @@ use agentcube_auth_core::{ClaimMapper, Clock, KeycloakClaimMapper, SystemClock};
 use crate::cache::CacheConfig;
 use crate::key_store::KeyStoreConfig;
 
-/// The audience accepted by default: the one Keycloak's audience mapper adds for AgentCube.
-pub const DEFAULT_AUDIENCE: &str = "agentcube-api";
-
 /// The payload `typ` a Keycloak access token carries. ID (`ID`), refresh (`Refresh`) and logout
 /// (`Logout`) tokens carry others and are rejected.
-pub const KEYCLOAK_ACCESS_TOKEN_TYPE: &str = "Bearer";
+const KEYCLOAK_ACCESS_TOKEN_TYPE: &str = "Bearer";
 
 /// A configuration that cannot work.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +38,10 @@ pub enum ConfigError {
     /// The `max_token_bytes` limit is zero.
     #[error("max_token_bytes must be positive")]
     ZeroTokenLimit,
+    /// A key-store setting that must be positive is zero (`max_response_bytes`, `max_keys`,
+    /// the minimum refresh interval).
+    #[error("key store {0} must be positive")]
+    ZeroKeyStoreLimit(&'static str),
     /// A multi-issuer verifier was given no verifier, so no token could ever pass.
     #[error("at least one issuer must be configured")]
     NoIssuers,
@@ -113,12 +114,15 @@ pub struct OidcConfig {
 }
 
 impl OidcConfig {
+    /// The audience accepted by default: the one Keycloak's audience mapper adds for AgentCube.
+    pub const DEFAULT_AUDIENCE: &'static str = "agentcube-api";
+
     /// A configuration for tokens issued by `issuer` (compared exactly with `iss`: no trailing
     /// slash or case normalisation), with the defaults above.
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
-            audiences: vec![DEFAULT_AUDIENCE.to_owned()],
+            audiences: vec![Self::DEFAULT_AUDIENCE.to_owned()],
             algorithms: AlgorithmSet::only(Algorithm::RS256),
             leeway: DEFAULT_LEEWAY,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -297,7 +301,7 @@ impl OidcConfig {
         if self.max_token_bytes == 0 {
             return Err(ConfigError::ZeroTokenLimit);
         }
-        Ok(())
+        self.key_store.validate()
     }
 }
 

@@ -51,13 +51,15 @@ mod stats;
 pub mod test_util;
 mod verifier;
 
-pub use cache::{CacheConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL};
-pub use config::{ConfigError, DEFAULT_AUDIENCE, KEYCLOAK_ACCESS_TOKEN_TYPE, OidcConfig};
+pub use cache::CacheConfig;
+pub use config::{ConfigError, OidcConfig};
+pub use key_store::{DISCOVERY_PATH, FetchError, KeyStoreConfig, RefreshOutcome, RemoteKeySet};
+// Transitional, not part of the interface: see `key_store/config.rs`.
+#[doc(hidden)]
 pub use key_store::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_STALENESS, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_REFRESH_COOLDOWN,
-    DEFAULT_REFRESH_INTERVAL, DEFAULT_REQUEST_TIMEOUT, DISCOVERY_PATH, FetchError, KeyStoreConfig,
-    RefreshOutcome, RemoteKeySet,
+    DEFAULT_REFRESH_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use multi::{MultiIssuerStats, MultiIssuerVerifier};
 pub use stats::{KeyStoreStats, VerifierStats};

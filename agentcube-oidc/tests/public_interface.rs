@@ -13,7 +13,9 @@ use std::time::Duration;
 use agentcube_auth_core::jose::{Algorithm, AlgorithmSet};
 use agentcube_auth_core::{ErrorCode, Role, TokenVerifier};
 use agentcube_oidc::test_util::{MockIssuer, TestKey};
-use agentcube_oidc::{CacheConfig, MultiIssuerVerifier, OidcConfig, OidcVerifier, RefreshOutcome};
+use agentcube_oidc::{
+    CacheConfig, KeyStoreConfig, MultiIssuerVerifier, OidcConfig, OidcVerifier, RefreshOutcome,
+};
 
 #[tokio::test]
 async fn keycloak_token_end_to_end() {
@@ -230,6 +232,23 @@ fn configuration_errors() {
         ConfigError::InvalidUrl("jwks url")
     );
     assert_eq!(err(ok().max_token_bytes(0)), ConfigError::ZeroTokenLimit);
+    let store = |s: KeyStoreConfig| err(ok().key_store(s));
+    assert_eq!(
+        store(KeyStoreConfig::new().max_response_bytes(0)),
+        ConfigError::ZeroKeyStoreLimit("max_response_bytes")
+    );
+    assert_eq!(
+        store(KeyStoreConfig::new().max_keys(0)),
+        ConfigError::ZeroKeyStoreLimit("max_keys")
+    );
+    assert_eq!(
+        store(KeyStoreConfig::new().refresh_interval_bounds(Duration::ZERO, Duration::ZERO)),
+        ConfigError::ZeroKeyStoreLimit("minimum refresh interval")
+    );
+    assert!(
+        OidcVerifier::new(ok().key_store(KeyStoreConfig::new().refresh_cooldown(Duration::ZERO)))
+            .is_ok()
+    );
     // Construction needs no runtime and no network.
     let v = OidcVerifier::new(ok()).unwrap();
     assert!(!v.is_ready());

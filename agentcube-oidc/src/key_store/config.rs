@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use agentcube_auth_core::jose::DEFAULT_MAX_KEYS;
 
+use crate::config::ConfigError;
+
 /// Settings of a [`RemoteKeySet`](crate::RemoteKeySet). The defaults are the secure ones; every
 /// setter documents its default.
 #[derive(Clone)]
@@ -22,42 +24,61 @@ pub struct KeyStoreConfig {
     pub(crate) http_client: Option<reqwest::Client>,
 }
 
-/// The default cooldown between two fetches triggered by unknown `kid`s: 30 s (as panva/jose).
-pub const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
-/// The default refresh interval when the issuer sends no `Cache-Control: max-age`: 5 min.
-pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
-/// The default lower bound of the background refresh interval: 1 min.
-pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
-/// The default upper bound of the background refresh interval: 15 min.
-pub const DEFAULT_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(900);
-/// The default limit on how old the last confirmed key set may be before it is no longer used:
-/// 24 h.
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
-/// The default cap on a discovery or JWKS response body: 256 KiB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
-/// The default TCP/TLS connect timeout: 5 s.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default timeout of a whole request, body included: 10 s.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+// Transitional: `key_store/mod.rs` re-exports these free names, so the crate root keeps them
+// as hidden re-exports until that file drops them. The defaults are the associated constants
+// of `KeyStoreConfig`; remove this module, its re-export here and the hidden one in `lib.rs`
+// together.
+pub use transitional::*;
+
+#[allow(missing_docs)]
+mod transitional {
+    use super::{Duration, KeyStoreConfig as C};
+    pub const DEFAULT_REFRESH_COOLDOWN: Duration = C::DEFAULT_REFRESH_COOLDOWN;
+    pub const DEFAULT_REFRESH_INTERVAL: Duration = C::DEFAULT_REFRESH_INTERVAL;
+    pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = C::DEFAULT_MIN_REFRESH_INTERVAL;
+    pub const DEFAULT_MAX_REFRESH_INTERVAL: Duration = C::DEFAULT_MAX_REFRESH_INTERVAL;
+    pub const DEFAULT_MAX_STALENESS: Duration = C::DEFAULT_MAX_STALENESS;
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = C::DEFAULT_MAX_RESPONSE_BYTES;
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = C::DEFAULT_CONNECT_TIMEOUT;
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = C::DEFAULT_REQUEST_TIMEOUT;
+}
 
 impl Default for KeyStoreConfig {
     fn default() -> Self {
         Self {
-            refresh_cooldown: DEFAULT_REFRESH_COOLDOWN,
-            default_refresh_interval: DEFAULT_REFRESH_INTERVAL,
-            min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
-            max_refresh_interval: DEFAULT_MAX_REFRESH_INTERVAL,
-            max_staleness: DEFAULT_MAX_STALENESS,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            refresh_cooldown: Self::DEFAULT_REFRESH_COOLDOWN,
+            default_refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            min_refresh_interval: Self::DEFAULT_MIN_REFRESH_INTERVAL,
+            max_refresh_interval: Self::DEFAULT_MAX_REFRESH_INTERVAL,
+            max_staleness: Self::DEFAULT_MAX_STALENESS,
+            max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
             max_keys: DEFAULT_MAX_KEYS,
-            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
-            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            connect_timeout: Some(Self::DEFAULT_CONNECT_TIMEOUT),
+            request_timeout: Some(Self::DEFAULT_REQUEST_TIMEOUT),
             http_client: None,
         }
     }
 }
 
 impl KeyStoreConfig {
+    /// The default cooldown between two fetches triggered by unknown `kid`s: 30 s.
+    pub const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
+    /// The default refresh interval when the issuer sends no `Cache-Control: max-age`: 5 min.
+    pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+    /// The default lower bound of the background refresh interval: 1 min.
+    pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+    /// The default upper bound of the background refresh interval: 15 min.
+    pub const DEFAULT_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(900);
+    /// The default limit on how old the last confirmed key set may be before it is no longer
+    /// used: 24 h.
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
+    /// The default cap on a discovery or JWKS response body: 256 KiB.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+    /// The default TCP/TLS connect timeout: 5 s.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The default timeout of a whole request, body included: 10 s.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
@@ -131,6 +152,22 @@ impl KeyStoreConfig {
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
+    }
+
+    /// Checks that the settings can work: a positive response cap, key cap and lower bound of
+    /// the refresh interval (a zero bound would let an issuer's `no-cache` spin the background
+    /// refresh). A zero cooldown is allowed (every unknown `kid` may then fetch).
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let zero = if self.max_response_bytes == 0 {
+            "max_response_bytes"
+        } else if self.max_keys == 0 {
+            "max_keys"
+        } else if self.min_refresh_interval.is_zero() {
+            "minimum refresh interval"
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::ZeroKeyStoreLimit(zero))
     }
 
     /// The cooldown.

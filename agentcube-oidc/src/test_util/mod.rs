@@ -25,4 +25,4 @@ mod token;
 
 pub use issuer::{MockIssuer, MockIssuerBuilder};
 pub use key::{TestKey, jwks, key_set};
-pub use token::{DEFAULT_AZP, DEFAULT_LIFETIME, DEFAULT_SUBJECT, TokenBuilder};
+pub use token::TokenBuilder;

@@ -6,15 +6,16 @@ use agentcube_auth_core::jose::Algorithm;
 use serde_json::{Map, Value, json};
 
 use super::key::TestKey;
+use crate::OidcConfig;
 
 /// The subject of the default token.
-pub const DEFAULT_SUBJECT: &str = "3f0c1c7e-1b43-4c8a-9a3e-7b0e1f2a3c4d";
+const DEFAULT_SUBJECT: &str = "3f0c1c7e-1b43-4c8a-9a3e-7b0e1f2a3c4d";
 
 /// The `azp` of the default token (Keycloak's public CLI client in the AgentCube realm).
-pub const DEFAULT_AZP: &str = "agentcube-cli";
+const DEFAULT_AZP: &str = "agentcube-cli";
 
 /// The lifetime of the default token, in seconds (Keycloak's default access-token lifespan).
-pub const DEFAULT_LIFETIME: i64 = 300;
+const DEFAULT_LIFETIME: i64 = 300;
 
 /// Builds a signed token. Starts from a Keycloak access token for user `alice` with realm role
 /// `sandbox:invoke`, `aud` `agentcube-api`, `typ` `Bearer`, `exp` 300 s after `iat`; every claim
@@ -50,7 +51,7 @@ impl TokenBuilder {
             "auth_time": now,
             "jti": format!("onrtac:{:016x}", rand_u64()),
             "iss": issuer,
-            "aud": "agentcube-api",
+            "aud": OidcConfig::DEFAULT_AUDIENCE,
             "sub": DEFAULT_SUBJECT,
             "typ": "Bearer",
             "azp": DEFAULT_AZP,
