@@ -31,6 +31,10 @@ use fetch::Fetched;
 /// The path appended to an issuer to find its discovery document (OIDC Discovery §4).
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
+/// The first retry delay of a store that has never loaded keys; it doubles with every failed
+/// attempt, up to the cooldown.
+const STARTUP_RETRY: Duration = Duration::from_millis(100);
+
 /// What a completed refresh did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -59,13 +63,27 @@ enum Source {
 ///
 /// * **Reads are lock-free.** The current key set is an immutable snapshot behind an
 ///   [`ArcSwap`]; a token whose `kid` is in it costs one atomic load and a short scan.
-/// * **Unknown `kid` → at most one fetch per cooldown.** A miss (or an empty or too-stale set)
-///   may trigger a refresh only when the last fetch attempt is older than the cooldown
-///   (default 30 s); concurrent misses share one request (single-flight). Within the cooldown
-///   a fresh set is authoritative: the token is rejected with `unknown_kid` without a request.
-///   The limit holds while the store is empty and while the issuer is failing. A known `kid`
+/// * **Unknown `kid` → at most one fetch per cooldown.** A lookup whose `kid` is not in the
+///   loaded key set (or that finds the set too stale) refreshes it at once, unless the cooldown
+///   (default 30 s) is running; concurrent misses share one request (single-flight). Within the
+///   cooldown the current set is authoritative: the token is rejected with `unknown_kid`
+///   without a request. The cooldown counts from the start of the last refresh such a lookup
+///   caused and, while the issuer is failing, from the start of the last failed attempt; the
+///   initial fetch, scheduled (background) refreshes and explicit refreshes do not start it. So
+///   a key the issuer publishes right after one of those is picked up by the first token that
+///   names it,
+///   while a flood of invented `kid`s costs at most one request per cooldown, and a failing
+///   issuer is asked at most once per cooldown however many requests arrive. A known `kid`
 ///   whose signature does not verify never causes a fetch (that check happens after this
 ///   store returns the key).
+/// * **Start-up retries fast.** Until keys have been loaded once, a failed attempt is retried
+///   after 100 ms, then 200 ms, 400 ms, … doubling up to the cooldown (attempts at 0, 0.1,
+///   0.3, 0.7, 1.5, 3.1 s, …, 25.5, 51.1 s, then one per cooldown), by lookups and by the
+///   background refresh alike, still single-flight: a service started together with its issuer
+///   is ready within about a second of the issuer listening (an issuer that takes longer is
+///   noticed at most about as long after it listens as it took to come up, and never more than
+///   a cooldown after), and a flood of requests meanwhile costs one request per step. After
+///   the first success the rules above apply.
 /// * **Background refresh** ([`spawn_background_refresh`](Self::spawn_background_refresh))
 ///   before the issuer's `Cache-Control: max-age` runs out, clamped into
 ///   `[min, max]` refresh interval, with `If-None-Match` when the issuer sent an `ETag`. A long
@@ -76,6 +94,25 @@ enum Source {
 ///   maximum staleness; after that verification answers `keys_unavailable` (503).
 /// * **Start-up needs no issuer.** Construction does no I/O. Until keys arrive,
 ///   [`is_ready`](KeySource::is_ready) is `false` and lookups fail with `keys_unavailable`.
+///
+/// # Why the cooldown defaults to 30 s
+///
+/// The cooldown is what an attacker who invents `kid`s can make this store cost the issuer, per
+/// replica: one fetch per cooldown. A Keycloak JWKS of 2–3 keys is 3–5 KB (about 1.5 KB per RSA
+/// key with its certificate), served from Keycloak's in-memory key cache; with no connection
+/// pool each fetch also costs a TLS handshake (under a millisecond of server CPU). At 30 s that
+/// is 2,880 requests and about 15 MB a day per replica under a permanent flood: noise, even for
+/// a hundred replicas (3 requests a second). At 5 s it would be 17,280 requests and about 90 MB
+/// a day per replica, still cheap; at 1 s, a hundred replicas would send Keycloak 100 TLS
+/// handshakes a second, which is measurable.
+///
+/// What a shorter cooldown would buy is small now that the initial fetch and background
+/// refreshes do not start it: a genuine rotation waits only if another unknown-`kid` refresh
+/// (a flood, or tokens of a key the issuer has withdrawn) happened less than a cooldown before,
+/// and then for at most the rest of that cooldown. Neither the cost nor the benefit argues for
+/// moving away from 30 s, the figure other JWKS clients use too (panva/jose's cooldown, Nimbus
+/// JOSE's rate limit). A service that rotates often and runs few replicas can lower it
+/// ([`KeyStoreConfig::refresh_cooldown`]) without burdening its issuer.
 ///
 /// Cloning shares the store.
 #[derive(Clone)]
@@ -117,6 +154,9 @@ struct Snapshot {
     confirmed_at: Option<Instant>,
     /// When the last fetch attempt started, whatever its outcome.
     attempted_at: Option<Instant>,
+    /// When the last refresh a lookup caused on a loaded set (unknown `kid`, too-stale set)
+    /// started: the cooldown counts from it.
+    miss_at: Option<Instant>,
     /// Completed attempts: lets a caller that waited for the flight see that one happened.
     generation: u64,
     /// When the background refresh should run next.
@@ -214,6 +254,7 @@ impl RemoteKeySet {
                     keys: KeySet::default(),
                     confirmed_at: None,
                     attempted_at: None,
+                    miss_at: None,
                     generation: 0,
                     next_refresh: now,
                     failures: 0,
@@ -251,8 +292,9 @@ impl RemoteKeySet {
         snap.keys.contains_thumbprint(thumbprint)
     }
 
-    /// Fetches the key set now, ignoring the cooldown (single-flight still applies: if a fetch
-    /// is running, this waits for it and then fetches again). Use it to prefetch at start-up.
+    /// Fetches the key set now, ignoring the cooldown and the start-up backoff (single-flight
+    /// still applies: if a fetch is running, this waits for it and then fetches again). Use it
+    /// to prefetch at start-up. A successful explicit refresh does not start the cooldown.
     ///
     /// # Errors
     /// The [`FetchError`] of the attempt; the previous key set stays in use.
@@ -267,7 +309,8 @@ impl RemoteKeySet {
     /// A future that keeps the key set fresh: it fetches at once, then whenever the set is due
     /// (by `Cache-Control` max-age clamped into the refresh-interval bounds, or the default
     /// interval), retrying failures with exponential backoff from the cooldown up to the
-    /// maximum interval. It ends when the last clone of this store is dropped.
+    /// maximum interval; until keys have been loaded once, from 100 ms up to the cooldown
+    /// instead. It ends when the last clone of this store is dropped.
     ///
     /// Spawn it on the runtime of your choice, or use
     /// [`spawn_background_refresh`](Self::spawn_background_refresh).
@@ -344,9 +387,29 @@ impl Shared {
         }
     }
 
+    /// How long a rate-limited refresh (a lookup's or a scheduled one) must still wait: zero
+    /// when it may start now.
+    ///
+    /// * Never loaded: the start-up backoff after the last failed attempt.
+    /// * Loaded: the cooldown after the last refresh a lookup caused, and, while the issuer is
+    ///   failing, after the last failed attempt. The initial fetch, scheduled and explicit
+    ///   refreshes do not count, so a key published right after them is picked up at once.
+    fn wait_left(&self, snap: &Snapshot, now: Instant) -> Duration {
+        let left = |at: Option<Instant>, wait: Duration| {
+            at.map_or(Duration::ZERO, |at| {
+                wait.saturating_sub(now.saturating_duration_since(at))
+            })
+        };
+        let failing = (snap.failures > 0).then_some(snap.attempted_at).flatten();
+        if snap.confirmed_at.is_none() {
+            return left(failing, self.startup_backoff(snap.failures));
+        }
+        let cooldown = self.config.refresh_cooldown;
+        left(snap.miss_at, cooldown).max(left(failing, cooldown))
+    }
+
     fn in_cooldown(&self, snap: &Snapshot, now: Instant) -> bool {
-        snap.attempted_at
-            .is_some_and(|at| now.saturating_duration_since(at) < self.config.refresh_cooldown)
+        !self.wait_left(snap, now).is_zero()
     }
 
     /// The hit path's look at the schedule: when the set is due and nothing keeps it fresh,
@@ -403,7 +466,7 @@ impl Shared {
                 tracing::debug!(
                     issuer = %self.label,
                     kid = ?kid.map(Untrusted::new),
-                    "key refresh suppressed by cooldown"
+                    "key refresh suppressed by the cooldown or the start-up backoff"
                 );
             }
             Flight::Fetched(_) | Flight::Shared | Flight::NotDue => {}
@@ -455,7 +518,7 @@ impl Shared {
         let this = Arc::clone(&self);
         let task = async move {
             let mut guard = guard;
-            let result = this.fetch_and_store(&mut guard, &snap).await;
+            let result = this.fetch_and_store(&mut guard, &snap, trigger).await;
             this.in_flight.store(false, Ordering::Release);
             drop(guard);
             result
@@ -481,8 +544,15 @@ impl Shared {
         &self,
         flight: &mut FlightState,
         prev: &Snapshot,
+        trigger: Trigger,
     ) -> Result<RefreshOutcome, FetchError> {
         let started = Instant::now();
+        // Only a lookup's refresh of a loaded set starts the cooldown; the first load (however
+        // triggered), scheduled and explicit refreshes do not.
+        let miss_at = match trigger {
+            Trigger::Miss { .. } if prev.confirmed_at.is_some() => Some(started),
+            Trigger::Miss { .. } | Trigger::Scheduled | Trigger::Forced => prev.miss_at,
+        };
         let result = self.fetch(flight).await;
         let now = Instant::now();
         let (next, outcome) = match result {
@@ -520,6 +590,7 @@ impl Shared {
                         keys,
                         confirmed_at: Some(now),
                         attempted_at: Some(started),
+                        miss_at,
                         generation: prev.generation.wrapping_add(1),
                         next_refresh: now + self.interval(max_age),
                         failures: 0,
@@ -535,6 +606,7 @@ impl Shared {
                         keys: prev.keys.clone(),
                         confirmed_at: Some(now),
                         attempted_at: Some(started),
+                        miss_at,
                         generation: prev.generation.wrapping_add(1),
                         next_refresh: now + self.interval(max_age),
                         failures: 0,
@@ -559,6 +631,7 @@ impl Shared {
                         keys: prev.keys.clone(),
                         confirmed_at: prev.confirmed_at,
                         attempted_at: Some(started),
+                        miss_at,
                         generation: prev.generation.wrapping_add(1),
                         next_refresh: now + self.backoff(failures, prev.confirmed_at.is_some()),
                         failures,
@@ -613,18 +686,27 @@ impl Shared {
         )
     }
 
-    /// The delay after `failures` consecutive failures: the cooldown while nothing is loaded,
-    /// otherwise doubling from the cooldown up to the maximum refresh interval.
+    /// The delay after `failures` consecutive failures: the start-up backoff while nothing is
+    /// loaded, otherwise doubling from the cooldown up to the maximum refresh interval.
     fn backoff(&self, failures: u32, loaded: bool) -> Duration {
         let c = &self.config;
         if !loaded {
-            return c.refresh_cooldown;
+            return self.startup_backoff(failures);
         }
         let factor = 1u32 << failures.saturating_sub(1).min(16);
         c.refresh_cooldown
             .saturating_mul(factor)
             .min(c.max_refresh_interval)
             .max(c.refresh_cooldown)
+    }
+
+    /// The delay after `failures` consecutive failures of a store that has never loaded keys:
+    /// 100 ms doubling, at most the cooldown (so never longer than a loaded store would wait).
+    fn startup_backoff(&self, failures: u32) -> Duration {
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
+        STARTUP_RETRY
+            .saturating_mul(factor)
+            .min(self.config.refresh_cooldown)
     }
 }
 
@@ -646,18 +728,15 @@ async fn background_loop(weak: Weak<Shared>) {
     drop(shared);
     let _flag = BackgroundFlag(weak.clone());
     loop {
-        let deadline = {
+        let delay = {
             let Some(shared) = weak.upgrade() else { return };
             let snap = shared.state.load();
-            let after_cooldown = snap
-                .attempted_at
-                .map(|at| at + shared.config.refresh_cooldown);
-            match after_cooldown {
-                Some(t) if t > snap.next_refresh => t,
-                _ => snap.next_refresh,
-            }
+            let now = Instant::now();
+            snap.next_refresh
+                .saturating_duration_since(now)
+                .max(shared.wait_left(&snap, now))
         };
-        tokio::time::sleep_until(deadline).await;
+        tokio::time::sleep(delay).await;
         let Some(shared) = weak.upgrade() else { return };
         let _ = shared.refresh(Trigger::Scheduled).await;
     }
@@ -709,17 +788,105 @@ mod tests {
     fn failures_back_off_from_the_cooldown_to_the_maximum_interval() {
         let s = store();
         let secs = Duration::from_secs;
-        assert_eq!(s.shared.backoff(1, false), secs(30));
-        assert_eq!(
-            s.shared.backoff(9, false),
-            secs(30),
-            "fixed while nothing is loaded"
-        );
         assert_eq!(s.shared.backoff(1, true), secs(30));
         assert_eq!(s.shared.backoff(2, true), secs(60));
         assert_eq!(s.shared.backoff(5, true), secs(480));
         assert_eq!(s.shared.backoff(6, true), secs(900));
         assert_eq!(s.shared.backoff(u32::MAX, true), secs(900));
+    }
+
+    #[test]
+    fn before_the_first_load_failures_back_off_from_100_ms_to_the_cooldown() {
+        let s = store();
+        let ms = Duration::from_millis;
+        let delays: Vec<_> = (1..=11).map(|n| s.shared.backoff(n, false)).collect();
+        assert_eq!(
+            delays,
+            [
+                100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000, 30_000
+            ]
+            .map(ms)
+        );
+        assert_eq!(s.shared.backoff(u32::MAX, false), ms(30_000));
+        // Never longer than the cooldown, however short that is configured.
+        let short = RemoteKeySet::from_jwks_url(
+            "https://idp.example/certs",
+            KeyStoreConfig::default().refresh_cooldown(ms(250)),
+        )
+        .unwrap();
+        assert_eq!(short.shared.backoff(1, false), ms(100));
+        assert_eq!(short.shared.backoff(3, false), ms(250));
+        let none = RemoteKeySet::from_jwks_url(
+            "https://idp.example/certs",
+            KeyStoreConfig::default().refresh_cooldown(Duration::ZERO),
+        )
+        .unwrap();
+        assert_eq!(none.shared.backoff(1, false), Duration::ZERO);
+    }
+
+    fn snapshot(now: Instant) -> Snapshot {
+        Snapshot {
+            keys: KeySet::default(),
+            confirmed_at: None,
+            attempted_at: None,
+            miss_at: None,
+            generation: 0,
+            next_refresh: now,
+            failures: 0,
+            last_error: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_a_rate_limited_refresh_waits_for() {
+        let s = store();
+        let wait = |snap: &Snapshot| s.shared.wait_left(snap, Instant::now());
+        let t0 = Instant::now();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let ago = |secs: u64| Some(t0 + Duration::from_secs(10 - secs));
+        let secs = Duration::from_secs;
+
+        // Nothing loaded, nothing tried: go.
+        assert_eq!(wait(&snapshot(t0)), Duration::ZERO);
+        // Nothing loaded, 5 failures (the last one 1 s ago): the rest of its 1.6 s step.
+        let snap = Snapshot {
+            attempted_at: ago(1),
+            failures: 5,
+            ..snapshot(t0)
+        };
+        assert_eq!(wait(&snap), Duration::from_millis(600));
+
+        // Loaded by the initial fetch or a background refresh a second ago: go (a rotation is
+        // picked up at once).
+        let loaded = Snapshot {
+            confirmed_at: ago(1),
+            attempted_at: ago(1),
+            ..snapshot(t0)
+        };
+        assert_eq!(wait(&loaded), Duration::ZERO);
+        // A lookup's refresh 10 s ago: the rest of the cooldown, whatever came after it.
+        let after_miss = Snapshot {
+            miss_at: ago(10),
+            ..loaded
+        };
+        assert_eq!(wait(&after_miss), secs(20));
+        // Failing: the cooldown from the last failed attempt, not the start-up backoff.
+        let failing = Snapshot {
+            confirmed_at: ago(9),
+            attempted_at: ago(4),
+            miss_at: ago(9),
+            failures: 1,
+            ..snapshot(t0)
+        };
+        assert_eq!(wait(&failing), secs(26));
+        // ...and once the issuer answers again, only the lookup's cooldown is left.
+        let recovered = Snapshot {
+            confirmed_at: ago(2),
+            attempted_at: ago(2),
+            failures: 0,
+            ..failing
+        };
+        assert_eq!(wait(&recovered), secs(21));
     }
 
     #[test]
