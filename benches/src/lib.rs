@@ -2,13 +2,8 @@
 //! with RS256, ES256 and EdDSA keys, with the matching verification keys in every form the
 //! benches compare (our pre-parsed keys, jsonwebtoken's `DecodingKey`, bare aws-lc-rs keys).
 
-use agentcube_auth_core::jose::{Algorithm, Jwk, KeySet, VerificationKey};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey,
-    RsaKeyPair,
-};
+use agentcube_auth_core::jose::{Algorithm, Jwk, KeySet, SigningKey, VerificationKey};
+use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -48,8 +43,10 @@ impl std::fmt::Display for FixtureError {
 
 impl std::error::Error for FixtureError {}
 
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
+fn unb64(text: &str) -> Result<Vec<u8>, FixtureError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| FixtureError("base64"))
 }
 
 /// A realistic Keycloak access-token payload for a human user of `agentcube-cli`, ~1.4 KB once
@@ -85,101 +82,60 @@ pub fn keycloak_claims(now: i64) -> Value {
 /// # Errors
 /// Only if key generation or signing fails.
 pub fn fixture(alg: Algorithm, now: i64) -> Result<Fixture, FixtureError> {
-    let rng = SystemRandom::new();
-    let header = json!({"alg": alg.as_str(), "typ": "JWT", "kid": "bench-key-1"});
-    let signing_input = format!(
-        "{}.{}",
-        b64(header.to_string()),
-        b64(keycloak_claims(now).to_string())
-    );
     let err = FixtureError;
-    let (signature, jwk, bare, decoding_key) = match alg {
+    let key = SigningKey::generate(alg)
+        .map_err(|_| err("key generation"))?
+        .with_kid("bench-key-1");
+    let payload = keycloak_claims(now).to_string();
+    let token = key
+        .sign(&key.header(Some("JWT")), payload.as_bytes())
+        .map_err(|_| err("sign"))?;
+    let (signing_input, signature_b64) = token.rsplit_once('.').ok_or(err("token shape"))?;
+    let signature = unb64(signature_b64)?;
+    let jwk = key.public_jwk().clone();
+    let member = |m: &Option<String>| m.clone().ok_or(err("jwk member"));
+    // The floors get the same public key in their own forms.
+    let (bare, decoding_key) = match alg {
         Algorithm::RS256 => {
-            let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| err("rsa generate"))?;
-            let mut sig = vec![0; pair.public_modulus_len()];
-            pair.sign(
-                &signature::RSA_PKCS1_SHA256,
-                &rng,
-                signing_input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| err("rsa sign"))?;
-            let public = pair.public_key();
-            let n = b64(public.modulus().big_endian_without_leading_zero());
-            let e = b64(public.exponent().big_endian_without_leading_zero());
+            let (n, e) = (member(&jwk.n)?, member(&jwk.e)?);
             let bare = signature::RsaPublicKeyComponents {
-                n: public.modulus().big_endian_without_leading_zero(),
-                e: public.exponent().big_endian_without_leading_zero(),
+                n: unb64(&n)?,
+                e: unb64(&e)?,
             }
             .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
             .map_err(|_| err("rsa parse"))?;
             let dk = jsonwebtoken::DecodingKey::from_rsa_components(&n, &e)
                 .map_err(|_| err("jsonwebtoken rsa key"))?;
-            let jwk = Jwk {
-                kty: "RSA".into(),
-                n: Some(n),
-                e: Some(e),
-                ..Jwk::default()
-            };
-            (sig, jwk, bare, dk)
+            (bare, dk)
         }
         Algorithm::ES256 => {
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| err("ec generate"))?;
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-                .map_err(|_| err("ec parse"))?;
-            let sig = pair
-                .sign(&rng, signing_input.as_bytes())
-                .map_err(|_| err("ec sign"))?
-                .as_ref()
-                .to_vec();
-            let point = pair.public_key().as_ref().to_vec();
-            let x = b64(point.get(1..33).ok_or(err("ec point"))?);
-            let y = b64(point.get(33..65).ok_or(err("ec point"))?);
+            let (x, y) = (member(&jwk.x)?, member(&jwk.y)?);
+            let mut point = vec![0x04];
+            point.extend(unb64(&x)?);
+            point.extend(unb64(&y)?);
             let bare = ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
                 .map_err(|_| err("ec parse"))?;
             let dk = jsonwebtoken::DecodingKey::from_ec_components(&x, &y)
                 .map_err(|_| err("jsonwebtoken ec key"))?;
-            let jwk = Jwk {
-                kty: "EC".into(),
-                crv: Some("P-256".into()),
-                x: Some(x),
-                y: Some(y),
-                ..Jwk::default()
-            };
-            (sig, jwk, bare, dk)
+            (bare, dk)
         }
         _ => {
-            let pair = Ed25519KeyPair::generate().map_err(|_| err("ed generate"))?;
-            let sig = pair.sign(signing_input.as_bytes()).as_ref().to_vec();
-            let x = b64(pair.public_key().as_ref());
-            let bare = ParsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref())
+            let x = member(&jwk.x)?;
+            let bare = ParsedPublicKey::new(&signature::ED25519, unb64(&x)?)
                 .map_err(|_| err("ed parse"))?;
             let dk = jsonwebtoken::DecodingKey::from_ed_components(&x)
                 .map_err(|_| err("jsonwebtoken ed key"))?;
-            let jwk = Jwk {
-                kty: "OKP".into(),
-                crv: Some("Ed25519".into()),
-                x: Some(x),
-                ..Jwk::default()
-            };
-            (sig, jwk, bare, dk)
+            (bare, dk)
         }
     };
-    let jwk = Jwk {
-        kid: Some("bench-key-1".into()),
-        alg: Some(alg.as_str().into()),
-        key_use: Some("sig".into()),
-        ..jwk
-    };
-    let key = VerificationKey::from_jwk(&jwk).map_err(|_| err("jwk rejected"))?;
+    let verification = VerificationKey::from_jwk(&jwk).map_err(|_| err("jwk rejected"))?;
     Ok(Fixture {
         alg,
-        token: format!("{signing_input}.{}", b64(&signature)),
-        signing_input,
+        signing_input: signing_input.to_owned(),
+        token,
         signature,
         jwk,
-        keys: KeySet::new([key]),
+        keys: KeySet::new([verification]),
         bare,
         decoding_key,
     })

@@ -13,18 +13,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agentcube_auth_core::jose::Jwk;
+use agentcube_auth_core::jose::{Algorithm, EncodedHeader, Jwk, SigningKey};
 use agentcube_auth_core::{Role, RoleHierarchy, RoleSet};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -50,27 +47,18 @@ pub struct DevClient {
     pub api_audience: bool,
 }
 
-struct SigningKey {
-    kid: String,
-    pair: RsaKeyPair,
-    jwk: Jwk,
+/// A Keycloak-like RS256 key: the shared JOSE signer, with its `{"alg","kid","typ":"JWT"}`
+/// header encoded once.
+struct DevKey {
+    key: SigningKey,
+    header: EncodedHeader,
 }
 
-impl SigningKey {
+impl DevKey {
     fn generate() -> Result<Self, DevIdpError> {
-        let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| DevIdpError::Crypto)?;
-        let public = pair.public_key();
-        let mut jwk = Jwk {
-            kty: "RSA".into(),
-            key_use: Some("sig".into()),
-            alg: Some("RS256".into()),
-            n: Some(URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero())),
-            e: Some(URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero())),
-            ..Jwk::default()
-        };
-        let kid = jwk.thumbprint().ok_or(DevIdpError::Crypto)?;
-        jwk.kid = Some(kid.clone());
-        Ok(Self { kid, pair, jwk })
+        let key = SigningKey::generate(Algorithm::RS256).map_err(|_| DevIdpError::Crypto)?;
+        let header = key.header(Some("JWT"));
+        Ok(Self { key, header })
     }
 }
 
@@ -94,7 +82,7 @@ struct Inner {
     hierarchy: RoleHierarchy,
     clients: RwLock<HashMap<String, DevClient>>,
     /// Newest first; the first key signs.
-    keys: RwLock<Vec<Arc<SigningKey>>>,
+    keys: RwLock<Vec<Arc<DevKey>>>,
     token_lifetime: i64,
 }
 
@@ -148,7 +136,7 @@ impl DevIdp {
             realm: name,
             hierarchy,
             clients: RwLock::new(clients),
-            keys: RwLock::new(vec![Arc::new(SigningKey::generate()?)]),
+            keys: RwLock::new(vec![Arc::new(DevKey::generate()?)]),
             token_lifetime: 300,
         });
         let app = Router::new()
@@ -209,8 +197,8 @@ impl DevIdp {
     /// # Errors
     /// Key generation failure.
     pub fn rotate_key(&self) -> Result<String, DevIdpError> {
-        let key = Arc::new(SigningKey::generate()?);
-        let kid = key.kid.clone();
+        let key = Arc::new(DevKey::generate()?);
+        let kid = key.key.kid().to_owned();
         if let Ok(mut keys) = self.inner.keys.write() {
             keys.insert(0, key);
         }
@@ -226,7 +214,12 @@ impl DevIdp {
 
     /// The active signing key's `kid`.
     pub fn active_kid(&self) -> Option<String> {
-        self.inner.keys.read().ok()?.first().map(|k| k.kid.clone())
+        self.inner
+            .keys
+            .read()
+            .ok()?
+            .first()
+            .map(|k| k.key.kid().to_owned())
     }
 
     /// Issues a token for `client_id` directly (what the token endpoint does after checking the
@@ -344,7 +337,10 @@ fn issue_token(inner: &Inner, client: &DevClient, extra: &Value) -> Result<Strin
     });
     if let Value::Object(base) = &mut claims {
         if client.api_audience {
-            base.insert("aud".into(), json!(agentcube_oidc::DEFAULT_AUDIENCE));
+            base.insert(
+                "aud".into(),
+                json!(agentcube_oidc::OidcConfig::DEFAULT_AUDIENCE),
+            );
         }
         if let Value::Object(more) = extra {
             for (k, v) in more {
@@ -352,22 +348,10 @@ fn issue_token(inner: &Inner, client: &DevClient, extra: &Value) -> Result<Strin
             }
         }
     }
-    let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut sig = vec![0; key.pair.public_modulus_len()];
-    key.pair
-        .sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .map_err(|_| DevIdpError::Crypto)?;
-    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    let payload = serde_json::to_vec(&claims).map_err(|_| DevIdpError::Crypto)?;
+    key.key
+        .sign(&key.header, &payload)
+        .map_err(|_| DevIdpError::Crypto)
 }
 
 async fn discovery(State(inner): State<Arc<Inner>>) -> Json<Value> {
@@ -386,7 +370,7 @@ async fn jwks(State(inner): State<Arc<Inner>>) -> Response {
     let keys: Vec<Jwk> = inner
         .keys
         .read()
-        .map(|k| k.iter().map(|k| k.jwk.clone()).collect())
+        .map(|k| k.iter().map(|k| k.key.public_jwk().clone()).collect())
         .unwrap_or_default();
     (
         [(header::CACHE_CONTROL, "max-age=60")],

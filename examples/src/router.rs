@@ -65,7 +65,8 @@ use std::time::Duration;
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
 use agentcube_auth_core::jose::AlgorithmSet;
 use agentcube_auth_core::{
-    AuthError, ClaimPathMapper, Principal, Requirement, RoleHierarchy, TokenVerifier,
+    AuthError, ClaimPathMapper, Code, Principal, Requirement, RoleHierarchy, ServiceError,
+    TokenVerifier,
 };
 use agentcube_identity::{IDENTITY_HEADER, MintError, TokenMinter};
 use agentcube_oidc::{ConfigError, KeyStoreConfig, OidcConfig, OidcVerifier};
@@ -84,7 +85,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::sandbox::SESSION_HEADER;
-use crate::server::{self, ApiError, REQUEST_ID_HEADER, RequestId, Server};
+use crate::server::{self, REQUEST_ID_HEADER, RequestId, Server};
 use crate::workload_manager::{CreateSessionResponse, SessionKind};
 
 /// Where the Router serves its public identity keys.
@@ -133,11 +134,11 @@ impl OidcOptions {
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
-            audience: agentcube_oidc::DEFAULT_AUDIENCE.to_owned(),
+            audience: OidcConfig::DEFAULT_AUDIENCE.to_owned(),
             role_claim: DEFAULT_ROLE_CLAIM.to_owned(),
             // Every supported algorithm: the same set as [`REFERENCE_ALGORITHMS`] (tested).
             algorithms: AlgorithmSet::ALL,
-            jwks_refresh_cooldown: agentcube_oidc::DEFAULT_REFRESH_COOLDOWN,
+            jwks_refresh_cooldown: KeyStoreConfig::DEFAULT_REFRESH_COOLDOWN,
         }
     }
 
@@ -371,8 +372,8 @@ async fn concurrency_limit(
             tracing::warn!("concurrency limit reached");
             server::json_error(
                 StatusCode::TOO_MANY_REQUESTS,
+                Code::new("server_overloaded"),
                 "server overloaded, please try again later",
-                "server_overloaded",
             )
         }
     }
@@ -409,7 +410,7 @@ async fn delete_session(
     Path(id): Path<String>,
     AuthenticatedPrincipal(principal): AuthenticatedPrincipal,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let request_id = request_id(&req);
     shared.delete(&id, &principal, request_id.as_deref()).await
 }
@@ -425,34 +426,43 @@ fn request_id(req: &Request) -> Option<String> {
     req.extensions().get::<RequestId>().map(|r| r.0.clone())
 }
 
-fn signing_failed(err: &MintError) -> ApiError {
+fn signing_failed(err: &MintError) -> ServiceError {
     tracing::error!(error = %err, "signing an internal token failed");
     jwt_signing_failed()
 }
 
-fn jwt_signing_failed() -> ApiError {
-    ApiError::new(
+fn jwt_signing_failed() -> ServiceError {
+    ServiceError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
+        Code::new("jwt_signing_failed"),
         "failed to sign request",
-        "jwt_signing_failed",
     )
 }
 
-fn wm_unavailable() -> ApiError {
-    ApiError::new(
+fn wm_unavailable() -> ServiceError {
+    ServiceError::new(
         StatusCode::SERVICE_UNAVAILABLE,
+        Code::new("workload_manager_unavailable"),
         "workload manager unavailable",
-        "workload_manager_unavailable",
     )
 }
 
-fn wm_error() -> ApiError {
-    ApiError::new(
+fn wm_error() -> ServiceError {
+    ServiceError::new(
         StatusCode::BAD_GATEWAY,
+        Code::new("workload_manager_error"),
         "unexpected answer from the workload manager",
-        "workload_manager_error",
     )
 }
+
+const INVALID_REQUEST: Code = Code::new("invalid_request");
+
+/// The workload manager's 400 and 403 codes, forwarded as they are.
+const PASSED_THROUGH_CODES: [Code; 3] = [
+    INVALID_REQUEST,
+    agentcube_rlac::Reason::NotOwner.code(),
+    agentcube_rlac::Reason::NoOwnerRecord.code(),
+];
 
 /// The `{"error","code"}` body of an upstream error, if it has one.
 #[derive(Deserialize)]
@@ -464,7 +474,7 @@ struct UpstreamError {
 }
 
 /// Maps a workload manager error answer (see the module docs).
-async fn map_wm_error(response: reqwest::Response) -> ApiError {
+async fn map_wm_error(response: reqwest::Response) -> ServiceError {
     let status = response.status();
     let body: Option<UpstreamError> = response
         .bytes()
@@ -477,32 +487,41 @@ async fn map_wm_error(response: reqwest::Response) -> ApiError {
         code = code.as_deref(),
         "workload manager refused the request"
     );
-    let passthrough = |status: StatusCode, default_code: &'static str| {
+    let passthrough = |status: StatusCode, default_code: Code| {
         let message = body
             .as_ref()
             .and_then(|b| b.error.clone())
             .unwrap_or_else(|| "workload manager refused the request".to_owned());
-        ApiError::new(
-            status,
-            message,
-            code.clone().unwrap_or_else(|| default_code.to_owned()),
-        )
+        // Codes are a bounded vocabulary (they label metrics): an upstream code is passed on
+        // only when it is one of the workload manager's own.
+        let code = code
+            .as_deref()
+            .and_then(|c| {
+                PASSED_THROUGH_CODES
+                    .iter()
+                    .find(|known| known.as_str() == c)
+            })
+            .copied()
+            .unwrap_or(default_code);
+        ServiceError::new(status, code, message)
     };
     match status {
-        StatusCode::UNAUTHORIZED => ApiError::new(
+        StatusCode::UNAUTHORIZED => ServiceError::new(
             StatusCode::BAD_GATEWAY,
+            Code::new("identity_rejected"),
             "workload manager rejected the caller identity",
-            "identity_rejected",
         ),
         StatusCode::SERVICE_UNAVAILABLE => wm_unavailable(),
-        StatusCode::NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "not found", "not_found"),
-        StatusCode::BAD_REQUEST => passthrough(StatusCode::BAD_REQUEST, "invalid_request"),
-        StatusCode::FORBIDDEN => passthrough(StatusCode::FORBIDDEN, "forbidden"),
+        StatusCode::NOT_FOUND => {
+            ServiceError::new(StatusCode::NOT_FOUND, Code::new("not_found"), "not found")
+        }
+        StatusCode::BAD_REQUEST => passthrough(StatusCode::BAD_REQUEST, INVALID_REQUEST),
+        StatusCode::FORBIDDEN => passthrough(StatusCode::FORBIDDEN, Code::new("forbidden")),
         _ => wm_error(),
     }
 }
 
-fn wm_send_error(err: &reqwest::Error) -> ApiError {
+fn wm_send_error(err: &reqwest::Error) -> ServiceError {
     tracing::warn!(error = %err, "workload manager unreachable");
     wm_unavailable()
 }
@@ -559,7 +578,7 @@ impl Shared {
         params: &HashMap<String, String>,
         principal: &Principal,
         req: Request,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Response, ServiceError> {
         let namespace = params.get("namespace").map_or("", String::as_str);
         let name = params.get("name").map_or("", String::as_str);
         let path = params.get("path").map_or("", |p| p.trim_start_matches('/'));
@@ -578,10 +597,10 @@ impl Shared {
         let body = axum::body::to_bytes(body, self.max_body_bytes)
             .await
             .map_err(|_| {
-                ApiError::new(
+                ServiceError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
+                    Code::new("body_too_large"),
                     "request body too large",
-                    "body_too_large",
                 )
             })?;
         let record = match parts.headers.get(SESSION_HEADER) {
@@ -595,10 +614,10 @@ impl Shared {
                     .ok()
                     .filter(|id| valid_session_id(id))
                     .ok_or_else(|| {
-                        ApiError::new(
+                        ServiceError::new(
                             StatusCode::BAD_REQUEST,
+                            Code::new("invalid_session_id"),
                             "invalid x-agentcube-session-id header",
-                            "invalid_session_id",
                         )
                     })?;
                 self.authorize(principal, id, Action::Invoke).await?
@@ -617,7 +636,7 @@ impl Shared {
         body: Option<&Value>,
         principal: &Principal,
         request_id: Option<&str>,
-    ) -> Result<reqwest::Response, ApiError> {
+    ) -> Result<reqwest::Response, ServiceError> {
         let identity = self
             .minter
             .identity_token(principal)
@@ -641,15 +660,15 @@ impl Shared {
         principal: &Principal,
         session_id: &str,
         action: Action,
-    ) -> Result<SessionRecord, ApiError> {
+    ) -> Result<SessionRecord, ServiceError> {
         let record = self
             .store
             .get(session_id)
             .await
-            .map_err(|e| ApiError::store(&e))?
+            .map_err(|e| server::store_failed(&e))?
             .ok_or_else(|| {
                 tracing::info!(session_id, "unknown session");
-                ApiError::session_not_found()
+                server::session_not_found()
             })?;
         // The audit event logs the action, the reason, the session and the caller.
         let request = AccessRequest::for_record(Some(principal), &record, action);
@@ -664,10 +683,17 @@ impl Shared {
         name: &str,
         principal: &Principal,
         request_id: Option<&str>,
-    ) -> Result<SessionRecord, ApiError> {
+    ) -> Result<SessionRecord, ServiceError> {
         server::enforce(&self.policy, &AccessRequest::create(Some(principal)))?;
-        let owner = OwnerId::from_principal(principal, self.policy.owner_scheme())
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string(), "missing_claim"))?;
+        let owner =
+            OwnerId::from_principal(principal, self.policy.owner_scheme()).map_err(|e| {
+                ServiceError::new(
+                    StatusCode::UNAUTHORIZED,
+                    Code::new("missing_claim"),
+                    e.to_string(),
+                )
+                .with_challenge("Bearer")
+            })?;
         let body = json!({"kind": kind.name(), "name": name, "namespace": namespace});
         let response = self
             .call_wm(
@@ -696,25 +722,25 @@ impl Shared {
                 session_id = created.session_id,
                 "workload manager recorded another owner than the caller"
             );
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 StatusCode::BAD_GATEWAY,
+                Code::new("owner_mismatch"),
                 "workload manager recorded another owner",
-                "owner_mismatch",
             ));
         }
         let record = match self
             .store
             .get(&created.session_id)
             .await
-            .map_err(|e| ApiError::store(&e))?
+            .map_err(|e| server::store_failed(&e))?
         {
             // A store shared with the workload manager: it wrote the full record already.
             Some(existing) if existing.owner() == Some(&owner) => existing,
             Some(_) => {
-                return Err(ApiError::new(
+                return Err(ServiceError::new(
                     StatusCode::BAD_GATEWAY,
+                    Code::new("owner_mismatch"),
                     "session store holds another owner for the new session",
-                    "owner_mismatch",
                 ));
             }
             None => {
@@ -727,7 +753,7 @@ impl Shared {
                 self.store
                     .put(&record)
                     .await
-                    .map_err(|e| ApiError::store(&e))?;
+                    .map_err(|e| server::store_failed(&e))?;
                 record
             }
         };
@@ -747,7 +773,7 @@ impl Shared {
         body: Bytes,
         path: &str,
         peer: Option<SocketAddr>,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Response, ServiceError> {
         let target_path = format!("/{path}");
         let entry = record
             .entry_points
@@ -756,10 +782,10 @@ impl Shared {
             .max_by_key(|e| e.path.len())
             .or_else(|| record.entry_points.first())
             .ok_or_else(|| {
-                ApiError::new(
+                ServiceError::new(
                     StatusCode::BAD_GATEWAY,
+                    Code::new("sandbox_unavailable"),
                     "session has no entry point",
-                    "sandbox_unavailable",
                 )
             })?;
         let base = if entry.endpoint.contains("://") {
@@ -824,16 +850,16 @@ impl Shared {
             .map_err(|e| {
                 tracing::warn!(error = %e, session_id = record.session_id, "sandbox unreachable");
                 if e.is_timeout() {
-                    ApiError::new(
+                    ServiceError::new(
                         StatusCode::GATEWAY_TIMEOUT,
+                        Code::new("sandbox_timeout"),
                         "sandbox timed out",
-                        "sandbox_timeout",
                     )
                 } else {
-                    ApiError::new(
+                    ServiceError::new(
                         StatusCode::BAD_GATEWAY,
+                        Code::new("sandbox_unavailable"),
                         "sandbox unavailable",
-                        "sandbox_unavailable",
                     )
                 }
             })?;
@@ -856,10 +882,10 @@ impl Shared {
             response.headers_mut().insert(SESSION_HEADER, v);
         }
         let bytes = upstream.bytes().await.map_err(|_| {
-            ApiError::new(
+            ServiceError::new(
                 StatusCode::BAD_GATEWAY,
+                Code::new("sandbox_unavailable"),
                 "sandbox response interrupted",
-                "sandbox_unavailable",
             )
         })?;
         *response.body_mut() = Body::from(bytes);
@@ -871,9 +897,9 @@ impl Shared {
         session_id: &str,
         principal: &Principal,
         request_id: Option<&str>,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Response, ServiceError> {
         if !valid_session_id(session_id) {
-            return Err(ApiError::session_not_found());
+            return Err(server::session_not_found());
         }
         let record = self
             .authorize(principal, session_id, Action::Delete)
@@ -896,7 +922,7 @@ impl Shared {
             self.store
                 .delete(session_id)
                 .await
-                .map_err(|e| ApiError::store(&e))?;
+                .map_err(|e| server::store_failed(&e))?;
             tracing::info!(session_id, subject = principal.subject(), "session deleted");
             return Ok(
                 axum::Json(json!({"sessionId": session_id, "deleted": true})).into_response(),
@@ -905,7 +931,7 @@ impl Shared {
         if status == StatusCode::NOT_FOUND {
             // Gone on the WM side: forget it here too.
             let _ = self.store.delete(session_id).await;
-            return Err(ApiError::session_not_found());
+            return Err(server::session_not_found());
         }
         Err(map_wm_error(response).await)
     }

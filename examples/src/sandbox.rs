@@ -1,12 +1,23 @@
 //! The sandbox agent (PicoD's role): verifies the Router's session-bound sandbox token and
 //! echoes the request.
 //!
-//! Every request but `GET /health` must carry `x-agentcube-session-id` and
-//! `Authorization: Bearer <sandbox token>`, where the token was minted for exactly that session
-//! (`aud = sandbox:<session id>`, `session_id` claim): a token captured from one session's
-//! traffic is refused by another session's sandbox (`audience_mismatch`, 401). A keys-not-ready
-//! verifier answers 503. A real sandbox knows its own session id; this one stands in for every
-//! session and takes it from the header, which makes no difference to the check.
+//! Every request but `GET /health` must carry `Authorization: Bearer <sandbox token>`,
+//! verified by the same `AuthLayer` the Router and the workload manager use, where the token was
+//! minted for exactly one session (`aud = sandbox:<session id>`, `session_id` claim). Two modes:
+//!
+//! - **Per-session** (`sandbox --session-id ID`, as sandboxes run in production): the sandbox is
+//!   bound to the session it was started for. A token minted for any other session is refused
+//!   (`audience_mismatch`, 401) whatever headers the request carries, so a token captured from
+//!   one session's traffic is useless against another session's sandbox.
+//! - **Shared** (no `--session-id`; the quickstart and the tests run one sandbox for every
+//!   session): the token must name *some* session, and the request's `x-agentcube-session-id`
+//!   must be that same session (missing → 400 `missing_session_id`, another → 401
+//!   `audience_mismatch`). This proves the Router minted the token for the session the request
+//!   names; it does not prove this process *is* that session's sandbox — anyone who can reach it
+//!   with a valid token of session A and header A is served. That is the development shortcut,
+//!   and why production binds the session.
+//!
+//! A verifier without keys answers 503.
 //!
 //! The echo is `{"session_id", "user_sub", "user_email", "method", "path", "query", "body",
 //! "headers"}`: `body` as text, `headers` the *names* of the request headers as received, in
@@ -16,18 +27,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentcube_auth_core::AuthError;
+use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
 use agentcube_auth_core::jose::KeySource;
-use agentcube_identity::{IdentityError, SandboxVerifier};
+use agentcube_auth_core::{AuthError, Code, ServiceError};
+use agentcube_identity::{ConfigError, SandboxVerifier, SessionBinding, sandbox_session};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::server::{self, ApiError, Server};
+use crate::server::{self, Server};
 
 /// The header naming the session, set by the Router.
 pub const SESSION_HEADER: &str = "x-agentcube-session-id";
@@ -35,23 +47,73 @@ pub const SESSION_HEADER: &str = "x-agentcube-session-id";
 /// The longest delay `?delay_ms=` may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
-/// The sandbox app: `GET /health` and every other path (any method) echoed after verification.
-pub fn app<K: KeySource + 'static>(verifier: SandboxVerifier<K>) -> Router {
+/// Which session a sandbox serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SandboxSession {
+    /// The one session the sandbox was started for (`--session-id`).
+    Bound(String),
+    /// Whichever session each request names (development: one sandbox for every session).
+    Shared,
+}
+
+impl SandboxSession {
+    /// `Bound` for `Some(id)`, `Shared` for `None`.
+    pub fn from_flag(session_id: Option<String>) -> Self {
+        session_id.map_or(Self::Shared, Self::Bound)
+    }
+
+    fn binding(&self) -> SessionBinding {
+        match self {
+            Self::Bound(id) => SessionBinding::Session(id.clone()),
+            Self::Shared => SessionBinding::AnySession,
+        }
+    }
+}
+
+/// The sandbox app: `GET /health` and every other path (any method) echoed after verification
+/// of a sandbox token against `keys` (the Router's).
+///
+/// # Errors
+/// [`ConfigError`] for an unusable session id (empty or too long).
+pub fn app<K: KeySource + 'static>(
+    keys: K,
+    session: &SandboxSession,
+) -> Result<Router, ConfigError> {
+    let verifier = SandboxVerifier::new(keys, session.binding())?;
+    let auth = AuthLayer::new(verifier).on_rejection(|err: &AuthError| {
+        tracing::info!(code = %err.code(), reason = %err, "sandbox token rejected");
+    });
+    let shared = session == &SandboxSession::Shared;
+    let echo = Router::new()
+        .fallback(echo)
+        .layer(auth)
+        .with_state(Arc::new(shared));
     let app = Router::new()
         .route("/health", get(server::live))
-        .fallback(echo::<K>)
-        .with_state(Arc::new(verifier));
-    server::instrument(app, "sandbox")
+        .merge(echo);
+    Ok(server::instrument(app, "sandbox"))
+}
+
+/// Why a sandbox did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The session id is unusable (empty or too long).
+    #[error("invalid session: {0}")]
+    Config(#[from] ConfigError),
+    /// The listener could not bind.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Starts the sandbox on an ephemeral loopback port.
 ///
 /// # Errors
-/// The bind error.
+/// [`SandboxError`].
 pub async fn serve<K: KeySource + 'static>(
-    verifier: SandboxVerifier<K>,
-) -> std::io::Result<Server> {
-    server::serve(app(verifier)).await
+    keys: K,
+    session: &SandboxSession,
+) -> Result<Server, SandboxError> {
+    Ok(server::serve(app(keys, session)?).await?)
 }
 
 /// `delay_ms=N` from the query string.
@@ -62,51 +124,54 @@ fn delay_ms(uri: &Uri) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn echo<K: KeySource + 'static>(
-    State(verifier): State<Arc<SandboxVerifier<K>>>,
+/// The session the request may act on: the token's, after checking the request names the
+/// same one (a shared sandbox must see the header; a bound one accepts it when it agrees).
+fn session_of<'p>(
+    principal: &'p agentcube_auth_core::Principal,
+    headers: &HeaderMap,
+    shared: bool,
+) -> Result<&'p str, ServiceError> {
+    use agentcube_auth_core::Rejection as _;
+    // The verifier only returns sandbox principals, which always carry their session.
+    let bound =
+        sandbox_session(principal).ok_or_else(|| AuthError::AudienceMismatch.to_service_error())?;
+    match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
+        None if shared => Err(ServiceError::new(
+            StatusCode::BAD_REQUEST,
+            Code::new("missing_session_id"),
+            "missing x-agentcube-session-id header",
+        )),
+        None => Ok(bound),
+        Some(Ok(named)) if named == bound => Ok(bound),
+        Some(_) => Err(AuthError::AudienceMismatch.to_service_error()),
+    }
+}
+
+async fn echo(
+    State(shared): State<Arc<bool>>,
+    AuthenticatedPrincipal(principal): AuthenticatedPrincipal,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(session_id) = headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-    else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing x-agentcube-session-id header",
-            "missing_session_id",
-        )
-        .into_response();
-    };
-    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
-    let first = authorization.next();
-    if authorization.next().is_some() {
-        let err = IdentityError::Invalid(AuthError::InvalidAuthorizationFormat);
-        return ApiError::identity(&err).into_response();
-    }
-    let verified = match verifier.verify_authorization(first, session_id).await {
-        Ok(v) => v,
-        Err(err) => {
-            tracing::info!(code = err.code(), reason = %err, "sandbox token rejected");
-            return ApiError::identity(&err).into_response();
-        }
+    let session_id = match session_of(&principal, &headers, *shared) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
     };
     if let Some(ms) = delay_ms(&uri) {
         tokio::time::sleep(Duration::from_millis(ms).min(MAX_DELAY)).await;
     }
     tracing::info!(
         session_id,
-        user_sub = verified.user_sub(),
+        user_sub = principal.subject(),
         "sandbox request"
     );
     let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
     axum::Json(json!({
-        "session_id": verified.session_id(),
-        "user_sub": verified.user_sub(),
-        "user_email": verified.user_email(),
+        "session_id": session_id,
+        "user_sub": principal.subject(),
+        "user_email": principal.email(),
         "method": method.as_str(),
         "path": uri.path(),
         "query": uri.query(),

@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use agentcube_auth_core::jose::{AlgorithmSet, DEFAULT_MAX_TOKEN_BYTES, JwsPolicy, UnverifiedJws};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
@@ -276,14 +277,9 @@ struct Runner<'a> {
 
 /// The payload of a JWT, unverified (to show and compare `sub`, never to trust it).
 pub fn unverified_claims(token: &str) -> Option<Value> {
-    let payload = token.split('.').nth(1)?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
-}
-
-/// The header of a JWT, unverified.
-pub fn unverified_header(token: &str) -> Option<Value> {
-    let header = token.split('.').next()?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()
+    UnverifiedJws::peek_claims(token, DEFAULT_MAX_TOKEN_BYTES)
+        .ok()
+        .map(|claims| Value::Object(claims.as_map().clone()))
 }
 
 fn claim(token: &str, name: &str) -> String {
@@ -293,8 +289,11 @@ fn claim(token: &str, name: &str) -> String {
 }
 
 fn kid(token: &str) -> String {
-    unverified_header(token)
-        .and_then(|h| h.get("kid").and_then(Value::as_str).map(str::to_owned))
+    // The framing and header rules every verifier applies, with any algorithm allowed: this
+    // only shows which key signed the token.
+    UnverifiedJws::parse(token, &JwsPolicy::new(AlgorithmSet::ALL))
+        .ok()
+        .and_then(|jws| jws.header().kid.as_deref().map(str::to_owned))
         .unwrap_or_default()
 }
 

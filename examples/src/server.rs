@@ -6,12 +6,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use agentcube_auth_core::{Code, ErrorCode, Rejection as _, ServiceError};
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -149,114 +149,45 @@ pub fn serve_listener(listener: TcpListener, app: Router) -> io::Result<Server> 
     })
 }
 
-/// An error answered as `{"error": "...", "code": "..."}` with its status.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The lowercase message the client sees (never a token or a secret).
-    pub message: Cow<'static, str>,
-    /// The stable snake_case code.
-    pub code: Cow<'static, str>,
+/// 404 `session_not_found`.
+pub fn session_not_found() -> ServiceError {
+    ServiceError::new(
+        StatusCode::NOT_FOUND,
+        Code::new("session_not_found"),
+        "session not found",
+    )
 }
 
-impl ApiError {
-    /// An error with `status`, `message` and `code`.
-    pub fn new(
-        status: StatusCode,
-        message: impl Into<Cow<'static, str>>,
-        code: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            code: code.into(),
-        }
-    }
-
-    /// 404 `session_not_found`.
-    pub fn session_not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "session not found",
-            "session_not_found",
-        )
-    }
-
-    /// From an rlac store error (503 unavailable / 500 malformed).
-    pub fn store(err: &agentcube_rlac::StoreError) -> Self {
-        tracing::warn!(code = err.code(), error = %err, "session store error");
-        Self::new(status(err.http_status()), err.public_message(), err.code())
-    }
-
-    /// From an identity-token verification error (401 / 503), with the RFC 6750 challenge.
-    pub fn identity(err: &agentcube_identity::IdentityError) -> Self {
-        Self::new(status(err.http_status()), err.public_message(), err.code())
-    }
-
-    /// From an ownership-policy denial (403 `not_owner`, …).
-    pub fn denied(denied: &agentcube_rlac::AccessDenied) -> Self {
-        Self::new(
-            status(denied.http_status()),
-            denied.reason().message(),
-            denied.code(),
-        )
-    }
+/// An owner-store failure (503 unavailable, 500 malformed record), logged with its reason.
+pub fn store_failed(err: &agentcube_rlac::StoreError) -> ServiceError {
+    let answer = err.to_service_error();
+    tracing::warn!(code = %answer.code(), error = %err, "session store error");
+    answer
 }
 
 /// Runs `policy` on `request`, writes the audit event, and turns a denial into its 403; the
 /// reason of an allowed request otherwise.
 ///
 /// # Errors
-/// [`ApiError::denied`] for a denial.
+/// The denial's 403.
 pub fn enforce(
     policy: &impl agentcube_rlac::AccessPolicy,
     request: &agentcube_rlac::AccessRequest<'_>,
-) -> Result<agentcube_rlac::Reason, ApiError> {
+) -> Result<agentcube_rlac::Reason, ServiceError> {
     let decision = policy.decide(request);
     agentcube_rlac::audit(request, &decision);
     decision
         .into_result()
-        .map_err(|denied| ApiError::denied(&denied))
-}
-
-/// A status code from a number the libraries produce (always valid; 500 otherwise).
-pub fn status(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    code: &'a str,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            axum::Json(ErrorBody {
-                error: &self.message,
-                code: &self.code,
-            }),
-        )
-            .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
-    }
+        .map_err(|denied| denied.to_service_error())
 }
 
 /// `{"error": message, "code": code}` with `status`.
 pub fn json_error(
     status: StatusCode,
+    code: Code,
     message: impl Into<Cow<'static, str>>,
-    code: impl Into<Cow<'static, str>>,
 ) -> Response {
-    ApiError::new(status, message, code).into_response()
+    ServiceError::new(status, code, message).into_response()
 }
 
 /// `GET /health/live`: 200 `{"status":"ok"}`.
@@ -269,21 +200,25 @@ pub fn readiness(ready: bool, message: &'static str) -> Response {
     if ready {
         axum::Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
-        json_error(StatusCode::SERVICE_UNAVAILABLE, message, "keys_unavailable")
+        json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::KeysUnavailable.code(),
+            message,
+        )
     }
 }
 
 /// The JSON 404 for unknown routes.
 pub async fn not_found() -> Response {
-    json_error(StatusCode::NOT_FOUND, "not found", "not_found")
+    json_error(StatusCode::NOT_FOUND, Code::new("not_found"), "not found")
 }
 
 /// The JSON 405 for known routes with another method.
 pub async fn method_not_allowed() -> Response {
     json_error(
         StatusCode::METHOD_NOT_ALLOWED,
+        Code::new("method_not_allowed"),
         "method not allowed",
-        "method_not_allowed",
     )
 }
 

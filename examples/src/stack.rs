@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use agentcube_auth_core::TokenVerifier;
-use agentcube_identity::{IdentityVerifier, KeyRing, SandboxVerifier, TokenMinter};
+use agentcube_identity::{IdentityVerifier, KeyRing, TokenMinter};
 use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore, StoreError};
 
 use crate::keys::{KeysError, RouterKeys};
@@ -39,6 +39,9 @@ pub enum StackError {
     /// The identity key could not be generated.
     #[error("identity key: {0}")]
     Key(#[from] agentcube_identity::KeyError),
+    /// The sandbox could not start.
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] sandbox::SandboxError),
 }
 
 /// How to start the stack.
@@ -151,7 +154,11 @@ impl Stack {
             router_listener.local_addr()?,
             router::JWKS_PATH
         );
-        let sandbox = sandbox::serve(SandboxVerifier::new(RouterKeys::remote(&jwks_url)?)).await?;
+        let sandbox = sandbox::serve(
+            RouterKeys::remote(&jwks_url)?,
+            &sandbox::SandboxSession::Shared,
+        )
+        .await?;
         let mut wm_config = WorkloadManagerConfig::new(sandbox.url())
             .admin_role(options.router.admin_role.as_str())
             .hierarchy(Arc::clone(&options.router.hierarchy));

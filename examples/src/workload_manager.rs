@@ -4,32 +4,34 @@
 //! |---|---|---|
 //! | `GET /health/live`, `GET /health/ready` | no | 200; ready = the Router's keys are loaded (else 503) |
 //! | `POST /v1/agent-runtime`, `POST /v1/code-interpreter` | required | 200 `{"kind","sessionId","sandboxId","sandboxName","entryPoints","ownerId"}` |
-//! | `GET /v1/sessions/{id}` | no | 200 the session record (`ownerId`, and `metadata` with the owner annotation and label) or 404 |
+//! | `GET /v1/sessions/{id}` | required, owner or admin | 200 the session record (`ownerId`, and `metadata` with the owner annotation and label), 403, 404 |
 //! | `DELETE /v1/agent-runtime/sessions/{id}`, `DELETE /v1/code-interpreter/sessions/{id}` | required, owner or admin | 200 `{"sessionId","deleted":true}`, 403, 404 |
 //!
 //! Identity verification fails closed (`X-AgentCube-User-Identity`, verified against the
-//! Router's keys): no header → 401, keys not loaded yet → 503, invalid → 401; a session is never
-//! created without an owner (the reference WM created an ownerless sandbox when the header was
-//! missing, and nobody but an admin could use it afterwards).
+//! Router's keys by the same `AuthLayer` the Router uses, reading the identity header instead of
+//! `Authorization`): no header → 401, keys not loaded yet → 503, invalid → 401; a session is
+//! never created without an owner (a workload manager that created a sandbox without one would
+//! leave it usable by nobody but an admin).
 //!
 //! Sessions are simulated: there is no Kubernetes here. A created session's single entry point
 //! is `--sandbox-url`, and the `Sandbox` object's metadata (name, namespace, the
 //! `agentcube.io/owner` annotation and the `agentcube.io/owner-hash` label) is kept in the
 //! record's `metadata` field. Records go to the [`OwnerStore`] (in memory, or the Redis the
-//! Router reads, under the reference layout `session:<id>`).
+//! Router reads, under the layout `session:<id>`).
 //!
-//! Decisions made here: `GET /v1/sessions/{id}` is an internal, read-only operator API and
-//! needs no identity (as the reference WM without `--enable-auth`); keep the WM off the public
-//! network. A delete through the route of the other kind (an agent-runtime session deleted on
+//! Decisions made here: reading a session record needs an identity token like every other
+//! session route, because the record names its owner; the owner or an admin may read it. A
+//! delete through the route of the other kind (an agent-runtime session deleted on
 //! the code-interpreter route) is a 404. Error bodies are `{"error","code"}` like the Router's,
-//! not the reference WM's `{"message"}`.
+//! as every service here answers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use agentcube_auth_core::RoleHierarchy;
+use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal, TokenLocation};
 use agentcube_auth_core::jose::KeySource;
-use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, VerifiedIdentity};
+use agentcube_auth_core::{AuthError, Code, Principal, RoleHierarchy, ServiceError};
+use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier};
 use agentcube_rlac::{
     AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
     SessionRecord,
@@ -37,13 +39,13 @@ use agentcube_rlac::{
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::server::{self, ApiError, Server};
+use crate::server::{self, Server};
 
 /// The kind of sandbox a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,11 +153,18 @@ impl WorkloadManagerConfig {
     }
 }
 
-struct Shared<K> {
-    verifier: IdentityVerifier<K>,
+struct Shared {
     store: Arc<dyn OwnerStore>,
     policy: OwnerPolicy,
     sandbox_url: String,
+    ready: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// Where the workload manager finds its caller's token: the identity header, holding the bare
+/// identity token the Router signed.
+pub fn identity_token_location() -> TokenLocation {
+    #[allow(clippy::expect_used, reason = "a constant that is a valid header name")]
+    TokenLocation::header(IDENTITY_HEADER).expect("invariant: the identity header name is valid")
 }
 
 /// The workload manager app.
@@ -165,16 +174,22 @@ pub fn app<K: KeySource + 'static>(
     config: WorkloadManagerConfig,
 ) -> Router {
     let policy = crate::owner_policy(&config.hierarchy, &config.admin_role, config.owner_scheme);
+    let verifier = Arc::new(verifier);
+    let ready_verifier = Arc::clone(&verifier);
     let shared = Arc::new(Shared {
-        verifier,
         store,
         policy,
         sandbox_url: config.sandbox_url,
+        ready: Box::new(move || ready_verifier.is_ready()),
     });
-    let app = Router::new()
-        .route("/health/live", get(server::live))
-        .route("/health/ready", get(ready::<K>))
-        .route("/v1/sessions/{id}", get(get_session::<K>))
+    let auth = AuthLayer::from_arc(verifier)
+        .token_location(identity_token_location())
+        .on_rejection(|err: &AuthError| {
+            tracing::info!(code = %err.code(), reason = %err, "identity token rejected");
+        });
+    // Only matched routes authenticate: an unknown path is a 404, not a 401.
+    let sessions = Router::new()
+        .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/agent-runtime", create_route(SessionKind::AgentRuntime))
         .route(
             "/v1/code-interpreter",
@@ -188,6 +203,11 @@ pub fn app<K: KeySource + 'static>(
             "/v1/code-interpreter/sessions/{id}",
             delete_route(SessionKind::CodeInterpreter),
         )
+        .route_layer(auth);
+    let app = Router::new()
+        .route("/health/live", get(server::live))
+        .route("/health/ready", get(ready))
+        .merge(sessions)
         .with_state(shared);
     server::finish(app, "workload-manager")
 }
@@ -204,41 +224,47 @@ pub async fn serve<K: KeySource + 'static>(
     server::serve(app(verifier, store, config)).await
 }
 
-async fn ready<K: KeySource + 'static>(State(shared): State<Arc<Shared<K>>>) -> Response {
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
     server::readiness(
-        shared.verifier.is_ready(),
+        (shared.ready)(),
         "identity verification keys are unavailable",
     )
 }
 
 /// The create route of `kind` (`POST /v1/{segment}`).
-fn create_route<K: KeySource + 'static>(kind: SessionKind) -> MethodRouter<Arc<Shared<K>>> {
+fn create_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
     post(
-        move |State(shared): State<Arc<Shared<K>>>, headers: HeaderMap, body: Bytes| async move {
-            shared.create(kind, &headers, &body).await
-        },
+        move |State(shared): State<Arc<Shared>>,
+              AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
+              body: Bytes| async move { shared.create(kind, &caller, &body).await },
     )
 }
 
 /// The delete route of `kind` (`DELETE /v1/{segment}/sessions/{id}`).
-fn delete_route<K: KeySource + 'static>(kind: SessionKind) -> MethodRouter<Arc<Shared<K>>> {
+fn delete_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
     delete(
-        move |State(shared): State<Arc<Shared<K>>>, Path(id): Path<String>, headers: HeaderMap| async move {
-            shared.delete(kind, &id, &headers).await
+        move |State(shared): State<Arc<Shared>>,
+              Path(id): Path<String>,
+              AuthenticatedPrincipal(caller): AuthenticatedPrincipal| async move {
+            shared.delete(kind, &id, &caller).await
         },
     )
 }
 
-async fn get_session<K: KeySource + 'static>(
-    State(shared): State<Arc<Shared<K>>>,
+/// `GET /v1/sessions/{id}`: the record, for its owner or an admin.
+async fn get_session(
+    State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+    AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
+) -> Result<Response, ServiceError> {
     let record = shared
         .store
         .get(&id)
         .await
-        .map_err(|e| ApiError::store(&e))?
-        .ok_or_else(ApiError::session_not_found)?;
+        .map_err(|e| server::store_failed(&e))?
+        .ok_or_else(server::session_not_found)?;
+    let request = AccessRequest::for_record(Some(&caller), &record, Action::Read);
+    server::enforce(&shared.policy, &request)?;
     Ok(axum::Json(record).into_response())
 }
 
@@ -251,50 +277,45 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
-impl<K: KeySource + 'static> Shared<K> {
-    /// Verifies the caller's identity token (fails closed: 401, or 503 without keys).
-    async fn identify(&self, headers: &HeaderMap) -> Result<VerifiedIdentity, ApiError> {
-        self.verifier
-            .verify_header(headers.get(IDENTITY_HEADER))
-            .await
-            .map_err(|e| {
-                tracing::info!(code = e.code(), reason = %e, "identity token rejected");
-                ApiError::identity(&e)
-            })
-    }
-
+impl Shared {
+    /// The layer verified the caller before this runs: nothing is parsed or created for a
+    /// caller nobody can name.
     async fn create(
         &self,
         kind: SessionKind,
-        headers: &HeaderMap,
+        principal: &Principal,
         body: &[u8],
-    ) -> Result<Response, ApiError> {
-        // Identity first: nothing is parsed or created for a caller we cannot name.
-        let identity = self.identify(headers).await?;
+    ) -> Result<Response, ServiceError> {
         let request: CreateSessionRequest = serde_json::from_slice(body).map_err(|_| {
-            ApiError::new(
+            ServiceError::new(
                 StatusCode::BAD_REQUEST,
+                Code::new("invalid_request"),
                 "invalid request body",
-                "invalid_request",
             )
         })?;
         if !request.kind.is_empty() && request.kind != kind.name() {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 StatusCode::BAD_REQUEST,
+                Code::new("invalid_request"),
                 "kind does not match the route",
-                "invalid_request",
             ));
         }
         if !valid_name(&request.name) || !valid_name(&request.namespace) {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 StatusCode::BAD_REQUEST,
+                Code::new("invalid_request"),
                 "name and namespace must be lowercase dns names",
-                "invalid_request",
             ));
         }
-        let principal = identity.to_principal();
-        let owner = OwnerId::from_principal(&principal, self.policy.owner_scheme())
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string(), "missing_claim"))?;
+        let owner =
+            OwnerId::from_principal(principal, self.policy.owner_scheme()).map_err(|e| {
+                ServiceError::new(
+                    StatusCode::UNAUTHORIZED,
+                    Code::new("missing_claim"),
+                    e.to_string(),
+                )
+                .with_challenge("Bearer")
+            })?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let sandbox_id = uuid::Uuid::new_v4().to_string();
         let suffix: String = sandbox_id.chars().take(8).collect();
@@ -327,7 +348,7 @@ impl<K: KeySource + 'static> Shared<K> {
         self.store
             .put(&record)
             .await
-            .map_err(|e| ApiError::store(&e))?;
+            .map_err(|e| server::store_failed(&e))?;
         tracing::info!(
             session_id,
             kind = kind.name(),
@@ -349,27 +370,25 @@ impl<K: KeySource + 'static> Shared<K> {
         &self,
         kind: SessionKind,
         id: &str,
-        headers: &HeaderMap,
-    ) -> Result<Response, ApiError> {
-        let identity = self.identify(headers).await?;
+        principal: &Principal,
+    ) -> Result<Response, ServiceError> {
         let record = self
             .store
             .get(id)
             .await
-            .map_err(|e| ApiError::store(&e))?
+            .map_err(|e| server::store_failed(&e))?
             .filter(|r| SessionKind::from_name(&r.kind) == Some(kind))
-            .ok_or_else(ApiError::session_not_found)?;
-        let principal = identity.to_principal();
-        let request = AccessRequest::for_record(Some(&principal), &record, Action::Delete);
+            .ok_or_else(server::session_not_found)?;
+        let request = AccessRequest::for_record(Some(principal), &record, Action::Delete);
         let reason = server::enforce(&self.policy, &request)?;
         self.store
             .delete(id)
             .await
-            .map_err(|e| ApiError::store(&e))?;
+            .map_err(|e| server::store_failed(&e))?;
         tracing::info!(
             session_id = id,
             subject = principal.subject(),
-            reason = reason.code(),
+            reason = %reason.code(),
             "session deleted"
         );
         Ok(axum::Json(json!({"sessionId": id, "deleted": true})).into_response())

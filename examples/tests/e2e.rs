@@ -20,7 +20,7 @@ use agentcube_examples::AGENTCUBE_REALM_JSON;
 use agentcube_examples::dev_idp::DevIdp;
 use agentcube_examples::quickstart::{self, Quickstart};
 use agentcube_examples::router::{self, OidcOptions, RouterConfig};
-use agentcube_examples::sandbox::SESSION_HEADER;
+use agentcube_examples::sandbox::{self, SESSION_HEADER, SandboxSession};
 use agentcube_examples::scenario::{self, unverified_claims};
 use agentcube_examples::server::{self, Server};
 use agentcube_examples::stack::{Stack, StackOptions};
@@ -199,12 +199,9 @@ async fn client_identity_header_is_ignored_and_its_authorization_never_reaches_t
     assert!(seen.iter().any(|h| h == "x-request-id"));
 
     // The owner recorded by the workload manager is the caller, with annotation and label.
-    let record = send(http().get(format!(
-        "{}/v1/sessions/{session}",
-        qs.stack.workload_manager.url()
-    )))
-    .await;
-    assert_eq!(record.status, 200);
+    let caller = Principal::builder(idp.issuer(), app_sub.as_str()).build();
+    let record = wm_record(&qs, &session, &caller).await;
+    assert_eq!(record.status, 200, "{:?}", record.body);
     assert_eq!(record.body["ownerId"], app_sub.as_str());
     assert_eq!(record.body["kind"], "AgentRuntime");
     let meta = &record.body["metadata"];
@@ -292,8 +289,48 @@ async fn sandbox_token_replayed_against_another_session_is_rejected_by_the_sandb
             .headers
             .get("www-authenticate")
             .and_then(|v| v.to_str().ok()),
-        Some("Bearer")
+        Some("Bearer error=\"invalid_token\"")
     );
+
+    // A sandbox started for session B refuses A's token even when the request claims to be
+    // for A: the binding is its own, not the request's.
+    let bound_to_b = sandbox::serve(
+        Arc::clone(qs.stack.minter.key_ring()),
+        &SandboxSession::Bound(b.clone()),
+    )
+    .await
+    .expect("bound sandbox");
+    let at_b = format!("{}/run", bound_to_b.url());
+    let for_a_again = qs
+        .stack
+        .minter
+        .sandbox_token(&caller, &a)
+        .expect("mint")
+        .as_str()
+        .to_owned();
+    for header in [a.as_str(), b.as_str()] {
+        let refused = send(
+            http()
+                .post(&at_b)
+                .bearer_auth(&for_a_again)
+                .header(SESSION_HEADER, header)
+                .body("{}"),
+        )
+        .await;
+        assert_eq!(refused.status, 401, "header {header}: {:?}", refused.body);
+        assert_eq!(refused.code(), "audience_mismatch");
+    }
+    let for_b = qs
+        .stack
+        .minter
+        .sandbox_token(&caller, &b)
+        .expect("mint")
+        .as_str()
+        .to_owned();
+    let served = send(http().post(&at_b).bearer_auth(&for_b).body("{}")).await;
+    assert_eq!(served.status, 200, "{:?}", served.body);
+    assert_eq!(served.body["session_id"], b.as_str());
+    bound_to_b.shutdown().await;
 
     // Neither an identity token nor the client's access token is a sandbox token.
     let identity = qs
@@ -649,13 +686,33 @@ async fn workload_manager_fails_closed_and_checks_owner_on_delete() {
     assert_eq!(created.body["ownerId"], "alice");
     let session = created.body["sessionId"].as_str().expect("id").to_owned();
 
-    let record = send(http().get(format!("{url}/v1/sessions/{session}"))).await;
+    // Reading a record needs an identity: the owner or an admin reads, others get 403.
+    let read = |session: &str, header: Option<String>| {
+        let mut request = http().get(format!("{url}/v1/sessions/{session}"));
+        if let Some(h) = header {
+            request = request.header(IDENTITY_HEADER, h);
+        }
+        send(request)
+    };
+    let anonymous = read(&session, None).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.code(), "missing_authorization");
+    assert!(anonymous.body.get("ownerId").is_none());
+    let by_bob = read(&session, Some(identity(&bob))).await;
+    assert_eq!(by_bob.status, 403);
+    assert_eq!(by_bob.code(), "not_owner");
+    assert!(by_bob.body.get("ownerId").is_none());
+    let by_root = read(&session, Some(identity(&root))).await;
+    assert_eq!(by_root.status, 200);
+    assert_eq!(by_root.body["ownerId"], "alice");
+    let record = read(&session, Some(identity(&alice))).await;
+    assert_eq!(record.status, 200);
     assert_eq!(record.body["ownerId"], "alice");
     assert_eq!(
         record.body["metadata"]["annotations"][OWNER_ANNOTATION],
         "alice"
     );
-    let unknown = send(http().get(format!("{url}/v1/sessions/nope"))).await;
+    let unknown = read("nope", Some(identity(&alice))).await;
     assert_eq!(unknown.status, 404);
 
     let delete = |path: &str, header: Option<String>| {
@@ -890,11 +947,10 @@ async fn admin_may_delete_any_session_and_others_may_not() {
     let again = delete(admin).await;
     assert_eq!(again.status, 404);
     // Gone on the workload manager too.
-    let record = send(http().get(format!(
-        "{}/v1/sessions/{session}",
-        qs.stack.workload_manager.url()
-    )))
-    .await;
+    let root = Principal::builder(idp.issuer(), "root")
+        .roles([Role::realm("admin")])
+        .build();
+    let record = wm_record(&qs, &session, &root).await;
     assert_eq!(record.status, 404);
     qs.stack.shutdown().await;
 }
@@ -912,5 +968,87 @@ async fn scenario_with_a_shared_redis_store() {
     let report = scenario::run(&qs.scenario).await.expect("scenario");
     println!("{}", report.render());
     assert!(report.passed(), "{}", report.render());
+    qs.stack.shutdown().await;
+}
+
+/// `GET /v1/sessions/{session}` at the workload manager, as `caller` (through the Router's
+/// identity token, as the Router would send it).
+async fn wm_record(qs: &Quickstart, session: &str, caller: &Principal) -> Answer {
+    let identity = qs.stack.minter.identity_token(caller).expect("mint");
+    send(
+        http()
+            .get(format!(
+                "{}/v1/sessions/{session}",
+                qs.stack.workload_manager.url()
+            ))
+            .header(IDENTITY_HEADER, identity.as_str()),
+    )
+    .await
+}
+
+/// Sends `values` as repeated `name` headers (raw bytes, so non-ASCII goes out as it is).
+async fn with_raw_headers(url: &str, name: &str, values: &[&[u8]]) -> Answer {
+    let mut request = http().post(url).body("{}");
+    for value in values {
+        request = request.header(
+            name,
+            reqwest::header::HeaderValue::from_bytes(value).expect("header value"),
+        );
+    }
+    send(request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_answers_the_same_malformed_credential_alike() {
+    let (qs, _idp) = start().await;
+    let router = format!("{}{AR}", qs.stack.router_url());
+    let sandbox = format!("{}/run", qs.stack.sandbox.url());
+    let wm = format!("{}/v1/agent-runtime", qs.stack.workload_manager.url());
+
+    // `Authorization` at the Router and at the sandbox: one parser, one answer.
+    // (`Bearer` + only whitespace cannot be sent: HTTP strips trailing whitespace from a field
+    // value, so it arrives as `Bearer`. The parser's own tests cover `empty_bearer_token`.)
+    let bearer_cases: [(&[&[u8]], &str); 6] = [
+        (&[b"Bearer"], "invalid_authorization_format"),
+        (&[b"Bearer a b"], "malformed"),
+        (&["Bearer tök".as_bytes()], "invalid_authorization_format"),
+        (
+            &[b"Bearer a.b.c", b"Bearer a.b.c"],
+            "invalid_authorization_format",
+        ),
+        (&[b"Basic YTpi"], "invalid_authorization_format"),
+        (&[b""], "missing_authorization"),
+    ];
+    for (values, code) in bearer_cases {
+        let at_router = with_raw_headers(&router, "authorization", values).await;
+        let at_sandbox = with_raw_headers(&sandbox, "authorization", values).await;
+        for (service, answer) in [("router", &at_router), ("sandbox", &at_sandbox)] {
+            assert_eq!(
+                answer.status, 401,
+                "{service} {values:?}: {:?}",
+                answer.body
+            );
+            assert_eq!(answer.code(), code, "{service} {values:?}");
+            assert!(
+                answer.headers.contains_key("www-authenticate"),
+                "{service} {values:?}"
+            );
+        }
+        assert_eq!(at_router.error(), at_sandbox.error(), "{values:?}");
+    }
+
+    // The workload manager's credential is the bare-token identity header: the rules that do
+    // not depend on the `Bearer` scheme answer exactly as above.
+    let identity_cases: [(&[&[u8]], &str); 4] = [
+        (&[b"a.b.c", b"a.b.c"], "invalid_authorization_format"),
+        (&[b""], "missing_authorization"),
+        (&["tök".as_bytes()], "malformed"),
+        (&[b"a b"], "malformed"),
+    ];
+    for (values, code) in identity_cases {
+        let answer = with_raw_headers(&wm, IDENTITY_HEADER, values).await;
+        assert_eq!(answer.status, 401, "wm {values:?}: {:?}", answer.body);
+        assert_eq!(answer.code(), code, "wm {values:?}");
+    }
     qs.stack.shutdown().await;
 }

@@ -40,7 +40,7 @@ struct Args {
     #[arg(long, env = "AGENTCUBE_JWT_ISSUER_URL")]
     jwt_issuer_url: String,
     /// Accepted audience.
-    #[arg(long, env = "AGENTCUBE_JWT_AUDIENCE", default_value = agentcube_oidc::DEFAULT_AUDIENCE)]
+    #[arg(long, env = "AGENTCUBE_JWT_AUDIENCE", default_value = agentcube_oidc::OidcConfig::DEFAULT_AUDIENCE)]
     jwt_audience: String,
     /// Claim path of the roles (`realm_access.roles` reads Keycloak realm and client roles).
     #[arg(long, env = "AGENTCUBE_JWT_ROLE_CLAIM", default_value = DEFAULT_ROLE_CLAIM)]

@@ -1,10 +1,14 @@
-//! `sandbox`: a stand-in sandbox agent. It verifies the Router's session-bound sandbox token for
-//! the session named in `x-agentcube-session-id` and echoes
-//! `{session_id, user_sub, method, path, body}` (plus `user_email`, `query` and the names of the
-//! headers it received).
+//! `sandbox`: a stand-in sandbox agent. It verifies the Router's session-bound sandbox token and
+//! echoes `{session_id, user_sub, method, path, body}` (plus `user_email`, `query` and the names
+//! of the headers it received).
+//!
+//! With `--session-id ID` (env `AGENTCUBE_SESSION_ID`) it serves that one session and refuses a
+//! token minted for any other, whatever the request's headers say. Without it, it is a shared
+//! development sandbox that serves the session each request names in `x-agentcube-session-id`,
+//! after checking the token was minted for that session.
 //!
 //! ```sh
-//! sandbox --listen 0.0.0.0:8082 \
+//! sandbox --listen 0.0.0.0:8082 --session-id 6f1b2c3d \
 //!         --router-jwks-url http://127.0.0.1:8080/.well-known/agentcube/jwks.json
 //! ```
 
@@ -12,7 +16,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use agentcube_examples::cli::{self, RouterKeyArgs};
-use agentcube_identity::SandboxVerifier;
+use agentcube_examples::sandbox::{self, SandboxSession};
 use clap::Parser;
 
 /// A stand-in AgentCube sandbox agent.
@@ -22,13 +26,17 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "AGENTCUBE_SANDBOX_LISTEN", default_value = "0.0.0.0:8082")]
     listen: SocketAddr,
+    /// The session this sandbox serves; without it, the shared development mode.
+    #[arg(long, env = "AGENTCUBE_SESSION_ID")]
+    session_id: Option<String>,
     #[command(flatten)]
     router_keys: RouterKeyArgs,
 }
 
 async fn run(args: Args) -> Result<(), String> {
     let keys = args.router_keys.keys()?;
-    let app = agentcube_examples::sandbox::app(SandboxVerifier::new(keys));
+    let session = SandboxSession::from_flag(args.session_id);
+    let app = sandbox::app(keys, &session).map_err(|e| e.to_string())?;
     cli::serve_until_signal(args.listen, app, |server| {
         tracing::info!(addr = %server.addr(), "sandbox listening");
     })

@@ -44,7 +44,7 @@ struct Args {
         long,
         env = "AGENTCUBE_JWT_AUDIENCE",
         value_delimiter = ',',
-        default_value = agentcube_oidc::DEFAULT_AUDIENCE
+        default_value = agentcube_oidc::OidcConfig::DEFAULT_AUDIENCE
     )]
     audience: Vec<String>,
     /// Fetch keys from this JWKS URL instead of discovery.
@@ -183,10 +183,11 @@ fn accepted(v: &VerifiedToken) -> String {
 
 /// `{"ok":false,"code":"…","error":"…","status":401}`.
 fn rejected(err: &AuthError) -> String {
+    // Written by hand so `ok` comes first, as for the accepted lines.
     format!(
         r#"{{"ok":false,"code":{},"error":{},"status":{}}}"#,
         Value::from(err.code().as_str()),
         Value::from(err.to_string()),
-        err.http_status()
+        err.http_status().as_u16()
     )
 }
