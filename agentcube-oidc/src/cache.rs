@@ -44,7 +44,8 @@ impl CacheConfig {
     /// The default longest time a verified token is served from the cache: 5 min.
     pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(300);
 
-    /// The defaults: 10,000 entries, 5 min.
+    /// The defaults: [`CacheConfig::DEFAULT_MAX_ENTRIES`] entries, each served for at most
+    /// [`CacheConfig::DEFAULT_MAX_TTL`].
     pub fn new() -> Self {
         Self::default()
     }

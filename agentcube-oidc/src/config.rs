@@ -71,7 +71,7 @@ pub(crate) enum KeysConfig {
 ///
 /// | setting | default |
 /// |---|---|
-/// | audiences | `["agentcube-api"]` |
+/// | audiences | [`OidcConfig::DEFAULT_AUDIENCE`] (`agentcube-api`) |
 /// | algorithms | `RS256` only |
 /// | leeway | 30 s |
 /// | max token size | 8 KiB |
@@ -80,7 +80,11 @@ pub(crate) enum KeysConfig {
 /// | `azp` allowlist, lifetime cap, required claims | none |
 /// | claim mapper | [`KeycloakClaimMapper`] |
 /// | keys | discovery at `{issuer}/.well-known/openid-configuration` |
-/// | cache | 10,000 entries, at most 5 min and never past `exp` |
+/// | key store | [`KeyStoreConfig::new`] |
+/// | cache | [`CacheConfig::new`]: 10,000 entries, at most 5 min and never past `exp` |
+///
+/// Settings that cannot work (see [`ConfigError`]) are refused by
+/// [`OidcVerifier::new`](crate::OidcVerifier::new).
 ///
 /// ```
 /// use agentcube_oidc::OidcConfig;

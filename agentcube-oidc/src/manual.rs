@@ -1,4 +1,4 @@
-//! The manual: threat model, defaults, and the decisions taken where the design was silent.
+//! The manual: threat model, defaults, and the decisions behind the behaviour.
 //!
 //! # Threat model
 //!
@@ -44,24 +44,36 @@
 //!
 //! # Defaults
 //!
-//! | setting | default | where |
-//! |---|---|---|
-//! | audiences | `agentcube-api` | [`OidcConfig::audiences`](crate::OidcConfig::audiences) |
-//! | algorithms | `RS256` | [`OidcConfig::algorithms`](crate::OidcConfig::algorithms) |
-//! | leeway | 30 s | [`OidcConfig::leeway`](crate::OidcConfig::leeway) |
-//! | max token size | 8 KiB | [`OidcConfig::max_token_bytes`](crate::OidcConfig::max_token_bytes) |
-//! | header `typ` | `JWT`, `at+jwt`, absent | [`OidcConfig::header_types`](crate::OidcConfig::header_types) |
-//! | payload `typ` | `Bearer` when present | [`OidcConfig::payload_type`](crate::OidcConfig::payload_type) |
-//! | `azp` allowlist, lifetime cap, required claims, required `iat` | off | [`OidcConfig`](crate::OidcConfig) |
-//! | refresh cooldown | 30 s | [`KeyStoreConfig::refresh_cooldown`](crate::KeyStoreConfig::refresh_cooldown) |
-//! | refresh interval | `max-age` × 0.9, else 5 min, clamped to [1 min, 15 min] | [`KeyStoreConfig`](crate::KeyStoreConfig) |
-//! | failed refresh retry | cooldown, doubling up to 15 min (cooldown only while no keys) | — |
-//! | max staleness | 24 h | [`KeyStoreConfig::max_staleness`](crate::KeyStoreConfig::max_staleness) |
-//! | response cap / key cap | 256 KiB / 32 keys | [`KeyStoreConfig`](crate::KeyStoreConfig) |
-//! | timeouts | connect 5 s, request 10 s | [`KeyStoreConfig::timeouts`](crate::KeyStoreConfig::timeouts) |
-//! | cache | 10,000 entries, ≤ 5 min, never past `exp` | [`CacheConfig`](crate::CacheConfig) |
+//! Every default is the secure choice; the ones this crate defines are associated constants of
+//! their configuration type, the JOSE ones come from `agentcube_auth_core::jose`.
 //!
-//! # Decisions where the design was silent
+//! | setting | default | constant | setter |
+//! |---|---|---|---|
+//! | audiences | `agentcube-api` | [`OidcConfig::DEFAULT_AUDIENCE`](crate::OidcConfig::DEFAULT_AUDIENCE) | [`OidcConfig::audiences`](crate::OidcConfig::audiences) |
+//! | algorithms | `RS256` | — | [`OidcConfig::algorithms`](crate::OidcConfig::algorithms) |
+//! | leeway | 30 s | [`jose::DEFAULT_LEEWAY`](agentcube_auth_core::jose::DEFAULT_LEEWAY) | [`OidcConfig::leeway`](crate::OidcConfig::leeway) |
+//! | max token size | 8 KiB | [`jose::DEFAULT_MAX_TOKEN_BYTES`](agentcube_auth_core::jose::DEFAULT_MAX_TOKEN_BYTES) | [`OidcConfig::max_token_bytes`](crate::OidcConfig::max_token_bytes) |
+//! | header `typ` | `JWT`, `at+jwt`, absent | [`TypePolicy::access_token`](agentcube_auth_core::jose::TypePolicy::access_token) | [`OidcConfig::header_types`](crate::OidcConfig::header_types) |
+//! | payload `typ` | `Bearer` when present | — | [`OidcConfig::payload_type`](crate::OidcConfig::payload_type) |
+//! | `azp` allowlist, lifetime cap, required claims, required `iat` | off | — | [`OidcConfig`](crate::OidcConfig) |
+//! | refresh cooldown | 30 s | [`KeyStoreConfig::DEFAULT_REFRESH_COOLDOWN`](crate::KeyStoreConfig::DEFAULT_REFRESH_COOLDOWN) | [`KeyStoreConfig::refresh_cooldown`](crate::KeyStoreConfig::refresh_cooldown) |
+//! | refresh interval without `max-age` | 5 min | [`KeyStoreConfig::DEFAULT_REFRESH_INTERVAL`](crate::KeyStoreConfig::DEFAULT_REFRESH_INTERVAL) | [`KeyStoreConfig::default_refresh_interval`](crate::KeyStoreConfig::default_refresh_interval) |
+//! | refresh interval bounds (`max-age` × 0.9 is clamped into them) | 1 min, 15 min | [`KeyStoreConfig::DEFAULT_MIN_REFRESH_INTERVAL`](crate::KeyStoreConfig::DEFAULT_MIN_REFRESH_INTERVAL), [`KeyStoreConfig::DEFAULT_MAX_REFRESH_INTERVAL`](crate::KeyStoreConfig::DEFAULT_MAX_REFRESH_INTERVAL) | [`KeyStoreConfig::refresh_interval_bounds`](crate::KeyStoreConfig::refresh_interval_bounds) |
+//! | failed refresh retry | before any keys: 100 ms doubling up to the cooldown; after: the cooldown doubling up to the upper refresh bound | — | — |
+//! | max staleness | 24 h | [`KeyStoreConfig::DEFAULT_MAX_STALENESS`](crate::KeyStoreConfig::DEFAULT_MAX_STALENESS) | [`KeyStoreConfig::max_staleness`](crate::KeyStoreConfig::max_staleness) |
+//! | response cap | 256 KiB | [`KeyStoreConfig::DEFAULT_MAX_RESPONSE_BYTES`](crate::KeyStoreConfig::DEFAULT_MAX_RESPONSE_BYTES) | [`KeyStoreConfig::max_response_bytes`](crate::KeyStoreConfig::max_response_bytes) |
+//! | key cap | 32 keys | [`jose::DEFAULT_MAX_KEYS`](agentcube_auth_core::jose::DEFAULT_MAX_KEYS) | [`KeyStoreConfig::max_keys`](crate::KeyStoreConfig::max_keys) |
+//! | timeouts | connect 5 s, request 10 s | [`KeyStoreConfig::DEFAULT_CONNECT_TIMEOUT`](crate::KeyStoreConfig::DEFAULT_CONNECT_TIMEOUT), [`KeyStoreConfig::DEFAULT_REQUEST_TIMEOUT`](crate::KeyStoreConfig::DEFAULT_REQUEST_TIMEOUT) | [`KeyStoreConfig::timeouts`](crate::KeyStoreConfig::timeouts) |
+//! | cache size | 10,000 entries | [`CacheConfig::DEFAULT_MAX_ENTRIES`](crate::CacheConfig::DEFAULT_MAX_ENTRIES) | [`CacheConfig::max_entries`](crate::CacheConfig::max_entries) |
+//! | cache entry lifetime | ≤ 5 min, never past `exp` | [`CacheConfig::DEFAULT_MAX_TTL`](crate::CacheConfig::DEFAULT_MAX_TTL) | [`CacheConfig::max_ttl`](crate::CacheConfig::max_ttl) |
+//!
+//! Settings that cannot work are refused when the verifier is built, with a
+//! [`ConfigError`](crate::ConfigError): an issuer that is not an http(s) URL, no audience, no
+//! algorithm, an empty `azp` allowlist, a zero token size, a zero response or key cap, a zero
+//! lower bound of the refresh interval. Zero cache entries or TTL turn the cache off; a zero
+//! cooldown lets every unknown `kid` fetch.
+//!
+//! # Decisions behind the behaviour
 //!
 //! * **Order inside step 5.** `iss`, `aud`, `exp`/`nbf`/`iat` (the lifetime cap is part of the
 //!   time check), `sub`, payload `typ`, `azp`, then configured required claims. An ID token with
@@ -80,11 +92,13 @@
 //!   `invalid_claim`.
 //! * **A JWKS with no usable key** is a failed fetch (`no_usable_keys`): the previous set is
 //!   kept, and a verifier that never had keys stays `keys_unavailable`.
-//! * **The cooldown is measured from the start of the last attempt**, whatever its outcome, and
-//!   covers every refresh a request can trigger (unknown `kid`, empty set, too-stale set).
-//!   Explicit refreshes ([`OidcVerifier::refresh_keys`](crate::OidcVerifier::refresh_keys),
-//!   [`RemoteKeySet::refresh_now`](crate::RemoteKeySet::refresh_now)) ignore it; they are the
-//!   operator's call.
+//! * **The cooldown counts from the last refresh a lookup caused** (unknown `kid`, too-stale
+//!   set) and, while the issuer is failing, from the last failed attempt. The initial fetch,
+//!   background refreshes and explicit refreshes
+//!   ([`OidcVerifier::refresh_keys`](crate::OidcVerifier::refresh_keys),
+//!   [`RemoteKeySet::refresh_now`](crate::RemoteKeySet::refresh_now), the operator's call) do
+//!   not start it, so a key published right after one of them is picked up by the first token
+//!   that names it, while a flood of invented `kid`s still costs one request per cooldown.
 //! * **Fetches run in their own task** holding the single-flight lock, so a request that gives
 //!   up (client disconnect) cancels neither the fetch nor the cooldown bookkeeping, and the
 //!   next caller joins the running fetch.
@@ -109,9 +123,10 @@
 //! # Crypto and dependencies
 //!
 //! Verification uses aws-lc-rs through `agentcube_auth_core::jose` (keys parsed once per key
-//! set); the test issuer signs with aws-lc-rs directly. `jsonwebtoken` is not used here: its
-//! decoding is replaced by the stricter `jose` pipeline and it cannot generate keys. `josekit` is
-//! not used either: RFC 7638 thumbprints and key generation are covered without OpenSSL.
+//! set); the test issuer signs with the same layer's `SigningKey`. `jsonwebtoken` is not used
+//! here: its decoding is replaced by the stricter `jose` pipeline and it cannot generate keys.
+//! `josekit` is not used either: RFC 7638 thumbprints and key generation are covered without
+//! OpenSSL.
 //!
 //! The HTTP client is reqwest with rustls (the workspace's choice). The built-in client keeps no
 //! connection pool: fetches are rare, and a pool's idle timer would fire early on paused tokio

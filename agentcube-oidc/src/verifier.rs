@@ -1,4 +1,4 @@
-//! The access-token verifier: DESIGN §3 steps 1-6 against one issuer.
+//! The access-token verifier: every check, cheapest first, against one issuer.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -42,7 +42,7 @@ pub struct VerifiedToken {
 
 /// Verifies access tokens of one OIDC issuer (Keycloak by default).
 ///
-/// Steps, cheapest first (DESIGN §3); nothing before step 3 touches the network:
+/// Steps, cheapest first; nothing before step 3 touches the network:
 ///
 /// 0. size limit, then the verified-token cache (one keyed hash, one lookup);
 /// 1. framing: three unpadded base64url segments, JSON objects without duplicate members,
@@ -446,7 +446,7 @@ impl OidcVerifier {
         })
     }
 
-    /// DESIGN §3 step 5, in its order: `iss`, `aud`, `exp`/`nbf`/`iat` (with the lifetime
+    /// Step 5, in its order: `iss`, `aud`, `exp`/`nbf`/`iat` (with the lifetime
     /// cap), `sub`, payload `typ`, `azp`, then the configured required claims.
     fn check_claims(&self, claims: &Claims, now: i64) -> Result<Validity, AuthError> {
         let inner = &*self.inner;

@@ -1,5 +1,5 @@
-//! The client credentials grant (RFC 6749 §4.4) with a cache: the reference SDK's
-//! `ServiceAccountAuth`, done better.
+//! The client credentials grant (RFC 6749 §4.4) with a cache: a service account's token,
+//! fetched once and renewed before it expires.
 
 use std::fmt;
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use super::error::{ClientError, bounded};
 use super::token::{AccessToken, ClientSecret, IdToken, RefreshToken, Tokens};
 use crate::DISCOVERY_PATH;
 
-/// The `expires_in` assumed when a token response has none (as the reference SDK does).
+/// The `expires_in` assumed when a token response has none.
 pub(crate) const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(3600);
 /// Lifetimes above this are capped (keeps `Instant` arithmetic far from overflow).
 const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);

@@ -3,7 +3,7 @@
 //!
 //! | who | what | type |
 //! |---|---|---|
-//! | anyone with a token | a fixed token (the reference SDK's `TokenAuth`) | [`StaticToken`] |
+//! | anyone with a token | a fixed token | [`StaticToken`] |
 //! | services, scripts, CI (`agentcube-app`) | client credentials grant, cached | [`ClientCredentials`] |
 //! | humans on a desktop (`agentcube-cli`) | authorization code + PKCE on a loopback redirect | [`AuthorizationCodeFlow`], [`LoopbackListener`] |
 //! | humans on a remote machine (`agentcube-cli`) | device authorization grant (RFC 8628) | [`DeviceFlow`] |
@@ -29,8 +29,8 @@
 //!
 //! - **Caching** (client credentials, refresh tokens): a token is reused until
 //!   `max(expires_in − 30 s, expires_in / 2)` after its request was sent, `expires_in` 3600 s
-//!   when absent (the reference SDK's rule). From then until it expires, callers still get it
-//!   while one background request fetches the next; once it has expired, callers wait.
+//!   when absent. From then until it expires, callers still get it while one background
+//!   request fetches the next; once it has expired, callers wait.
 //!   Concurrent callers share one request (single-flight). Time is Tokio's clock, so tests can
 //!   pause it.
 //! - **Token responses** must have a non-empty `access_token` and a `token_type` of `Bearer`

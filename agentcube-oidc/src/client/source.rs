@@ -105,8 +105,8 @@ impl<T: TokenSource + ?Sized> TokenSource for Box<T> {
     }
 }
 
-/// A fixed token (the reference SDK's `TokenAuth`): a token obtained elsewhere, e.g. from an
-/// environment variable or a CI secret. It is never refreshed; `invalidate` does nothing.
+/// A fixed token: a token obtained elsewhere, e.g. from an environment variable or a CI
+/// secret. It is never refreshed; `invalidate` does nothing.
 #[derive(Clone, Debug)]
 pub struct StaticToken(AccessToken);
 

@@ -84,26 +84,29 @@ impl KeyStoreConfig {
         Self::default()
     }
 
-    /// The minimum time between two fetches started because a token named an unknown `kid`,
-    /// or because the key set is empty or too stale. Default 30 s.
+    /// The minimum time between two fetches started because a token named an unknown `kid`
+    /// or found the key set too stale, and between two attempts while the issuer is failing.
+    /// Default [`KeyStoreConfig::DEFAULT_REFRESH_COOLDOWN`] (30 s).
     ///
     /// This is what stops a "random `kid`" flood from becoming a JWKS fetch flood: within the
-    /// cooldown the current key set is authoritative, and the limit holds while the set is empty
-    /// and while the issuer is failing.
+    /// cooldown the current key set is authoritative. The initial fetch and background
+    /// refreshes do not start it, so a rotation right after one of them is picked up at once.
     pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.refresh_cooldown = cooldown;
         self
     }
 
     /// The background refresh interval used when the issuer sends no `Cache-Control` max-age.
-    /// Default 5 min.
+    /// Default [`KeyStoreConfig::DEFAULT_REFRESH_INTERVAL`] (5 min).
     pub fn default_refresh_interval(mut self, interval: Duration) -> Self {
         self.default_refresh_interval = interval;
         self
     }
 
     /// Bounds of the background refresh interval: an issuer's `max-age` (or `no-cache`) is
-    /// clamped into `[min, max]`. Defaults 1 min and 15 min. The upper bound is also the longest
+    /// clamped into `[min, max]`. Defaults [`KeyStoreConfig::DEFAULT_MIN_REFRESH_INTERVAL`]
+    /// (1 min) and [`KeyStoreConfig::DEFAULT_MAX_REFRESH_INTERVAL`] (15 min); a zero `min` is
+    /// refused when the verifier is built. The upper bound is also the longest
     /// a key the issuer has withdrawn can go unnoticed while background refresh runs.
     pub fn refresh_interval_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.min_refresh_interval = min;
@@ -113,26 +116,29 @@ impl KeyStoreConfig {
 
     /// How long after the issuer last confirmed the key set (a 200 or a 304) the set may still
     /// be used while refreshes fail (stale-if-error). After that, verification answers
-    /// `keys_unavailable` (503). Default 24 h.
+    /// `keys_unavailable` (503). Default [`KeyStoreConfig::DEFAULT_MAX_STALENESS`] (24 h).
     pub fn max_staleness(mut self, staleness: Duration) -> Self {
         self.max_staleness = staleness;
         self
     }
 
     /// The largest discovery or JWKS response body read, enforced while streaming. Default
-    /// 256 KiB.
+    /// [`KeyStoreConfig::DEFAULT_MAX_RESPONSE_BYTES`] (256 KiB); zero is refused when the
+    /// verifier is built.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
     }
 
-    /// The most keys a JWKS may hold; a larger document fails the fetch. Default 32.
+    /// The most keys a JWKS may hold; a larger document fails the fetch. Default
+    /// [`DEFAULT_MAX_KEYS`] (32); zero is refused when the verifier is built.
     pub fn max_keys(mut self, keys: usize) -> Self {
         self.max_keys = keys;
         self
     }
 
-    /// Connect and whole-request timeouts. Defaults 5 s and 10 s.
+    /// Connect and whole-request timeouts. Defaults [`KeyStoreConfig::DEFAULT_CONNECT_TIMEOUT`]
+    /// (5 s) and [`KeyStoreConfig::DEFAULT_REQUEST_TIMEOUT`] (10 s).
     ///
     /// `None` disables a timeout. Do that only in tests that run on paused tokio time (where a
     /// pending timeout would be fired by the auto-advancing clock while the request waits on
