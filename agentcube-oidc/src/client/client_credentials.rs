@@ -25,10 +25,10 @@ use super::token::ClientSecret;
 /// Cloning is cheap and clones share the cache. Needs a Tokio runtime.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), agentcube_oidc::client::ClientError> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use agentcube_oidc::client::{ClientCredentials, TokenSource};
 ///
-/// let secret = std::env::var("AGENTCUBE_CLIENT_SECRET").unwrap_or_default();
+/// let secret = std::env::var("AGENTCUBE_CLIENT_SECRET")?;
 /// let source = ClientCredentials::builder("agentcube-app", secret)
 ///     .issuer("https://keycloak.example/realms/agentcube")
 ///     .build()?;
