@@ -9,7 +9,7 @@ use std::fmt;
 
 use ::http::StatusCode;
 
-use crate::rejection::{Code, Rejection};
+use crate::rejection::{Code, Rejection, ServiceError};
 use crate::role::Role;
 
 /// A stable, machine-readable code for every rejection.
@@ -71,11 +71,20 @@ pub enum ErrorCode {
     /// The replay guard is full of live tokens and cannot record another, so it cannot
     /// decide whether this one was used before.
     ReplayGuardFull,
+    /// The caller is authenticated but the token lacks a required OAuth scope.
+    InsufficientScope,
+    /// The caller is authenticated but lacks a required permission (a permissions claim such
+    /// as Auth0's `permissions`).
+    InsufficientPermission,
+    /// A claim mapper, verifier or service refused the caller with a code of its own
+    /// ([`AuthError::Custom`]). The response carries that [`ServiceError`]'s code, status and
+    /// message; `custom` only names the kind, for code that matches on [`ErrorCode`].
+    Custom,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (useful for metrics tables and exhaustive tests).
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::MissingAuthorization,
         Self::InvalidAuthorizationFormat,
         Self::EmptyBearerToken,
@@ -101,6 +110,9 @@ impl ErrorCode {
         Self::KeysUnavailable,
         Self::InsufficientRole,
         Self::ReplayGuardFull,
+        Self::InsufficientScope,
+        Self::InsufficientPermission,
+        Self::Custom,
     ];
 
     /// The stable snake_case name of the code.
@@ -131,6 +143,9 @@ impl ErrorCode {
             Self::KeysUnavailable => "keys_unavailable",
             Self::InsufficientRole => "insufficient_role",
             Self::ReplayGuardFull => "replay_guard_full",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::InsufficientPermission => "insufficient_permission",
+            Self::Custom => "custom",
         }
     }
 
@@ -140,9 +155,14 @@ impl ErrorCode {
     }
 
     /// The HTTP status a server should answer with: 401, 403 or 503.
+    ///
+    /// `custom` is 403 here; an [`AuthError::Custom`] answers with its own status.
     pub const fn http_status(self) -> StatusCode {
         match self {
-            Self::InsufficientRole => StatusCode::FORBIDDEN,
+            Self::InsufficientRole
+            | Self::InsufficientScope
+            | Self::InsufficientPermission
+            | Self::Custom => StatusCode::FORBIDDEN,
             Self::KeysUnavailable | Self::ReplayGuardFull => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -154,11 +174,18 @@ impl ErrorCode {
     /// name an error then); a bad token gets `invalid_token`; a missing role gets
     /// `insufficient_scope`; an unavailable key set (503) gets none, since the client did
     /// nothing wrong.
+    ///
+    /// A missing role, scope or permission gets `insufficient_scope` (RFC 6750's one error for
+    /// "the token does not grant enough"); [`Rejection::challenge`] of an
+    /// [`AuthError::InsufficientScope`] adds the `scope` attribute naming the scope. `custom`
+    /// has none here; an [`AuthError::Custom`] carries its own.
     pub const fn www_authenticate(self) -> Option<&'static str> {
         match self {
             Self::MissingAuthorization => Some("Bearer"),
-            Self::InsufficientRole => Some("Bearer error=\"insufficient_scope\""),
-            Self::KeysUnavailable | Self::ReplayGuardFull => None,
+            Self::InsufficientRole | Self::InsufficientScope | Self::InsufficientPermission => {
+                Some("Bearer error=\"insufficient_scope\"")
+            }
+            Self::KeysUnavailable | Self::ReplayGuardFull | Self::Custom => None,
             _ => Some("Bearer error=\"invalid_token\""),
         }
     }
@@ -378,6 +405,18 @@ pub enum AuthError {
     /// See [`ErrorCode::ReplayGuardFull`].
     #[error("replay guard is full")]
     ReplayGuardFull,
+    /// See [`ErrorCode::InsufficientScope`]: the scope that was required and not granted.
+    #[error("insufficient permissions: missing scope {0}")]
+    InsufficientScope(Box<str>),
+    /// See [`ErrorCode::InsufficientPermission`]: the permission that was required and not
+    /// granted.
+    #[error("insufficient permissions: missing permission {0}")]
+    InsufficientPermission(Box<str>),
+    /// See [`ErrorCode::Custom`]: a refusal with the service's own code, status, message and
+    /// challenge (a suspended tenant), answered exactly as the [`ServiceError`] would be.
+    /// Build one with [`AuthError::custom`] or `From<ServiceError>`.
+    #[error("{0}")]
+    Custom(Box<ServiceError>),
 }
 
 impl AuthError {
@@ -409,24 +448,45 @@ impl AuthError {
             Self::KeysUnavailable(_) => ErrorCode::KeysUnavailable,
             Self::InsufficientRole(_) => ErrorCode::InsufficientRole,
             Self::ReplayGuardFull => ErrorCode::ReplayGuardFull,
+            Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Self::InsufficientPermission(_) => ErrorCode::InsufficientPermission,
+            Self::Custom(_) => ErrorCode::Custom,
         }
     }
 
-    /// The HTTP status for this error (see [`ErrorCode::http_status`]).
-    pub const fn http_status(&self) -> StatusCode {
-        self.code().http_status()
+    /// A refusal with the service's own code and status (see [`AuthError::Custom`]).
+    pub fn custom(error: ServiceError) -> Self {
+        Self::Custom(Box::new(error))
     }
 
-    /// The `WWW-Authenticate` header value for this error (see [`ErrorCode::www_authenticate`]).
+    /// The HTTP status for this error (see [`ErrorCode::http_status`]); an
+    /// [`AuthError::Custom`] answers with its own.
+    pub const fn http_status(&self) -> StatusCode {
+        match self {
+            Self::Custom(error) => error.status,
+            _ => self.code().http_status(),
+        }
+    }
+
+    /// The `WWW-Authenticate` value of this error's code (see [`ErrorCode::www_authenticate`]).
+    ///
+    /// Responses use [`Rejection::challenge`], which is this value plus what the error itself
+    /// carries: the `scope` attribute of an [`AuthError::InsufficientScope`], the service's
+    /// own challenge of an [`AuthError::Custom`].
     pub const fn www_authenticate(&self) -> Option<&'static str> {
         self.code().www_authenticate()
     }
 
     /// The message a client may see.
     ///
-    /// For a bad token this is the deliberately vague `invalid or expired token` that clients
-    /// already match on (the precise reason is in [`AuthError::code`] and in the server's logs,
-    /// not in the response, so probing clients learn little); for the other errors it is the
+    /// For a bad token this is `invalid or expired token`, the one message existing clients
+    /// match on; for the other errors it is the [`Display`](fmt::Display) text. The precise
+    /// reason is [`AuthError::code`], and a response carries it too (the `code` member of the
+    /// JSON error body the `http` feature renders): programs, the command-line tools and
+    /// external tests branch on it, and it names only which rule the token broke,
+    /// which the caller can work out anyway (a token's claims are readable without a key, an
+    /// issuer's keys are public). What stays in the server's logs is the detail behind the
+    /// code: which claim, which `kid`, the sanitised copies of the token's values in the
     /// [`Display`](fmt::Display) text.
     pub fn public_message(&self) -> Cow<'static, str> {
         match self {
@@ -435,15 +495,27 @@ impl AuthError {
             | Self::EmptyBearerToken
             | Self::KeysUnavailable(_)
             | Self::ReplayGuardFull
-            | Self::InsufficientRole(_) => Cow::Owned(self.to_string()),
+            | Self::InsufficientRole(_)
+            | Self::InsufficientScope(_)
+            | Self::InsufficientPermission(_) => Cow::Owned(self.to_string()),
+            Self::Custom(error) => error.public_message(),
             _ => Cow::Borrowed("invalid or expired token"),
         }
     }
 }
 
+impl From<ServiceError> for AuthError {
+    fn from(error: ServiceError) -> Self {
+        Self::custom(error)
+    }
+}
+
 impl Rejection for AuthError {
     fn code(&self) -> Code {
-        AuthError::code(self).code()
+        match self {
+            Self::Custom(error) => error.code(),
+            _ => AuthError::code(self).code(),
+        }
     }
 
     fn status(&self) -> StatusCode {
@@ -454,7 +526,25 @@ impl Rejection for AuthError {
         AuthError::public_message(self)
     }
 
-    fn challenge(&self) -> Option<&'static str> {
-        self.www_authenticate()
+    /// [`AuthError::www_authenticate`], with `scope="<scope>"` for a missing scope (RFC 6750
+    /// §3; left out when the name is not a valid scope token) and the service's own challenge
+    /// for [`AuthError::Custom`].
+    fn challenge(&self) -> Option<Cow<'static, str>> {
+        match self {
+            Self::InsufficientScope(scope) if is_scope_token(scope) => Some(Cow::Owned(format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+            ))),
+            Self::Custom(error) => error.challenge(),
+            _ => self.www_authenticate().map(Cow::Borrowed),
+        }
     }
+}
+
+/// An OAuth scope token (RFC 6749 §3.3: printable ASCII without space, `"` and `\\`), which can
+/// be quoted in a challenge as it is.
+fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }

@@ -1,9 +1,19 @@
 //! Roles that imply other roles (`admin` ⇒ `sandbox:manage` ⇒ `sandbox:invoke`).
 //!
-//! Keycloak expands composite roles into the token itself, so for Keycloak the hierarchy is a
-//! second line of defence; for identity providers that do not expand, it is the only one. The
-//! transitive closure is computed once when the hierarchy is built; a check afterwards is one
-//! hash lookup plus a scan of a short slice, with no allocation.
+//! Keycloak expands composite roles into the token itself: a token lists the caller's
+//! effective roles as Keycloak sees them when it issues the token. For Keycloak tokens the
+//! right hierarchy is therefore [`RoleHierarchy::flat`] (the token's roles are trusted as they
+//! are): a hierarchy read once from a realm export would keep granting what an operator has
+//! since removed in Keycloak. A hierarchy is for issuers that do not expand composites, where it
+//! is the only source of implied roles.
+//!
+//! Keycloak's default role (a realm role named `default-roles-<realm>`, which every user
+//! holds) never implies anything here, even when a realm export lists composites for it: since
+//! everyone holds it, expanding a stale copy of its composites would grant those roles to every
+//! user, whatever Keycloak says today.
+//!
+//! The transitive closure is computed once when the hierarchy is built; a check afterwards is
+//! one hash lookup plus a scan of a short slice, with no allocation.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -44,6 +54,13 @@ fn display_cycle(cycle: &[Role]) -> String {
 }
 
 /// Which roles imply which, with the transitive closure precomputed.
+///
+/// Keycloak already lists a caller's effective (composite-expanded) roles in the token, so
+/// for Keycloak tokens use [`RoleHierarchy::flat`] and trust the token: a hierarchy read from
+/// a realm export at start-up would keep granting roles an operator has since removed in
+/// Keycloak. Build one from pairs or from a realm export for issuers that do not expand
+/// composites. Keycloak's default role (`default-roles-<realm>`) never implies anything when
+/// read from a realm export.
 #[derive(Clone, Default)]
 pub struct RoleHierarchy {
     /// role → every role it implies (transitively), excluding itself.
@@ -53,6 +70,10 @@ pub struct RoleHierarchy {
 }
 
 impl RoleHierarchy {
+    /// The name prefix of Keycloak's default realm role (`default-roles-<realm>`), whose
+    /// composites [`RoleHierarchy::from_keycloak_realm`] never follows.
+    pub const DEFAULT_ROLES_PREFIX: &'static str = "default-roles-";
+
     /// A hierarchy in which no role implies another.
     pub fn flat() -> Self {
         Self::default()
@@ -74,7 +95,12 @@ impl RoleHierarchy {
     }
 
     /// Builds from a Keycloak realm export (the JSON of `deploy/keycloak/`), following the
-    /// `composites` of realm roles and of client roles.
+    /// `composites` of realm roles and of client roles — except those of the default role
+    /// (a realm role whose name starts with [`DEFAULT_ROLES_PREFIX`](Self::DEFAULT_ROLES_PREFIX)),
+    /// which are ignored: every user holds that role, so expanding a copy of its composites
+    /// taken at export time would grant those roles to everyone, even after an operator has
+    /// removed them from the default role in Keycloak. For Keycloak tokens, which carry their
+    /// effective roles already, prefer [`RoleHierarchy::flat`].
     ///
     /// # Errors
     /// [`HierarchyError::InvalidRealmExport`] if `roles` has the wrong shape;
@@ -92,6 +118,9 @@ impl RoleHierarchy {
                 .ok_or(bad("`roles.realm` is not an array"))?;
             for def in list {
                 let name = role_name(def)?;
+                if name.starts_with(Self::DEFAULT_ROLES_PREFIX) {
+                    continue;
+                }
                 add_composites(&mut edges, Role::realm(name), def)?;
             }
         }
@@ -365,6 +394,37 @@ mod tests {
             let err = RoleHierarchy::from_keycloak_realm_json(bad).unwrap_err();
             assert_eq!(err.code(), "invalid_realm_export", "{bad}");
         }
+    }
+
+    #[test]
+    fn the_default_role_of_a_realm_export_implies_nothing() {
+        let h = RoleHierarchy::from_keycloak_realm_json(
+            r#"{"roles": {"realm": [
+                {"name": "sandbox:invoke"},
+                {"name": "admin", "composite": true, "composites": {"realm": ["sandbox:invoke"]}},
+                {"name": "default-roles-agentcube", "composite": true,
+                 "composites": {"realm": ["sandbox:invoke", "offline_access"],
+                                "client": {"account": ["view-profile"]}}},
+                {"name": "ops", "composite": true,
+                 "composites": {"realm": ["default-roles-agentcube"]}}
+            ]}}"#,
+        )
+        .unwrap();
+        let default = r("default-roles-agentcube");
+        assert_eq!(h.implied_roles(&default).count(), 0);
+        assert!(!h.implies(&default, &r("sandbox:invoke")));
+        assert!(!h.implies(&default, &Role::client("account", "view-profile")));
+        let held: RoleSet = [default.clone()].into_iter().collect();
+        assert!(!h.grants(&held, &r("sandbox:invoke")));
+        assert_eq!(h.expand(&held).len(), 1);
+        // A role including the default role gets the role itself, but nothing through it.
+        assert!(h.implies(&r("ops"), &default));
+        assert!(!h.implies(&r("ops"), &r("sandbox:invoke")));
+        // Other composites are still followed.
+        assert!(h.implies(&r("admin"), &r("sandbox:invoke")));
+        // Explicit pairs are taken as given: the rule is about realm exports.
+        let pairs = RoleHierarchy::from_pairs([(default.clone(), r("sandbox:invoke"))]).unwrap();
+        assert!(pairs.implies(&default, &r("sandbox:invoke")));
     }
 
     #[test]

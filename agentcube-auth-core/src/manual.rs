@@ -48,9 +48,37 @@
 //!   [`ErrorCode::KeysUnavailable`](crate::ErrorCode::KeysUnavailable) (503), not a 401 that
 //!   clients would "fix" by re-authenticating, and never an allow.
 //! - **Nothing secret in output.** Errors carry codes and bounded, sanitised copies of attacker
-//!   input ([`Untrusted`](crate::Untrusted)), never a token. Client-facing messages for token
-//!   failures are the deliberately vague `invalid or expired token`; the precise reason is
-//!   the stable code, for logs and metrics.
+//!   input ([`Untrusted`](crate::Untrusted)), never a token. What a client is told is described
+//!   next.
+//! - **Retry after a 503.** Every 503 the `http` feature renders carries `Retry-After: 1`
+//!   (`http::RETRY_AFTER_SECS`): missing keys are a passing state, and a service whose key
+//!   source has never loaded retries within 100 ms, doubling, so it is usually ready about a
+//!   second after its dependency answers. 401 and 403 carry no `Retry-After`: retrying the same
+//!   token cannot help.
+//!
+//! # What a rejection tells the client
+//!
+//! A rejection's body is `{"error": "<message>", "code": "<code>"}`. The **code is the precise
+//! reason** (`expired`, `invalid_signature`, `audience_mismatch`, `insufficient_role`, …) and
+//! every response carries it; the **message** is for people, and for every bad-token code it is
+//! the same `invalid or expired token` (the text existing clients match on).
+//!
+//! Sending the precise code is a decision, not an oversight:
+//!
+//! - it is part of the contract: command-line tools, SDKs and end-to-end tests outside this
+//!   crate branch on it (refresh on `expired`, report a misconfigured audience on
+//!   `audience_mismatch`, wait on `keys_unavailable`), and a stable machine code is what lets
+//!   them do that without parsing prose;
+//! - it reveals nothing secret. A caller holding a token can read its claims without any key,
+//!   and the issuer's keys are public; the code names which rule the token broke, which such a
+//!   caller can work out by trying. The checks do not rely on their configuration being
+//!   hidden: an algorithm allowlist, an audience and an issuer are not secrets;
+//! - what would help an attacker stays out: the token itself, key material, the sanitised
+//!   copies of the token's values and the details behind a code (which claim, which `kid`),
+//!   which go to the server's logs through the layer's rejection hook.
+//!
+//! So the message stays vague for continuity, not secrecy; a client that needs the reason reads
+//! `code`.
 //!
 //! # Time
 //!

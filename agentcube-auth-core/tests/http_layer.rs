@@ -14,13 +14,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use agentcube_auth_core::http::{AuthLayer, OnRejection, bearer_token, error_response};
+use agentcube_auth_core::http::{
+    AuthLayer, OnRejection, RETRY_AFTER_SECS, bearer_token, error_response,
+};
 use agentcube_auth_core::{
-    AuthError, ErrorCode, KeysUnavailableReason, Principal, Requirement, Role, RoleHierarchy,
-    TokenVerifier,
+    AuthError, Code, ErrorCode, KeysUnavailableReason, Principal, Requirement, Role, RoleHierarchy,
+    ServiceError, TokenVerifier,
 };
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
@@ -184,9 +186,72 @@ fn every_code_renders_its_status_and_challenge() {
                 .map(|v| v.to_str().unwrap()),
             err.www_authenticate()
         );
+        assert_eq!(
+            res.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap()),
+            (err.http_status() == 503).then_some("1"),
+            "{err:?}"
+        );
         let json: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
         assert_eq!(json["code"], err.code().as_str());
         assert_eq!(json["error"], &*err.public_message());
+    }
+}
+
+#[test]
+fn every_503_rejection_carries_retry_after_and_no_other_status_does() {
+    assert_eq!(RETRY_AFTER_SECS, 1);
+    for err in [
+        AuthError::KeysUnavailable(KeysUnavailableReason::NotLoaded),
+        AuthError::KeysUnavailable(KeysUnavailableReason::TooStale),
+        AuthError::ReplayGuardFull,
+    ] {
+        let res = error_response(&err);
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[RETRY_AFTER], "1", "{err:?}");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none(), "{err:?}");
+        let json: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(json["code"], err.code().as_str());
+    }
+    // Any rejection answered 503, not only the authentication errors.
+    let busy = ServiceError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::new("store_unavailable"),
+        "session store unavailable",
+    );
+    let res = error_response(&busy);
+    assert_eq!(res.headers()[RETRY_AFTER], "1");
+    assert_eq!(
+        res.body().as_ref(),
+        br#"{"error":"session store unavailable","code":"store_unavailable"}"#
+    );
+    for status in [
+        StatusCode::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
+        StatusCode::NOT_FOUND,
+        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::BAD_GATEWAY,
+        StatusCode::GATEWAY_TIMEOUT,
+    ] {
+        let res = error_response(&ServiceError::new(status, Code::new("other"), "other"));
+        assert!(res.headers().get(RETRY_AFTER).is_none(), "{status}");
+    }
+}
+
+#[test]
+fn a_bad_token_answer_names_its_exact_code_behind_the_vague_message() {
+    for (err, code) in [
+        (AuthError::Expired, "expired"),
+        (AuthError::InvalidSignature, "invalid_signature"),
+        (AuthError::UnknownKid, "unknown_kid"),
+        (AuthError::NotYetValid, "not_yet_valid"),
+    ] {
+        let res = error_response(&err);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let json: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(json["code"], code);
+        assert_eq!(json["error"], "invalid or expired token");
     }
 }
 
@@ -213,6 +278,10 @@ impl Answer {
         self.headers
             .get(WWW_AUTHENTICATE)
             .map(|v| v.to_str().unwrap())
+    }
+
+    fn retry_after(&self) -> Option<&str> {
+        self.headers.get(RETRY_AFTER).map(|v| v.to_str().unwrap())
     }
 }
 
@@ -309,6 +378,7 @@ async fn missing_header_is_401_with_bare_challenge() {
     let res = h.send(h.layer(), None).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert_eq!(res.challenge(), Some("Bearer"));
+    assert_eq!(res.retry_after(), None);
     assert_eq!(res.headers[CONTENT_TYPE], "application/json");
     assert_eq!(
         res.text(),
@@ -354,6 +424,7 @@ async fn invalid_token_is_401_invalid_token() {
     let res = h.send(h.layer(), Some("Bearer forged")).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert_eq!(res.challenge(), Some(r#"Bearer error="invalid_token""#));
+    assert_eq!(res.retry_after(), None);
     assert_eq!(
         res.text(),
         r#"{"error":"invalid or expired token","code":"invalid_signature"}"#
@@ -382,6 +453,7 @@ async fn missing_role_is_403_insufficient_scope() {
         res.challenge(),
         Some(r#"Bearer error="insufficient_scope""#)
     );
+    assert_eq!(res.retry_after(), None);
     assert_eq!(
         res.text(),
         r#"{"error":"insufficient permissions: missing role sandbox:invoke","code":"insufficient_role"}"#
@@ -422,6 +494,7 @@ async fn unavailable_keys_are_503_without_challenge() {
     let res = h.send(h.layer(), Some("Bearer keys-down")).await;
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.challenge(), None);
+    assert_eq!(res.retry_after(), Some("1"));
     assert_eq!(
         res.text(),
         r#"{"error":"verification keys are unavailable","code":"keys_unavailable"}"#

@@ -11,7 +11,8 @@
 //!   never call it.
 //! - [`error_response`] renders any [`Rejection`](crate::Rejection) (an
 //!   [`AuthError`](crate::AuthError), a [`ServiceError`](crate::ServiceError), …): status 401/403/503,
-//!   `WWW-Authenticate` (none for 503), JSON `{"error": "...", "code": "..."}`.
+//!   `WWW-Authenticate` (none for 503), `Retry-After` ([`RETRY_AFTER_SECS`]) on a 503, JSON
+//!   `{"error": "...", "code": "..."}`.
 //! - `AuthenticatedPrincipal` (feature `axum`) extracts the principal in a handler.
 //!
 //! # Decisions
@@ -33,9 +34,10 @@
 //! - **The `Authorization` header is left on the request.** A service that forwards requests
 //!   (the Router) must strip it itself before proxying.
 //! - **Rejection hook.** [`AuthLayer::on_rejection`] sees the [`AuthError`](crate::AuthError)
-//!   only — never the request, so never the token. The client only sees
-//!   [`AuthError::public_message`](crate::AuthError::public_message) (a bad token is
-//!   `invalid or expired token`); the precise reason is for the server's logs.
+//!   only — never the request, so never the token. The client sees the stable code (the
+//!   precise reason, e.g. `expired`) and
+//!   [`AuthError::public_message`](crate::AuthError::public_message) (for a bad token the vague
+//!   `invalid or expired token`); the hook can log more, e.g. the error's `Display` text.
 //!
 //! # Example
 //!
@@ -117,5 +119,5 @@ pub use body::AuthBody;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::AuthenticatedPrincipal;
 pub use layer::{AuthLayer, OnRejection};
-pub use response::error_response;
+pub use response::{RETRY_AFTER_SECS, error_response};
 pub use service::{AuthService, ResponseFuture};

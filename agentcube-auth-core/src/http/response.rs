@@ -1,10 +1,21 @@
 //! Rendering a [`Rejection`] as an HTTP response (RFC 6750 §3).
 
-use ::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use ::http::{HeaderValue, Response};
+use ::http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use ::http::{HeaderValue, Response, StatusCode};
 use bytes::Bytes;
 
 use crate::rejection::Rejection;
+
+/// The `Retry-After` value, in seconds, of every 503 that [`error_response`] renders.
+///
+/// A 503 here means "not yet, try again": the verification keys are not loaded (the identity
+/// provider or the Router is not reachable yet, or was restarted) or a dependency is briefly
+/// unavailable. A key source that has never loaded keys retries after 100 ms, doubling, so a
+/// service usually becomes ready within about a second of its dependency answering; one second
+/// lets a well-behaved client come back about then, without hammering a service that is still
+/// starting. It is a hint for the client's first retry, not a promise: a client should keep
+/// backing off if the next answer is a 503 again.
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 /// Renders `err` — an [`AuthError`](crate::AuthError), a
 /// [`ServiceError`](crate::ServiceError) or any other [`Rejection`] — as the response a client
@@ -13,9 +24,13 @@ use crate::rejection::Rejection;
 /// - status: [`Rejection::status`] (401, 403 and 503 for authentication errors);
 /// - `content-type: application/json`;
 /// - `WWW-Authenticate`: [`Rejection::challenge`] when there is one (never for a 503);
+/// - `Retry-After: 1` ([`RETRY_AFTER_SECS`]) on every 503, whatever the rejection, and on no
+///   other status;
 /// - body: `{"error":"<public message>","code":"<stable code>"}`, built with `serde_json`, so the
 ///   message is escaped correctly. The message is [`Rejection::public_message`]: it never
-///   contains the token.
+///   contains the token. The code is the precise, stable reason (e.g. `expired`,
+///   `invalid_signature`), meant for programs; the message may be vaguer (a bad token is
+///   `invalid or expired token`), meant for people — see [`AuthError::public_message`](crate::AuthError::public_message).
 ///
 /// The body is plain [`Bytes`]; wrap it as the stack needs, e.g.
 /// `error_response(&err).map(axum::body::Body::from)` or `.map(http_body_util::Full::new)`.
@@ -39,6 +54,9 @@ pub fn error_response<E: Rejection + ?Sized>(err: &E) -> Response<Bytes> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(challenge) = err.challenge() {
         headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    if err.status() == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
     res
 }
