@@ -101,7 +101,11 @@ pub trait Rejection {
     fn public_message(&self) -> Cow<'static, str>;
 
     /// The `WWW-Authenticate` value (RFC 6750 §3), for errors that carry one. Default: none.
-    fn challenge(&self) -> Option<&'static str> {
+    ///
+    /// Usually a constant (`Bearer`, `Bearer error="invalid_token"`); built for errors that name
+    /// what they need, such as `Bearer error="insufficient_scope", scope="admin:write"`. A value
+    /// that is not a valid header value is left out of the response.
+    fn challenge(&self) -> Option<Cow<'static, str>> {
         None
     }
 
@@ -126,7 +130,7 @@ impl<R: Rejection + ?Sized> Rejection for &R {
     fn public_message(&self) -> Cow<'static, str> {
         (**self).public_message()
     }
-    fn challenge(&self) -> Option<&'static str> {
+    fn challenge(&self) -> Option<Cow<'static, str>> {
         (**self).challenge()
     }
 }
@@ -150,9 +154,9 @@ impl<R: Rejection + ?Sized> Rejection for &R {
 #[error("{message}")]
 pub struct ServiceError {
     code: Code,
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     message: Cow<'static, str>,
-    challenge: Option<&'static str>,
+    challenge: Option<Cow<'static, str>>,
 }
 
 impl ServiceError {
@@ -168,8 +172,8 @@ impl ServiceError {
 
     /// Adds a `WWW-Authenticate` challenge (for a 401 or 403 of the service's own).
     #[must_use]
-    pub fn with_challenge(mut self, challenge: &'static str) -> Self {
-        self.challenge = Some(challenge);
+    pub fn with_challenge(mut self, challenge: impl Into<Cow<'static, str>>) -> Self {
+        self.challenge = Some(challenge.into());
         self
     }
 }
@@ -184,8 +188,8 @@ impl Rejection for ServiceError {
     fn public_message(&self) -> Cow<'static, str> {
         self.message.clone()
     }
-    fn challenge(&self) -> Option<&'static str> {
-        self.challenge
+    fn challenge(&self) -> Option<Cow<'static, str>> {
+        self.challenge.clone()
     }
 }
 
@@ -220,6 +224,6 @@ mod tests {
         assert_eq!(err.challenge(), None);
         assert_eq!(err.to_string(), "session not found");
         let with = err.with_challenge("Bearer");
-        assert_eq!(with.challenge(), Some("Bearer"));
+        assert_eq!(with.challenge().as_deref(), Some("Bearer"));
     }
 }

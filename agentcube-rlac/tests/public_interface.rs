@@ -263,12 +263,12 @@ fn public_types_are_thread_safe_and_decisions_are_copy() {
 type Case = (Box<dyn Rejection>, (u16, &'static str, &'static str));
 
 /// `(status, code, public message, challenge)` of any rejection.
-fn contract(err: &dyn Rejection) -> (u16, &'static str, String, Option<&'static str>) {
+fn contract(err: &dyn Rejection) -> (u16, &'static str, String, Option<String>) {
     (
         err.status().as_u16(),
         err.code().as_str(),
         err.public_message().into_owned(),
-        err.challenge(),
+        err.challenge().map(|c| c.into_owned()),
     )
 }
 

@@ -52,13 +52,25 @@ pub fn error_response<E: Rejection + ?Sized>(err: &E) -> Response<Bytes> {
     *res.status_mut() = err.status();
     let headers = res.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(challenge) = err.challenge() {
-        headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    if let Some(challenge) = err.challenge().and_then(challenge_value) {
+        headers.insert(WWW_AUTHENTICATE, challenge);
     }
     if err.status() == StatusCode::SERVICE_UNAVAILABLE {
         headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
     res
+}
+
+/// The challenge as a header value: a constant without copying, a built one as it is; `None`
+/// (the header is left out) for a value that is not a valid header value.
+fn challenge_value(challenge: std::borrow::Cow<'static, str>) -> Option<HeaderValue> {
+    let valid = |s: &str| s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+    match challenge {
+        // Checked first, so `from_static` cannot panic.
+        std::borrow::Cow::Borrowed(s) if valid(s) => Some(HeaderValue::from_static(s)),
+        std::borrow::Cow::Borrowed(_) => None,
+        std::borrow::Cow::Owned(s) => HeaderValue::try_from(s).ok(),
+    }
 }
 
 /// The JSON body of [`error_response`].
