@@ -24,25 +24,6 @@ pub struct KeyStoreConfig {
     pub(crate) http_client: Option<reqwest::Client>,
 }
 
-// Transitional: `key_store/mod.rs` re-exports these free names, so the crate root keeps them
-// as hidden re-exports until that file drops them. The defaults are the associated constants
-// of `KeyStoreConfig`; remove this module, its re-export here and the hidden one in `lib.rs`
-// together.
-pub use transitional::*;
-
-#[allow(missing_docs)]
-mod transitional {
-    use super::{Duration, KeyStoreConfig as C};
-    pub const DEFAULT_REFRESH_COOLDOWN: Duration = C::DEFAULT_REFRESH_COOLDOWN;
-    pub const DEFAULT_REFRESH_INTERVAL: Duration = C::DEFAULT_REFRESH_INTERVAL;
-    pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = C::DEFAULT_MIN_REFRESH_INTERVAL;
-    pub const DEFAULT_MAX_REFRESH_INTERVAL: Duration = C::DEFAULT_MAX_REFRESH_INTERVAL;
-    pub const DEFAULT_MAX_STALENESS: Duration = C::DEFAULT_MAX_STALENESS;
-    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = C::DEFAULT_MAX_RESPONSE_BYTES;
-    pub const DEFAULT_CONNECT_TIMEOUT: Duration = C::DEFAULT_CONNECT_TIMEOUT;
-    pub const DEFAULT_REQUEST_TIMEOUT: Duration = C::DEFAULT_REQUEST_TIMEOUT;
-}
-
 impl Default for KeyStoreConfig {
     fn default() -> Self {
         Self {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use agentcube_auth_core::Code;
 use agentcube_auth_core::jose::{JwksError, KeySet, SkippedKey};
 use reqwest::header::{self, HeaderMap};
 use reqwest::{StatusCode, redirect};
@@ -60,16 +61,18 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// A stable snake_case code, for logs and metrics.
-    pub const fn code(&self) -> &'static str {
+    /// The stable code, for logs and metrics: `transport`, `http_status`, `too_large`,
+    /// `invalid_discovery`, `discovery_issuer_mismatch`, `no_usable_keys`, or the JWKS
+    /// document's own (`invalid_jwks`, `too_many_keys`).
+    pub const fn code(&self) -> Code {
         match self {
-            Self::Transport { .. } => "transport",
-            Self::Status { .. } => "http_status",
-            Self::TooLarge { .. } => "too_large",
-            Self::InvalidDiscovery(_) => "invalid_discovery",
-            Self::IssuerMismatch { .. } => "discovery_issuer_mismatch",
-            Self::Jwks(e) => e.code().as_str(),
-            Self::NoUsableKeys { .. } => "no_usable_keys",
+            Self::Transport { .. } => Code::new("transport"),
+            Self::Status { .. } => Code::new("http_status"),
+            Self::TooLarge { .. } => Code::new("too_large"),
+            Self::InvalidDiscovery(_) => Code::new("invalid_discovery"),
+            Self::IssuerMismatch { .. } => Code::new("discovery_issuer_mismatch"),
+            Self::Jwks(e) => e.code(),
+            Self::NoUsableKeys { .. } => Code::new("no_usable_keys"),
         }
     }
 }

@@ -17,11 +17,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-pub use config::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_MAX_STALENESS, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_REFRESH_COOLDOWN,
-    DEFAULT_REFRESH_INTERVAL, DEFAULT_REQUEST_TIMEOUT, KeyStoreConfig,
-};
+pub use config::KeyStoreConfig;
 pub use fetch::FetchError;
 
 use crate::config::ConfigError;
@@ -237,6 +233,7 @@ impl RemoteKeySet {
     }
 
     fn new(source: Source, label: Box<str>, config: KeyStoreConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
         let client = match &config.http_client {
             Some(client) => client.clone(),
             None => {
@@ -621,7 +618,7 @@ impl Shared {
                 tracing::warn!(
                     issuer = %self.label,
                     error = %error,
-                    code = error.code(),
+                    code = %error.code(),
                     failures,
                     keys = prev.keys.len(),
                     "key set refresh failed; keeping the previous set"
