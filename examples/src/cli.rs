@@ -1,11 +1,13 @@
-//! What the service binaries share: the Router-key flags, the session store flag, serving
-//! until Ctrl-C, and `main`'s logging and error report.
+//! What the service binaries share: the Router-key flags, the role-hierarchy flag, the session
+//! store flag, serving until Ctrl-C, and `main`'s logging and error report.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use agentcube_auth_core::RoleHierarchy;
 use agentcube_oidc::KeyStoreConfig;
 use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore};
 use axum::Router;
@@ -41,6 +43,60 @@ impl RouterKeyArgs {
             KeyStoreConfig::default(),
         )
         .map_err(|e| e.to_string())
+    }
+}
+
+/// The environment variable `--realm-file` (the old name of `--role-hierarchy-file`) was read
+/// from; still honoured when `--role-hierarchy-file` and `AGENTCUBE_ROLE_HIERARCHY_FILE` are
+/// absent.
+pub const LEGACY_REALM_FILE_ENV: &str = "AGENTCUBE_REALM_FILE";
+
+/// How the Router and the workload manager expand a caller's roles (`--role-hierarchy-file`).
+#[derive(clap::Args, Debug, Default)]
+pub struct RoleHierarchyArgs {
+    /// Keycloak realm export (JSON) whose composite roles expand every token's roles, for
+    /// issuers that do not put effective roles into their tokens. Without it the token's roles
+    /// are used as they are: Keycloak already expands composites, and a file read at start-up
+    /// would keep granting roles removed in Keycloak since. The realm's default role
+    /// (`default-roles-*`) is never expanded. `--realm-file` (env AGENTCUBE_REALM_FILE) is the
+    /// old name.
+    #[arg(
+        long,
+        visible_alias = "realm-file",
+        env = "AGENTCUBE_ROLE_HIERARCHY_FILE",
+        value_name = "PATH"
+    )]
+    pub role_hierarchy_file: Option<PathBuf>,
+}
+
+impl RoleHierarchyArgs {
+    /// The file to read: the flag (or its environment variable), else
+    /// [`LEGACY_REALM_FILE_ENV`] when set and not empty.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.role_hierarchy_file.clone().or_else(|| {
+            std::env::var_os(LEGACY_REALM_FILE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
+    /// The hierarchy (see [`crate::hierarchy_from_file`]): flat without a file. Logs which.
+    ///
+    /// # Errors
+    /// An unreadable file or an invalid realm export.
+    pub fn hierarchy(&self) -> Result<RoleHierarchy, String> {
+        let path = self.path();
+        let hierarchy = crate::hierarchy_from_file(path.as_deref())
+            .map_err(|e| format!("--role-hierarchy-file: {e}"))?;
+        match &path {
+            None => tracing::info!("roles: the token's roles are used as they are (no hierarchy)"),
+            Some(path) => tracing::info!(
+                file = %path.display(),
+                "roles: expanded through the composites of the realm export \
+                 (the default role excepted)"
+            ),
+        }
+        Ok(hierarchy)
     }
 }
 

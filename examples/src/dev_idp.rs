@@ -3,8 +3,15 @@
 //!
 //! It serves OIDC discovery, a JWKS and a `client_credentials` token endpoint under
 //! `/realms/<realm>`, for the confidential clients of `deploy/keycloak/agentcube-realm.json`
-//! (service-account roles expanded through the realm's composites, as Keycloak does; the
-//! `agentcube-api` audience where the realm has the audience mapper). Tokens are RS256 with a
+//! (the `agentcube-api` audience where the realm has the audience mapper).
+//!
+//! Roles: a token lists the client's effective realm roles, as Keycloak's do — its
+//! service-account roles and, transitively, every composite they include, the realm's default
+//! role (`default-roles-<realm>`) included. The services trust these roles as they are (no
+//! hierarchy of their own), so the admin's token must carry `sandbox:invoke` itself, and does.
+//! The service accounts of the realm export hold the roles the export lists for them; a client
+//! added with [`DevIdp::add_client`] holds exactly the roles it is given (the realm's default
+//! role only if listed). Tokens are RS256 with a
 //! 300 s lifetime, shaped like Keycloak's. It can rotate its signing key. It is for local
 //! development only: secrets are plain strings and keys live in memory.
 
@@ -79,6 +86,8 @@ pub enum DevIdpError {
 struct Inner {
     realm: String,
     issuer: String,
+    /// Every composite of the realm, the default role's included: what Keycloak expands into
+    /// a token (unlike the services' optional hierarchy, which never expands the default role).
     hierarchy: RoleHierarchy,
     clients: RwLock<HashMap<String, DevClient>>,
     /// Newest first; the first key signs.
@@ -126,8 +135,7 @@ impl DevIdp {
             .and_then(Value::as_str)
             .ok_or_else(|| DevIdpError::Realm("no realm name".into()))?
             .to_owned();
-        let hierarchy = RoleHierarchy::from_keycloak_realm(&realm)
-            .map_err(|e| DevIdpError::Realm(e.to_string()))?;
+        let hierarchy = keycloak_composites(&realm)?;
         let clients = realm_clients(&realm);
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -237,6 +245,69 @@ impl DevIdp {
             .ok_or_else(|| DevIdpError::Realm(format!("unknown client {client_id}")))?;
         issue_token(&self.inner, &client, extra)
     }
+}
+
+/// Every composite of the realm export's realm and client roles, as Keycloak expands them into
+/// tokens: unlike [`RoleHierarchy::from_keycloak_realm`], the default role's composites count.
+fn keycloak_composites(realm: &Value) -> Result<RoleHierarchy, DevIdpError> {
+    let bad = |what: &str| DevIdpError::Realm(format!("roles: {what}"));
+    let names = |value: &Value| -> Result<Vec<String>, DevIdpError> {
+        value
+            .as_array()
+            .ok_or_else(|| bad("composite names are not an array"))?
+            .iter()
+            .map(|n| n.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("a composite name is not a string"))
+    };
+    let mut pairs = Vec::new();
+    let mut add = |role: Role, def: &Value| -> Result<(), DevIdpError> {
+        let Some(composites) = def.get("composites") else {
+            return Ok(());
+        };
+        if let Some(realm_roles) = composites.get("realm") {
+            for name in names(realm_roles)? {
+                pairs.push((role.clone(), Role::realm(name)));
+            }
+        }
+        if let Some(clients) = composites.get("client") {
+            let clients = clients
+                .as_object()
+                .ok_or_else(|| bad("client composites are not an object"))?;
+            for (client, list) in clients {
+                for name in names(list)? {
+                    pairs.push((role.clone(), Role::client(client.as_str(), name)));
+                }
+            }
+        }
+        Ok(())
+    };
+    let role_name = |def: &Value| -> Result<String, DevIdpError> {
+        def.get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| bad("a role has no name"))
+    };
+    let roles = realm.get("roles");
+    for def in roles
+        .and_then(|r| r.get("realm"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(Role::realm(role_name(def)?), def)?;
+    }
+    for (client, list) in roles
+        .and_then(|r| r.get("client"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        for def in list.as_array().into_iter().flatten() {
+            add(Role::client(client.as_str(), role_name(def)?), def)?;
+        }
+    }
+    RoleHierarchy::from_pairs(pairs).map_err(|e| DevIdpError::Realm(e.to_string()))
 }
 
 fn realm_clients(realm: &Value) -> HashMap<String, DevClient> {
@@ -452,4 +523,66 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+mod tests {
+    use super::*;
+
+    fn realm_roles(idp: &DevIdp, client: &str) -> Vec<String> {
+        let token = idp.issue(client, &Value::Null).unwrap();
+        let claims = crate::scenario::unverified_claims(&token).unwrap();
+        let mut roles: Vec<String> = claims
+            .pointer("/realm_access/roles")
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        roles.sort();
+        roles
+    }
+
+    #[tokio::test]
+    async fn tokens_carry_the_effective_roles_as_keycloak_expands_them() {
+        let idp = DevIdp::start(crate::AGENTCUBE_REALM_JSON).await.unwrap();
+        assert_eq!(
+            realm_roles(&idp, "agentcube-admin"),
+            ["admin", "sandbox:invoke", "sandbox:manage"]
+        );
+        assert_eq!(realm_roles(&idp, "agentcube-app"), ["sandbox:invoke"]);
+        // The default role's composites count too, as in Keycloak.
+        idp.add_client(DevClient {
+            id: "default-only".to_owned(),
+            secret: "s".to_owned(),
+            realm_roles: vec!["default-roles-agentcube".to_owned()],
+            api_audience: true,
+        });
+        assert_eq!(
+            realm_roles(&idp, "default-only"),
+            ["default-roles-agentcube", "sandbox:invoke"]
+        );
+        idp.add_client(DevClient {
+            id: "none".to_owned(),
+            secret: "s".to_owned(),
+            realm_roles: Vec::new(),
+            api_audience: true,
+        });
+        assert!(realm_roles(&idp, "none").is_empty());
+    }
+
+    #[test]
+    fn invalid_composites_are_a_realm_error() {
+        for bad in [
+            serde_json::json!({"roles": {"realm": [{"composites": {}}]}}),
+            serde_json::json!({"roles": {"realm": [{"name": "a", "composites": {"realm": "b"}}]}}),
+            serde_json::json!({"roles": {"realm": [{"name": "a", "composites": {"realm": ["a"]}}]}}),
+        ] {
+            assert!(matches!(
+                keycloak_composites(&bad),
+                Err(DevIdpError::Realm(_))
+            ));
+        }
+    }
 }

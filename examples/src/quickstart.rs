@@ -9,7 +9,7 @@ use agentcube_oidc::OidcVerifier;
 use serde_json::Value;
 
 use crate::dev_idp::{DEV_SECRETS, DevClient, DevIdp, DevIdpError};
-use crate::router::{OidcOptions, RouterConfig};
+use crate::router::OidcOptions;
 use crate::scenario::{Credentials, Identities, Rotate, ScenarioConfig};
 use crate::stack::{Stack, StackError, StackOptions};
 
@@ -62,7 +62,13 @@ fn dev_secret(id: &str) -> String {
 
 /// Adds the scenario's extra clients to `idp` and returns all its identities: `agentcube-app`,
 /// `agentcube-admin` (from the realm), [`SECOND_CLIENT`] (`sandbox:invoke`) and
-/// [`NO_ROLE_CLIENT`] (no roles), the last two with the `agentcube-api` audience.
+/// [`NO_ROLE_CLIENT`] (no roles at all, not even the realm's default role: a client whose
+/// default role was removed, as one would set it up in Keycloak), the last two with the
+/// `agentcube-api` audience.
+///
+/// The services trust the tokens' roles as they are, so the admin row relies on the dev IdP
+/// expanding `admin`'s composites into the token (`admin`, `sandbox:manage`,
+/// `sandbox:invoke`), as Keycloak does.
 pub fn dev_identities(idp: &DevIdp) -> Identities {
     idp.add_client(DevClient {
         id: SECOND_CLIENT.to_owned(),
@@ -107,11 +113,11 @@ pub async fn start_dev(redis_url: Option<String>) -> Result<Quickstart, Quicksta
             .jwks_refresh_cooldown(QUICKSTART_JWKS_COOLDOWN)
             .build()?,
     );
+    // The default options: a flat role hierarchy, since the dev IdP, like Keycloak, puts the
+    // effective (composite-expanded) roles into its tokens.
     let stack = Stack::start(
         Arc::clone(&verifier),
-        StackOptions::new()
-            .router(RouterConfig::new(""))
-            .redis_url(redis_url),
+        StackOptions::new().redis_url(redis_url),
     )
     .await?;
     let mut scenario = ScenarioConfig::new(stack.router_url(), idp.token_endpoint(), identities);

@@ -195,7 +195,10 @@ pub async fn live() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-/// `GET /health/ready`: 200 `{"status":"ready"}`, or 503 `keys_unavailable` with `message`.
+/// `GET /health/ready`: 200 `{"status":"ready"}`, or 503 `keys_unavailable` with `message`
+/// and `Retry-After: 1` ([`RETRY_AFTER_SECS`](agentcube_auth_core::http::RETRY_AFTER_SECS)),
+/// like every 503 the services answer: a service that is not ready yet usually is about a
+/// second later.
 pub fn readiness(ready: bool, message: &'static str) -> Response {
     if ready {
         axum::Json(serde_json::json!({"status": "ready"})).into_response()
@@ -283,4 +286,50 @@ pub fn init_tracing(default: &str) {
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use super::*;
+    use axum::http::header::RETRY_AFTER;
+
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn not_ready_is_503_keys_unavailable_with_retry_after() {
+        let response = readiness(false, "keys are unavailable");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert_eq!(
+            body(response).await,
+            serde_json::json!({"error": "keys are unavailable", "code": "keys_unavailable"})
+        );
+        let response = readiness(true, "keys are unavailable");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+        assert_eq!(body(response).await, serde_json::json!({"status": "ready"}));
+    }
+
+    #[tokio::test]
+    async fn only_503_answers_carry_retry_after() {
+        let unavailable = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::new("workload_manager_unavailable"),
+            "workload manager unavailable",
+        );
+        assert_eq!(unavailable.headers()[RETRY_AFTER], "1");
+        for response in [
+            session_not_found().into_response(),
+            not_found().await,
+            method_not_allowed().await,
+        ] {
+            assert!(response.headers().get(RETRY_AFTER).is_none());
+        }
+    }
 }

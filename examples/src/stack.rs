@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use agentcube_auth_core::TokenVerifier;
+use agentcube_auth_core::{RoleHierarchy, TokenVerifier};
 use agentcube_identity::{IdentityVerifier, KeyRing, TokenMinter};
 use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore, StoreError};
 
@@ -48,7 +48,10 @@ pub enum StackError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct StackOptions {
-    /// The Router's settings (its workload manager URL is filled in).
+    /// The Router's settings (its workload manager URL is filled in). The workload manager
+    /// gets the same admin role, role hierarchy and owner scheme. By default the hierarchy is
+    /// flat, as in the binaries: the token's roles are used as they are (Keycloak, and the dev
+    /// IdP, expand composite roles into the token).
     pub router: RouterConfig,
     /// A Redis both services share as their owner store.
     pub redis_url: Option<String>,
@@ -59,7 +62,7 @@ pub struct StackOptions {
 impl Default for StackOptions {
     fn default() -> Self {
         Self {
-            router: RouterConfig::new(""),
+            router: RouterConfig::new("").hierarchy(Arc::new(RoleHierarchy::flat())),
             redis_url: None,
             identity_keys: None,
         }

@@ -8,10 +8,17 @@
 //!        --identity-key ./router-identity.pem
 //! ```
 //!
-//! Flags mirror the reference Router (DESIGN §6); each has an environment fallback. The Router
-//! starts while the IdP is down: `/health/ready` answers 503 and `/v1/*` answers 503
-//! `keys_unavailable` until the IdP's keys arrive. See the `router` module of the
-//! `agentcube-examples` library for routes, status codes and decisions.
+//! Flags mirror the reference Router's; each has an environment fallback. The Router starts
+//! while the IdP is down: `/health/ready` answers 503 and `/v1/*` answers 503
+//! `keys_unavailable` (both with `Retry-After: 1`) until the IdP's keys arrive. See the
+//! `router` module of the `agentcube-examples` library for routes, status codes and decisions.
+//!
+//! Roles: the required role (`--jwt-required-role`) and the admin role (`--admin-role`) are
+//! checked against the roles the token lists, as they are — Keycloak has already expanded its
+//! composite roles into the token, so a role removed in Keycloak is gone at the next token.
+//! `--role-hierarchy-file PATH` (a realm export; `--realm-file` is the old name) expands them
+//! through the file's composites instead, for issuers that do not; the realm's default role
+//! (`default-roles-*`) is never expanded.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,12 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentcube_auth_core::jose::AlgorithmSet;
+use agentcube_examples::cli::{self, RoleHierarchyArgs};
 use agentcube_examples::keys::{IdentityKeyOrigin, load_or_generate_identity_key, public_key_path};
 use agentcube_examples::router::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_REQUIRED_ROLE, DEFAULT_ROLE_CLAIM, OidcOptions,
     REFERENCE_ALGORITHMS, RouterConfig,
 };
-use agentcube_examples::{cli, hierarchy_from_file};
 use agentcube_identity::TokenMinter;
 use clap::Parser;
 
@@ -45,13 +52,15 @@ struct Args {
     /// Claim path of the roles (`realm_access.roles` reads Keycloak realm and client roles).
     #[arg(long, env = "AGENTCUBE_JWT_ROLE_CLAIM", default_value = DEFAULT_ROLE_CLAIM)]
     jwt_role_claim: String,
-    /// Realm role required on /v1/*.
+    /// Realm role required on /v1/*: the token must list it (or imply it through
+    /// --role-hierarchy-file).
     #[arg(long, env = "AGENTCUBE_JWT_REQUIRED_ROLE", default_value = DEFAULT_REQUIRED_ROLE)]
     jwt_required_role: String,
     /// Accepted signing algorithms, comma-separated; each is bound to its key type.
     #[arg(long, env = "AGENTCUBE_JWT_ALGORITHMS", default_value = REFERENCE_ALGORITHMS)]
     jwt_algorithms: String,
-    /// Role that bypasses session ownership (through the role hierarchy).
+    /// Role that bypasses session ownership: a realm role the token must list (or imply
+    /// through --role-hierarchy-file).
     #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = agentcube_rlac::DEFAULT_ADMIN_ROLE)]
     admin_role: String,
     /// The workload manager's base URL.
@@ -74,9 +83,8 @@ struct Args {
         default_value_t = 30
     )]
     jwks_refresh_cooldown_secs: u64,
-    /// Keycloak realm export to read the role hierarchy from (default: the bundled realm).
-    #[arg(long, env = "AGENTCUBE_REALM_FILE")]
-    realm_file: Option<PathBuf>,
+    #[command(flatten)]
+    roles: RoleHierarchyArgs,
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -88,7 +96,7 @@ async fn run(args: Args) -> Result<(), String> {
     if args.jwt_required_role.is_empty() {
         return Err("--jwt-required-role must not be empty".into());
     }
-    let hierarchy = Arc::new(hierarchy_from_file(args.realm_file.as_deref())?);
+    let hierarchy = Arc::new(args.roles.hierarchy()?);
     let verifier = OidcOptions::new(args.jwt_issuer_url.as_str())
         .audience(args.jwt_audience.as_str())
         .role_claim(args.jwt_role_claim.as_str())

@@ -8,16 +8,22 @@
 //!
 //! Identity tokens (`X-AgentCube-User-Identity`) are verified against the Router's JWKS
 //! (refreshed in the background, so Router key rotation needs no restart) or a fixed public
-//! key (`--router-public-key`, a PEM file or the PEM text). See the `workload_manager` module
+//! key (`--router-public-key`, a PEM file or the PEM text). Until the Router's keys are
+//! loaded, `/health/ready` and the session routes answer 503 `keys_unavailable` with
+//! `Retry-After: 1`; a key set never loaded yet is retried after 100 ms, doubling, so the
+//! workload manager is ready soon after the Router listens. See the `workload_manager` module
 //! of the `agentcube-examples` library for routes and status codes.
+//!
+//! The admin role (`--admin-role`) is checked against the caller's roles the Router put into
+//! the identity token, as they are; `--role-hierarchy-file PATH` (a realm export;
+//! `--realm-file` is the old name) expands them through the file's composites, the realm's
+//! default role (`default-roles-*`) excepted.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agentcube_examples::cli::{self, RouterKeyArgs};
-use agentcube_examples::hierarchy_from_file;
+use agentcube_examples::cli::{self, RoleHierarchyArgs, RouterKeyArgs};
 use agentcube_examples::workload_manager::WorkloadManagerConfig;
 use agentcube_identity::IdentityVerifier;
 use clap::Parser;
@@ -37,12 +43,12 @@ struct Args {
     /// Redis shared with the Router as the session store (in memory if not given).
     #[arg(long, env = "AGENTCUBE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
-    /// Role that may delete any session (through the role hierarchy).
+    /// Role that may read and delete any session: a realm role the identity token must list
+    /// (or imply through --role-hierarchy-file).
     #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = agentcube_rlac::DEFAULT_ADMIN_ROLE)]
     admin_role: String,
-    /// Keycloak realm export to read the role hierarchy from (default: the bundled realm).
-    #[arg(long, env = "AGENTCUBE_REALM_FILE")]
-    realm_file: Option<PathBuf>,
+    #[command(flatten)]
+    roles: RoleHierarchyArgs,
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -50,7 +56,7 @@ async fn run(args: Args) -> Result<(), String> {
     let store = cli::owner_store(args.redis_url.as_deref())?;
     let config = WorkloadManagerConfig::new(args.sandbox_url.as_str())
         .admin_role(args.admin_role.as_str())
-        .hierarchy(Arc::new(hierarchy_from_file(args.realm_file.as_deref())?));
+        .hierarchy(Arc::new(args.roles.hierarchy()?));
     let app = agentcube_examples::workload_manager::app(IdentityVerifier::new(keys), store, config);
     cli::serve_until_signal(args.listen, app, |server| {
         tracing::info!(addr = %server.addr(), sandbox = args.sandbox_url, "workload manager listening");
