@@ -101,6 +101,15 @@ impl KeySet {
         }
     }
 
+    /// A set of keys that are already shared (for example a
+    /// [`SigningKey::verification_key`](super::SigningKey::verification_key)), without
+    /// parsing them again.
+    pub fn from_shared(keys: impl IntoIterator<Item = Arc<VerificationKey>>) -> Self {
+        Self {
+            keys: keys.into_iter().collect(),
+        }
+    }
+
     /// Parses a JWKS document, keeping usable signing keys and reporting the others.
     ///
     /// # Errors

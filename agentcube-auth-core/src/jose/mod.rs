@@ -43,6 +43,7 @@ mod key;
 mod key_set;
 mod pem;
 mod signing;
+mod sources;
 mod strict_json;
 mod validate;
 
@@ -55,6 +56,7 @@ pub use key::{Jwk, MIN_RSA_BITS, SkipReason, VerificationKey};
 pub use key_set::{DEFAULT_MAX_KEYS, JwksError, KeySet, KeySource, SkippedKey};
 pub use pem::KeyError;
 pub use signing::{EncodedHeader, PrivateKeyDer, PrivateKeyPem, SignError, SigningKey};
+pub use sources::{EitherKeySource, KeySourceUnion};
 pub use validate::{
     DEFAULT_LEEWAY, TimeRules, Validity, check_audience, check_issuer, check_times, require_subject,
 };
