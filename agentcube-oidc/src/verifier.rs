@@ -6,9 +6,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use agentcube_auth_core::digest::Digest;
+// The two kinds of key source, named for what they are here.
+use agentcube_auth_core::jose::EitherKeySource::{Left as Remote, Right as Static};
 use agentcube_auth_core::jose::{
-    self, Algorithm, JwsHeader, JwsPolicy, KeySet, KeySource, TimeRules, UnverifiedJws, Validity,
-    VerificationKey,
+    self, Algorithm, EitherKeySource, JwsHeader, JwsPolicy, KeySet, KeySource, TimeRules,
+    UnverifiedJws, Validity, VerificationKey,
 };
 use agentcube_auth_core::{
     AuthError, ClaimMapper, Claims, Clock, Principal, TokenVerifier, TypeLocation, Untrusted,
@@ -90,35 +92,14 @@ struct Inner {
     rejections: RejectionCounters,
 }
 
-enum Keys {
-    Remote(RemoteKeySet),
-    Static(KeySet),
-}
+/// The issuer's keys: fetched and refreshed, or fixed at start-up.
+type Keys = EitherKeySource<RemoteKeySet, KeySet>;
 
-impl Keys {
-    async fn key_for(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<Arc<VerificationKey>, AuthError> {
-        match self {
-            Self::Remote(remote) => remote.key_for(kid, alg).await,
-            Self::Static(set) => set.key_for(kid, alg).await,
-        }
-    }
-
-    fn trusts(&self, thumbprint: &str) -> bool {
-        match self {
-            Self::Remote(remote) => remote.trusts(thumbprint),
-            Self::Static(set) => set.contains_thumbprint(thumbprint),
-        }
-    }
-
-    fn is_ready(&self) -> bool {
-        match self {
-            Self::Remote(remote) => remote.is_ready(),
-            Self::Static(set) => !set.is_empty(),
-        }
+/// Whether the key that verified a cached token is still trusted.
+fn trusts(keys: &Keys, thumbprint: &str) -> bool {
+    match keys {
+        Remote(remote) => remote.trusts(thumbprint),
+        Static(set) => set.contains_thumbprint(thumbprint),
     }
 }
 
@@ -159,15 +140,15 @@ impl OidcVerifier {
     pub fn new(config: OidcConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let keys = match &config.keys {
-            KeysConfig::Static(set) => Keys::Static(set.clone()),
+            KeysConfig::Static(set) => Static(set.clone()),
             KeysConfig::Jwks(url) => {
-                Keys::Remote(RemoteKeySet::from_jwks_url(url, config.key_store.clone())?)
+                Remote(RemoteKeySet::from_jwks_url(url, config.key_store.clone())?)
             }
-            KeysConfig::Discovery(None) => Keys::Remote(RemoteKeySet::from_issuer(
+            KeysConfig::Discovery(None) => Remote(RemoteKeySet::from_issuer(
                 &config.issuer,
                 config.key_store.clone(),
             )?),
-            KeysConfig::Discovery(Some(url)) => Keys::Remote(RemoteKeySet::from_discovery_url(
+            KeysConfig::Discovery(Some(url)) => Remote(RemoteKeySet::from_discovery_url(
                 &config.issuer,
                 url,
                 config.key_store.clone(),
@@ -248,8 +229,8 @@ impl OidcVerifier {
     /// The [`FetchError`]; with static keys this always succeeds with `NotModified`.
     pub async fn refresh_keys(&self) -> Result<RefreshOutcome, FetchError> {
         match &self.inner.keys {
-            Keys::Remote(remote) => remote.refresh_now().await,
-            Keys::Static(_) => Ok(RefreshOutcome::NotModified),
+            Remote(remote) => remote.refresh_now().await,
+            Static(_) => Ok(RefreshOutcome::NotModified),
         }
     }
 
@@ -261,16 +242,16 @@ impl OidcVerifier {
     /// When called outside a tokio runtime with remote keys.
     pub fn spawn_background_refresh(&self) -> Option<tokio::task::JoinHandle<()>> {
         match &self.inner.keys {
-            Keys::Remote(remote) => Some(remote.spawn_background_refresh()),
-            Keys::Static(_) => None,
+            Remote(remote) => Some(remote.spawn_background_refresh()),
+            Static(_) => None,
         }
     }
 
     /// The remote key store, if the keys are remote.
     pub fn key_store(&self) -> Option<&RemoteKeySet> {
         match &self.inner.keys {
-            Keys::Remote(remote) => Some(remote),
-            Keys::Static(_) => None,
+            Remote(remote) => Some(remote),
+            Static(_) => None,
         }
     }
 
@@ -278,8 +259,8 @@ impl OidcVerifier {
     pub fn stats(&self) -> VerifierStats {
         let inner = &self.inner;
         let keys = match &inner.keys {
-            Keys::Remote(remote) => remote.stats(),
-            Keys::Static(set) => KeyStoreStats {
+            Remote(remote) => remote.stats(),
+            Static(set) => KeyStoreStats {
                 keys: set.len(),
                 ready: !set.is_empty(),
                 ..KeyStoreStats::default()
@@ -329,7 +310,7 @@ impl OidcVerifier {
         let entry = cache.get(key)?;
         let now = self.inner.clock.now_unix();
         if entry.is_current(now, self.inner.time_rules.leeway)
-            && self.inner.keys.trusts(&entry.token.key_thumbprint)
+            && trusts(&self.inner.keys, &entry.token.key_thumbprint)
         {
             Some(entry)
         } else {
@@ -512,8 +493,8 @@ impl fmt::Debug for OidcVerifier {
             .field("audiences", &inner.audiences)
             .field("algorithms", &inner.policy.algorithms);
         match &inner.keys {
-            Keys::Remote(remote) => s.field("keys", remote),
-            Keys::Static(set) => s.field("static_keys", &set.len()),
+            Remote(remote) => s.field("keys", remote),
+            Static(set) => s.field("static_keys", &set.len()),
         };
         s.field("cache", &inner.cache.is_some())
             .finish_non_exhaustive()

@@ -5,8 +5,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use agentcube_auth_core::AuthError;
-use agentcube_auth_core::jose::{Algorithm, KeySource, VerificationKey};
+use agentcube_auth_core::jose::{Algorithm, EitherKeySource};
 use agentcube_identity::{KeyError, KeyRing, SigningKey};
 use agentcube_oidc::{ConfigError, KeyStoreConfig, RemoteKeySet};
 
@@ -100,78 +99,53 @@ fn write_private(path: &Path, pem: &str) -> io::Result<()> {
     file.sync_all()
 }
 
-/// The Router's public keys as the workload manager and the sandbox see them.
-#[derive(Clone, Debug)]
-pub enum RouterKeys {
-    /// Its JWKS (`/.well-known/agentcube/jwks.json`), fetched and refreshed like an IdP's:
-    /// key rotation on the Router is picked up without a restart.
-    Remote(RemoteKeySet),
-    /// A fixed public key (the reference system's `public.pem`).
-    Static(Arc<KeyRing>),
-}
+/// The Router's public keys as the workload manager and the sandbox see them: its JWKS
+/// (`/.well-known/agentcube/jwks.json`), fetched and refreshed like an IdP's so a key rotation on
+/// the Router is picked up without a restart; or a fixed public key (a `public.pem` file).
+pub type RouterKeys = EitherKeySource<RemoteKeySet, Arc<KeyRing>>;
 
-impl RouterKeys {
-    /// From the flags: exactly one of a JWKS URL and a PEM (a file path, or the PEM itself).
-    /// A remote key set starts its background refresh (call inside a Tokio runtime).
-    ///
-    /// # Errors
-    /// [`KeysError`].
-    pub fn from_flags(
-        jwks_url: Option<&str>,
-        public_key: Option<&str>,
-        config: KeyStoreConfig,
-    ) -> Result<Self, KeysError> {
-        match (jwks_url, public_key) {
-            (Some(url), None) => {
-                let remote = RemoteKeySet::from_jwks_url(url, config)?;
-                remote.spawn_background_refresh();
-                Ok(Self::Remote(remote))
-            }
-            (None, Some(pem_or_path)) => {
-                let pem = if pem_or_path.trim_start().starts_with("-----BEGIN") {
-                    pem_or_path.to_owned()
-                } else {
-                    std::fs::read_to_string(pem_or_path).map_err(|source| KeysError::Io {
-                        path: pem_or_path.to_owned(),
-                        source,
-                    })?
-                };
-                Ok(Self::Static(Arc::new(KeyRing::from_public_pem(&pem)?)))
-            }
-            _ => Err(KeysError::NoSource),
+/// From the flags: exactly one of a JWKS URL and a PEM (a file path, or the PEM itself).
+/// A remote key set starts its background refresh (call inside a Tokio runtime).
+///
+/// # Errors
+/// [`KeysError`].
+pub fn router_keys_from_flags(
+    jwks_url: Option<&str>,
+    public_key: Option<&str>,
+    config: KeyStoreConfig,
+) -> Result<RouterKeys, KeysError> {
+    match (jwks_url, public_key) {
+        (Some(url), None) => {
+            let remote = RemoteKeySet::from_jwks_url(url, config)?;
+            remote.spawn_background_refresh();
+            Ok(EitherKeySource::Left(remote))
         }
-    }
-
-    /// The Router's JWKS at `jwks_url` (no background task; the first verification fetches).
-    ///
-    /// # Errors
-    /// An invalid URL.
-    pub fn remote(jwks_url: &str) -> Result<Self, KeysError> {
-        Ok(Self::Remote(RemoteKeySet::from_jwks_url(
-            jwks_url,
-            KeyStoreConfig::default(),
-        )?))
+        (None, Some(pem_or_path)) => {
+            let pem = if pem_or_path.trim_start().starts_with("-----BEGIN") {
+                pem_or_path.to_owned()
+            } else {
+                std::fs::read_to_string(pem_or_path).map_err(|source| KeysError::Io {
+                    path: pem_or_path.to_owned(),
+                    source,
+                })?
+            };
+            Ok(EitherKeySource::Right(Arc::new(KeyRing::from_public_pem(
+                &pem,
+            )?)))
+        }
+        _ => Err(KeysError::NoSource),
     }
 }
 
-impl KeySource for RouterKeys {
-    async fn key_for(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<Arc<VerificationKey>, AuthError> {
-        match self {
-            Self::Remote(remote) => remote.key_for(kid, alg).await,
-            Self::Static(ring) => ring.key_for(kid, alg).await,
-        }
-    }
-
-    fn is_ready(&self) -> bool {
-        match self {
-            Self::Remote(remote) => remote.is_ready(),
-            Self::Static(ring) => ring.is_ready(),
-        }
-    }
+/// The Router's JWKS at `jwks_url` (no background task; the first verification fetches).
+///
+/// # Errors
+/// An invalid URL.
+pub fn remote_router_keys(jwks_url: &str) -> Result<RouterKeys, KeysError> {
+    Ok(EitherKeySource::Left(RemoteKeySet::from_jwks_url(
+        jwks_url,
+        KeyStoreConfig::default(),
+    )?))
 }
 
 #[cfg(test)]
