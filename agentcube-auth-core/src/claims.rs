@@ -12,6 +12,24 @@ use crate::error::AuthError;
 /// Typed accessors return `Ok(None)` when a claim is absent and
 /// [`AuthError::InvalidClaim`] when it has the wrong type: a `"exp": "tomorrow"` must never be
 /// read as "no expiry".
+///
+/// Every lookup takes the claim name as `&str`, so a name from configuration works as well as
+/// a literal. An error names the claim with a bounded, printable copy of the name (at most 64
+/// characters; anything outside printable ASCII becomes `?`).
+///
+/// ```
+/// use agentcube_auth_core::{Claims, ErrorCode};
+/// use serde_json::json;
+///
+/// let claims = Claims::try_from(json!({"org_id": "acme", "org_size": 12}))?;
+/// let tenant_claim = String::from("org_id"); // e.g. read from configuration
+/// assert_eq!(claims.string(&tenant_claim)?, Some("acme"));
+/// assert_eq!(claims.string("missing")?, None);
+/// let err = claims.string("org_size").unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::InvalidClaim);
+/// assert_eq!(err.to_string(), r#"token claim "org_size" has the wrong type or value"#);
+/// # Ok::<(), agentcube_auth_core::AuthError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Claims {
     map: Map<String, Value>,
@@ -66,12 +84,12 @@ impl Claims {
         self.map.get(name)
     }
 
-    /// A string claim; `Err(InvalidClaim)` when present but not a string.
-    pub fn string(&self, name: &'static str) -> Result<Option<&str>, AuthError> {
+    /// A string claim; `Err(InvalidClaim)` when present but not a string (`null` is absent).
+    pub fn string(&self, name: &str) -> Result<Option<&str>, AuthError> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(AuthError::InvalidClaim(Cow::Borrowed(name))),
+            Some(_) => Err(AuthError::InvalidClaim(claim_name(name))),
         }
     }
 
@@ -79,9 +97,9 @@ impl Claims {
     ///
     /// Integers and finite fractions are accepted (a fraction is truncated towards the past);
     /// strings, booleans, objects and values outside ±2^53 are `InvalidClaim`.
-    pub fn numeric_date(&self, name: &'static str) -> Result<Option<i64>, AuthError> {
+    pub fn numeric_date(&self, name: &str) -> Result<Option<i64>, AuthError> {
         const MAX: i64 = 1 << 53;
-        let invalid = || AuthError::InvalidClaim(Cow::Borrowed(name));
+        let invalid = || AuthError::InvalidClaim(claim_name(name));
         let Some(value) = self.map.get(name) else {
             return Ok(None);
         };
@@ -192,6 +210,29 @@ impl Claims {
     }
 }
 
+/// The name an error stores: a bounded, printable copy, since a name may come from
+/// configuration or from a token. Borrowed for the registered claims, so their errors allocate
+/// nothing.
+pub(crate) fn claim_name(name: &str) -> Cow<'static, str> {
+    const MAX: usize = 64;
+    const REGISTERED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "azp"];
+    if let Some(known) = REGISTERED.iter().find(|known| **known == name) {
+        return Cow::Borrowed(*known);
+    }
+    Cow::Owned(
+        name.chars()
+            .take(MAX)
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect(),
+    )
+}
+
 impl From<Map<String, Value>> for Claims {
     fn from(map: Map<String, Value>) -> Self {
         Self::new(map)
@@ -299,6 +340,26 @@ mod tests {
                 ErrorCode::InvalidClaim
             );
         }
+    }
+
+    #[test]
+    fn claim_names_from_configuration_are_bounded_in_errors() {
+        let long = format!("https://example.com/{}\n", "x".repeat(200));
+        let c = claims(json!({ long.clone(): 5, "exp": "x" }));
+        let AuthError::InvalidClaim(name) = c.string(&long).unwrap_err() else {
+            panic!("not invalid_claim");
+        };
+        assert_eq!(name.chars().count(), 64);
+        assert!(name.starts_with("https://example.com/xxx") && !name.contains('\n'));
+        let AuthError::InvalidClaim(name) = c.numeric_date("exp").unwrap_err() else {
+            panic!("not invalid_claim");
+        };
+        assert!(matches!(name, Cow::Borrowed("exp")));
+        let c = claims(json!({"f\u{e9}e": 1}));
+        assert_eq!(
+            c.string("f\u{e9}e").unwrap_err(),
+            AuthError::InvalidClaim("f?e".into())
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use error::{
     AuthError, ErrorCode, KeysUnavailableReason, MalformedReason, TypeLocation, Untrusted,
 };
 pub use hierarchy::{HierarchyError, RoleHierarchy};
-pub use mapper::{ClaimMapper, ClaimPathMapper, KeycloakClaimMapper};
+pub use mapper::{AndThen, ClaimMapper, ClaimPathMapper, KeycloakClaimMapper, StandardClaims};
 pub use principal::{Principal, PrincipalBuilder};
 pub use rejection::{Code, Rejection, ServiceError};
 pub use requirement::Requirement;

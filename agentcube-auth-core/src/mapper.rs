@@ -1,6 +1,11 @@
 //! Turning verified claims into a [`Principal`]: the extension point for identity providers.
+//!
+//! Every mapper here starts from one step, [`StandardClaims::read`], which holds the rules for
+//! the claims all issuers share; the provided mappers add roles, and a service's own mapper adds
+//! what its issuer puts elsewhere (roles under a namespaced claim, a tenant, permissions).
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde_json::Value;
 
@@ -11,37 +16,206 @@ use crate::role::Role;
 
 /// Maps the claims of a verified token to a [`Principal`].
 ///
-/// Verifiers call this after every signature and claim check has passed. Implement it to support
-/// an identity provider whose tokens are shaped differently; the two provided mappers cover
-/// Keycloak and the common "roles at a claim path" case.
+/// Verifiers call [`ClaimMapper::map`] after every signature and claim check has passed.
+/// Implement [`ClaimMapper::map_builder`] to support an identity provider whose tokens are
+/// shaped differently: start from [`StandardClaims::read`] and add roles, permissions and
+/// [extensions](PrincipalBuilder::extension). To add to what another mapper produces, wrap it
+/// with [`ClaimMapper::and_then`].
+///
+/// A mapper refuses a token with an [`AuthError`]: [`AuthError::MissingClaim`] or
+/// [`AuthError::InvalidClaim`] when the claims cannot describe a principal, or
+/// [`AuthError::Custom`] with a code and status of the service's own (a suspended tenant).
 pub trait ClaimMapper: Send + Sync {
-    /// Builds the principal.
+    /// Reads the principal from `claims`, as a builder that a wrapping mapper can extend.
     ///
     /// # Errors
-    /// [`AuthError::MissingClaim`] or [`AuthError::InvalidClaim`] when the claims cannot describe
-    /// a principal (no `iss` or `sub`, or wrongly typed identity claims).
-    fn map(&self, claims: Claims) -> Result<Principal, AuthError>;
+    /// Any [`AuthError`]; see the trait documentation.
+    fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError>;
+
+    /// Builds the principal: [`ClaimMapper::map_builder`], then the claims are attached.
+    ///
+    /// # Errors
+    /// As [`ClaimMapper::map_builder`].
+    fn map(&self, claims: Claims) -> Result<Principal, AuthError> {
+        Ok(self.map_builder(&claims)?.claims(claims).build())
+    }
+
+    /// This mapper followed by `step`, which receives the claims and this mapper's builder and
+    /// may add to it or refuse.
+    ///
+    /// ```
+    /// use agentcube_auth_core::{ClaimMapper, ClaimPathMapper, Claims};
+    /// use serde_json::json;
+    ///
+    /// struct Tenant(String);
+    ///
+    /// let mapper = ClaimPathMapper::new("https://example.com/roles").and_then(|claims, builder| {
+    ///     let tenant = claims.string("org_id")?.unwrap_or_default();
+    ///     Ok(builder.extension(Tenant(tenant.to_owned())))
+    /// });
+    /// let principal = mapper.map(Claims::try_from(json!({
+    ///     "iss": "https://tenant.example/", "sub": "auth0|1", "org_id": "acme",
+    ///     "https://example.com/roles": ["admin"],
+    /// }))?)?;
+    /// assert!(principal.has_role("admin"));
+    /// assert_eq!(principal.extension::<Tenant>().map(|t| t.0.as_str()), Some("acme"));
+    /// # Ok::<(), agentcube_auth_core::AuthError>(())
+    /// ```
+    fn and_then<F>(self, step: F) -> AndThen<Self, F>
+    where
+        Self: Sized,
+        F: Fn(&Claims, PrincipalBuilder) -> Result<PrincipalBuilder, AuthError> + Send + Sync,
+    {
+        AndThen { mapper: self, step }
+    }
 }
 
 impl<M: ClaimMapper + ?Sized> ClaimMapper for std::sync::Arc<M> {
+    fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
+        (**self).map_builder(claims)
+    }
+
     fn map(&self, claims: Claims) -> Result<Principal, AuthError> {
         (**self).map(claims)
     }
 }
 
-/// Keycloak access tokens: realm roles from `realm_access.roles`, client roles from
-/// `resource_access.<client>.roles` kept as [`Role::client`] so that another client's `admin` is
-/// never the realm's `admin`.
+impl<M: ClaimMapper + ?Sized> ClaimMapper for Box<M> {
+    fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
+        (**self).map_builder(claims)
+    }
+
+    fn map(&self, claims: Claims) -> Result<Principal, AuthError> {
+        (**self).map(claims)
+    }
+}
+
+/// A mapper followed by a step of the service's own; built by [`ClaimMapper::and_then`].
+#[derive(Clone)]
+pub struct AndThen<M, F> {
+    mapper: M,
+    step: F,
+}
+
+impl<M, F> AndThen<M, F> {
+    /// The wrapped mapper.
+    pub fn get_ref(&self) -> &M {
+        &self.mapper
+    }
+}
+
+impl<M: fmt::Debug, F> fmt::Debug for AndThen<M, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AndThen")
+            .field("mapper", &self.mapper)
+            .field("step", &std::any::type_name::<F>())
+            .finish()
+    }
+}
+
+impl<M, F> ClaimMapper for AndThen<M, F>
+where
+    M: ClaimMapper,
+    F: Fn(&Claims, PrincipalBuilder) -> Result<PrincipalBuilder, AuthError> + Send + Sync,
+{
+    fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
+        (self.step)(claims, self.mapper.map_builder(claims)?)
+    }
+}
+
+/// The claims every issuer shares, read by the one set of rules that every mapper in this
+/// crate starts from. As a mapper of its own it produces a principal without roles.
+///
+/// | claim | becomes | rule |
+/// |---|---|---|
+/// | `iss` | [`Principal::issuer`] | required string |
+/// | `sub` | [`Principal::subject`] | required non-empty string |
+/// | `email` | [`Principal::email`] | string; empty is absent |
+/// | `email_verified` | [`Principal::email_verified`] | only the JSON `true` verifies |
+/// | `preferred_username` | [`Principal::username`] | string |
+/// | `azp`, else `client_id`, else `clientId` | [`Principal::client_id`] | string |
+/// | `client_id` or `clientId` present | [`Principal::is_service_account`] | Keycloak's service-account marker |
+/// | `scope`, else `scp` | [`Principal::scopes`] | space-separated string; `scp`: the strings of an array |
+///
+/// Any of these claims present with the wrong JSON type is [`AuthError::InvalidClaim`] (a
+/// `null` counts as absent); a missing `iss` or `sub` is [`AuthError::MissingClaim`].
+///
+/// An issuer that puts `client_id` into every access token (RFC 9068 does) would mark every
+/// principal a service account; a mapper for such an issuer sets
+/// [`PrincipalBuilder::service_account`] itself in a step after this one.
+///
+/// ```
+/// use agentcube_auth_core::{Claims, StandardClaims};
+/// use serde_json::json;
+///
+/// let claims = Claims::try_from(json!({
+///     "iss": "https://issuer.example/", "sub": "user-1", "azp": "web",
+///     "scope": "openid read:reports", "email": "a@example.com", "email_verified": true,
+/// }))?;
+/// let principal = StandardClaims::read(&claims)?.build();
+/// assert_eq!(principal.subject(), "user-1");
+/// assert_eq!(principal.client_id(), Some("web"));
+/// assert!(principal.has_scope("read:reports") && !principal.is_service_account());
+/// assert_eq!(principal.verified_email(), Some("a@example.com"));
+/// # Ok::<(), agentcube_auth_core::AuthError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StandardClaims;
+
+impl StandardClaims {
+    /// Reads the standard claims into a builder; see the type's documentation for the rules.
+    ///
+    /// # Errors
+    /// [`AuthError::MissingClaim`] without `iss` or a non-empty `sub`;
+    /// [`AuthError::InvalidClaim`] for a standard claim of the wrong type.
+    pub fn read(claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
+        let issuer = claims
+            .issuer()?
+            .ok_or(AuthError::MissingClaim(Cow::Borrowed("iss")))?;
+        let subject = claims
+            .subject()?
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::MissingClaim(Cow::Borrowed("sub")))?;
+        let mut builder = Principal::builder(issuer, subject);
+        if let Some(email) = claims.string("email")?.filter(|e| !e.is_empty()) {
+            let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)));
+            builder = builder.email(email, verified);
+        }
+        if let Some(name) = claims.string("preferred_username")? {
+            builder = builder.username(name);
+        }
+        let service_client = match claims.string("client_id")? {
+            Some(id) => Some(id),
+            None => claims.string("clientId")?,
+        };
+        if let Some(client) = claims.authorized_party()?.or(service_client) {
+            builder = builder.client_id(client);
+        }
+        builder = builder.service_account(service_client.is_some());
+        if let Some(scope) = claims.string("scope")? {
+            builder = builder.scopes(scope.split_ascii_whitespace());
+        } else if let Some(Value::Array(scp)) = claims.get("scp") {
+            builder = builder.scopes(scp.iter().filter_map(Value::as_str));
+        }
+        Ok(builder)
+    }
+}
+
+impl ClaimMapper for StandardClaims {
+    fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
+        Self::read(claims)
+    }
+}
+
+/// Keycloak access tokens: the [`StandardClaims`], realm roles from `realm_access.roles`, client
+/// roles from `resource_access.<client>.roles` kept as [`Role::client`] so that another client's
+/// `admin` is never the realm's `admin`.
 ///
 /// Both are read as Keycloak writes them, nested: the `roles` array inside the object member
 /// `realm_access` (or inside `resource_access` → `<client>`). A top-level member whose name
 /// merely contains the dots — `"realm_access.roles": ["admin"]`, which a custom protocol mapper
 /// or a user attribute could put into a token — grants nothing. (This is where the mapper
 /// differs from [`ClaimPathMapper`], whose configured path prefers such a flat member.)
-///
-/// Identity: `preferred_username`, `email` (verified only when `email_verified` is `true`),
-/// client id from `azp`, then `client_id`, then `clientId`; service account when Keycloak's
-/// service-account mapper added `client_id`/`clientId`; scopes from `scope`.
 #[derive(Clone, Debug, Default)]
 pub struct KeycloakClaimMapper {
     _private: (),
@@ -55,7 +229,7 @@ impl KeycloakClaimMapper {
 }
 
 impl ClaimMapper for KeycloakClaimMapper {
-    fn map(&self, claims: Claims) -> Result<Principal, AuthError> {
+    fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
         let mut roles: Vec<Role> = nested_roles(claims.get("realm_access"))
             .map(Role::realm)
             .collect();
@@ -66,7 +240,7 @@ impl ClaimMapper for KeycloakClaimMapper {
                 );
             }
         }
-        Ok(identity(&claims)?.roles(roles).claims(claims).build())
+        Ok(StandardClaims::read(claims)?.roles(roles))
     }
 }
 
@@ -84,71 +258,73 @@ fn nested_roles(access: Option<&Value>) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
-/// Roles read from one claim path, for identity providers other than Keycloak: Auth0-style
-/// namespaced claims (`https://example.com/roles`), `groups`, `roles`, or a dotted path such as
+/// The [`StandardClaims`], plain roles read from one claim path and, optionally, permissions
+/// from another: for identity providers other than Keycloak — Auth0-style namespaced claims
+/// (`https://example.com/roles`) and `permissions`, `groups`, `roles`, or a dotted path such as
 /// `realm_access.roles`.
 ///
 /// The path rule is [`Claims::path`]'s: a top-level key equal to the whole path wins, otherwise
 /// the path is split on dots. That rule is deliberate here — the path is configured for one
 /// issuer, and a namespaced claim name may itself contain dots — but it means a token that
 /// carries both a flat `"a.b"` member and a nested `a` → `b` is read from the flat one. For
-/// Keycloak tokens use [`KeycloakClaimMapper`], which only reads the nested form. The roles are
-/// realm roles.
+/// Keycloak tokens use [`KeycloakClaimMapper`], which only reads the nested form. A missing
+/// path or a value that is not an array gives no roles (no permissions); elements that are not
+/// strings are skipped.
+///
+/// ```
+/// use agentcube_auth_core::{ClaimMapper, ClaimPathMapper, Claims};
+/// use serde_json::json;
+///
+/// let mapper = ClaimPathMapper::new("https://example.com/roles").with_permissions("permissions");
+/// let principal = mapper.map(Claims::try_from(json!({
+///     "iss": "https://tenant.example/", "sub": "auth0|1",
+///     "https://example.com/roles": ["admin"], "permissions": ["read:reports"],
+/// }))?)?;
+/// assert!(principal.has_role("admin"));
+/// assert!(principal.has_permission("read:reports"));
+/// # Ok::<(), agentcube_auth_core::AuthError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClaimPathMapper {
     path: Box<str>,
+    permissions: Option<Box<str>>,
 }
 
 impl ClaimPathMapper {
     /// Reads roles from `path`.
     pub fn new(path: impl Into<Box<str>>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            permissions: None,
+        }
     }
 
-    /// The configured claim path.
+    /// Also reads permissions from `path` (Auth0: `permissions`).
+    pub fn with_permissions(mut self, path: impl Into<Box<str>>) -> Self {
+        self.permissions = Some(path.into());
+        self
+    }
+
+    /// The configured roles claim path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The configured permissions claim path, if any.
+    pub fn permissions_path(&self) -> Option<&str> {
+        self.permissions.as_deref()
     }
 }
 
 impl ClaimMapper for ClaimPathMapper {
-    fn map(&self, claims: Claims) -> Result<Principal, AuthError> {
-        let roles: Vec<Role> = claims.strings_at(&self.path).map(Role::realm).collect();
-        Ok(identity(&claims)?.roles(roles).claims(claims).build())
+    fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
+        let mut builder =
+            StandardClaims::read(claims)?.roles(claims.strings_at(&self.path).map(Role::new));
+        if let Some(path) = &self.permissions {
+            builder = builder.permissions(claims.strings_at(path));
+        }
+        Ok(builder)
     }
-}
-
-/// The identity part shared by both mappers.
-fn identity(claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
-    let issuer = claims
-        .issuer()?
-        .ok_or(AuthError::MissingClaim(Cow::Borrowed("iss")))?;
-    let subject = claims
-        .subject()?
-        .filter(|s| !s.is_empty())
-        .ok_or(AuthError::MissingClaim(Cow::Borrowed("sub")))?;
-    let mut builder = Principal::builder(issuer, subject);
-    if let Some(email) = claims.string("email")?.filter(|e| !e.is_empty()) {
-        let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)));
-        builder = builder.email(email, verified);
-    }
-    if let Some(name) = claims.string("preferred_username")? {
-        builder = builder.username(name);
-    }
-    let service_client = match claims.string("client_id")? {
-        Some(id) => Some(id),
-        None => claims.string("clientId")?,
-    };
-    if let Some(client) = claims.authorized_party()?.or(service_client) {
-        builder = builder.client_id(client);
-    }
-    builder = builder.service_account(service_client.is_some());
-    if let Some(scope) = claims.string("scope")? {
-        builder = builder.scopes(scope.split_ascii_whitespace());
-    } else if let Some(Value::Array(scp)) = claims.get("scp") {
-        builder = builder.scopes(scp.iter().filter_map(Value::as_str));
-    }
-    Ok(builder)
 }
 
 #[cfg(test)]
@@ -284,5 +460,60 @@ mod tests {
         assert!(p.roles().contains_realm("sandbox:invoke"));
         let p = ClaimPathMapper::new("missing.path").map(claims(c)).unwrap();
         assert!(p.roles().is_empty());
+    }
+
+    #[test]
+    fn every_mapper_applies_the_same_standard_rules() {
+        let mappers: [&dyn ClaimMapper; 3] = [
+            &StandardClaims,
+            &KeycloakClaimMapper::new(),
+            &ClaimPathMapper::new("roles").with_permissions("permissions"),
+        ];
+        for m in mappers {
+            for (c, code) in [
+                (json!({"sub": "s"}), ErrorCode::MissingClaim),
+                (json!({"iss": "i", "sub": ""}), ErrorCode::MissingClaim),
+                (
+                    json!({"iss": "i", "sub": "s", "scope": 1}),
+                    ErrorCode::InvalidClaim,
+                ),
+                (
+                    json!({"iss": "i", "sub": "s", "clientId": []}),
+                    ErrorCode::InvalidClaim,
+                ),
+            ] {
+                assert_eq!(m.map(claims(c.clone())).unwrap_err().code(), code, "{c}");
+            }
+            let p = m
+                .map(claims(
+                    json!({"iss": "i", "sub": "s", "azp": "web", "scope": "a b"}),
+                ))
+                .unwrap();
+            assert_eq!(p.client_id(), Some("web"));
+            assert!(p.has_scope("b") && !p.is_service_account());
+            assert_eq!(p.claims().get("azp"), Some(&json!("web")));
+        }
+    }
+
+    #[test]
+    fn and_then_extends_the_builder_and_can_refuse() {
+        let m = KeycloakClaimMapper::new().and_then(|c, b| match c.string("tenant")? {
+            Some("closed") => Err(AuthError::InvalidClaim("tenant".into())),
+            Some(t) => Ok(b.extension(t.to_owned()).add_roles([Role::new("member")])),
+            None => Ok(b),
+        });
+        let p = m
+            .map(claims(json!({
+                "iss": "i", "sub": "s", "tenant": "acme",
+                "realm_access": {"roles": ["admin"]},
+            })))
+            .unwrap();
+        assert_eq!(p.extension::<String>().map(String::as_str), Some("acme"));
+        assert!(p.has_role("admin") && p.has_role("member"));
+        let err = m
+            .map(claims(json!({"iss": "i", "sub": "s", "tenant": "closed"})))
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidClaim);
+        assert!(format!("{m:?}").contains("KeycloakClaimMapper"));
     }
 }

@@ -1,5 +1,6 @@
 //! The authenticated caller.
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
@@ -10,6 +11,28 @@ use crate::role::{Role, RoleSet};
 ///
 /// Cloning is a reference-count increment, so a principal can be put into request extensions,
 /// caches and spawned tasks freely.
+///
+/// Besides the identity, scopes, permissions and roles every issuer can describe, a principal
+/// carries typed attributes of the service's own — a tenant, an organisation, a plan — set by
+/// its [`ClaimMapper`](crate::ClaimMapper) with [`PrincipalBuilder::extension`] and read with
+/// [`Principal::extension`], one value per type:
+///
+/// ```
+/// use agentcube_auth_core::Principal;
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Tenant(String);
+///
+/// let principal = Principal::builder("https://issuer.example/", "user-1")
+///     .extension(Tenant("acme".into()))
+///     .build();
+/// assert_eq!(principal.extension::<Tenant>(), Some(&Tenant("acme".into())));
+/// assert_eq!(principal.extension::<String>(), None);
+/// ```
+///
+/// With the `serde` feature a principal serialises as its identity, scopes, permissions and
+/// roles: never its raw claims (they may hold personal data the service did not choose to
+/// show) and never its extensions (they are the service's own types).
 #[derive(Clone)]
 pub struct Principal {
     inner: Arc<Inner>,
@@ -25,8 +48,37 @@ struct Inner {
     client_id: Option<Box<str>>,
     service_account: bool,
     scopes: Box<[Box<str>]>,
+    permissions: Box<[Box<str>]>,
     roles: RoleSet,
     claims: Claims,
+    extensions: Extensions,
+}
+
+/// Typed attributes, at most one value per type. Empty costs no allocation; a few values are
+/// found by a linear scan, which beats hashing at the sizes a principal carries. Values are
+/// `Arc`s so that cloning a builder clones no attribute.
+#[derive(Clone, Default)]
+struct Extensions {
+    values: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
+}
+
+impl Extensions {
+    fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        let id = TypeId::of::<T>();
+        self.values
+            .iter()
+            .find(|(key, _)| *key == id)
+            .and_then(|(_, value)| value.downcast_ref::<T>())
+    }
+
+    fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        let id = TypeId::of::<T>();
+        let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+        match self.values.iter_mut().find(|(key, _)| *key == id) {
+            Some(slot) => slot.1 = value,
+            None => self.values.push((id, value)),
+        }
+    }
 }
 
 impl Principal {
@@ -44,8 +96,10 @@ impl Principal {
                 client_id: None,
                 service_account: false,
                 scopes: Box::default(),
+                permissions: Box::default(),
                 roles: RoleSet::new(),
                 claims: Claims::default(),
+                extensions: Extensions::default(),
             },
         }
     }
@@ -95,9 +149,20 @@ impl Principal {
         self.inner.scopes.iter().map(|s| &**s)
     }
 
-    /// Whether the scope was granted.
+    /// Whether the scope was granted. Allocation-free.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.inner.scopes.iter().any(|s| &**s == scope)
+    }
+
+    /// The granted permissions, read by the mapper from a permissions claim (such as Auth0's
+    /// `permissions`); empty unless the mapper sets them.
+    pub fn permissions(&self) -> impl Iterator<Item = &str> {
+        self.inner.permissions.iter().map(|s| &**s)
+    }
+
+    /// Whether the permission was granted. Allocation-free.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.inner.permissions.iter().any(|p| &**p == permission)
     }
 
     /// The roles held directly (before any [`RoleHierarchy`](crate::RoleHierarchy) expansion).
@@ -105,13 +170,26 @@ impl Principal {
         &self.inner.roles
     }
 
+    /// Whether the plain role `name` is held directly (no hierarchy; a
+    /// [`Requirement`](crate::Requirement) applies one). Allocation-free.
+    pub fn has_role(&self, name: &str) -> bool {
+        self.inner.roles.contains_name(name)
+    }
+
     /// The full verified payload.
     pub fn claims(&self) -> &Claims {
         &self.inner.claims
     }
+
+    /// The service's attribute of type `T`, if the mapper set one (see
+    /// [`PrincipalBuilder::extension`]).
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.extensions.get::<T>()
+    }
 }
 
-/// Shows identity and roles; the raw claims are left out (they may hold personal data).
+/// Shows identity and roles; the raw claims and the extensions are left out (they may hold
+/// personal data).
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
@@ -167,10 +245,46 @@ impl PrincipalBuilder {
         self
     }
 
-    /// Sets the roles.
+    /// Sets the granted permissions (for example from Auth0's `permissions` claim).
+    pub fn permissions<I, S>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        self.inner.permissions = permissions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the roles, replacing any set before.
     pub fn roles(mut self, roles: impl IntoIterator<Item = Role>) -> Self {
         self.inner.roles = roles.into_iter().collect();
         self
+    }
+
+    /// Adds roles to those already set (a mapper step extending another mapper's principal).
+    pub fn add_roles(mut self, roles: impl IntoIterator<Item = Role>) -> Self {
+        let mut roles = roles.into_iter().peekable();
+        if roles.peek().is_some() {
+            self.inner.roles = self.inner.roles.iter().cloned().chain(roles).collect();
+        }
+        self
+    }
+
+    /// Attaches a typed attribute of the service's own (a tenant, an organisation), read back
+    /// with [`Principal::extension`]. A second value of the same type replaces the first.
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.inner.extensions.insert(value);
+        self
+    }
+
+    /// The attribute of type `T` set so far, for a mapper step that builds on an earlier one.
+    pub fn get_extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.extensions.get::<T>()
+    }
+
+    /// The roles set so far.
+    pub fn get_roles(&self) -> &RoleSet {
+        &self.inner.roles
     }
 
     /// Attaches the verified payload.
@@ -184,5 +298,89 @@ impl PrincipalBuilder {
         Principal {
             inner: Arc::new(self.inner),
         }
+    }
+}
+
+/// Shows what the principal will show; claims and extensions are left out.
+impl fmt::Debug for PrincipalBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrincipalBuilder")
+            .field("issuer", &self.inner.issuer)
+            .field("subject", &self.inner.subject)
+            .field("client_id", &self.inner.client_id)
+            .field("service_account", &self.inner.service_account)
+            .field("roles", &self.inner.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `{"issuer", "subject", "email"?, "email_verified", "username"?, "client_id"?,
+/// "service_account", "scopes", "permissions", "roles"}`; absent optional members are left
+/// out. The raw claims and the extensions are never serialised.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        fn optional<M: SerializeStruct>(
+            out: &mut M,
+            key: &'static str,
+            value: Option<&str>,
+        ) -> Result<(), M::Error> {
+            match value {
+                Some(value) => out.serialize_field(key, value),
+                None => out.skip_field(key),
+            }
+        }
+        let p = &*self.inner;
+        let mut out = serializer.serialize_struct("Principal", 10)?;
+        out.serialize_field("issuer", &p.issuer)?;
+        out.serialize_field("subject", &p.subject)?;
+        optional(&mut out, "email", p.email.as_deref())?;
+        out.serialize_field("email_verified", &p.email_verified)?;
+        optional(&mut out, "username", p.username.as_deref())?;
+        optional(&mut out, "client_id", p.client_id.as_deref())?;
+        out.serialize_field("service_account", &p.service_account)?;
+        out.serialize_field("scopes", &p.scopes)?;
+        out.serialize_field("permissions", &p.permissions)?;
+        out.serialize_field("roles", &p.roles)?;
+        out.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Tenant(&'static str);
+
+    #[test]
+    fn extensions_are_typed_replaced_and_not_shown() {
+        let builder = Principal::builder("i", "s")
+            .extension(Tenant("a"))
+            .extension(7_u32)
+            .extension(Tenant("b"));
+        assert_eq!(builder.get_extension::<Tenant>(), Some(&Tenant("b")));
+        let p = builder.build();
+        assert_eq!(p.extension::<Tenant>(), Some(&Tenant("b")));
+        assert_eq!(p.extension::<u32>(), Some(&7));
+        assert_eq!(p.extension::<u64>(), None);
+        assert!(!format!("{p:?}").contains("Tenant"));
+    }
+
+    #[test]
+    fn a_principal_without_extensions_allocates_none() {
+        let p = Principal::builder("i", "s").build();
+        assert_eq!(p.inner.extensions.values.capacity(), 0);
+    }
+
+    #[test]
+    fn add_roles_keeps_the_roles_already_set() {
+        let p = Principal::builder("i", "s")
+            .roles([Role::new("a")])
+            .add_roles([Role::new("b"), Role::new("a")])
+            .build();
+        assert_eq!(p.roles().len(), 2);
+        assert!(p.has_role("a") && p.has_role("b"));
     }
 }

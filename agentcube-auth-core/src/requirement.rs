@@ -1,18 +1,64 @@
-//! What a caller must hold: a role, any of several, or all of several.
+//! What a caller must hold: roles, scopes and permissions, any of several or all of several.
 
 use crate::error::AuthError;
 use crate::hierarchy::RoleHierarchy;
 use crate::principal::Principal;
 use crate::role::Role;
 
-/// A role requirement, evaluated against a [`Principal`] through a [`RoleHierarchy`].
+/// What a caller must hold, evaluated against a [`Principal`]; roles through a
+/// [`RoleHierarchy`].
 ///
-/// `AnyOf` with no alternatives is never satisfied (fail closed); `AllOf` with none always is.
+/// Three kinds of grant, freely combined with [`Requirement::any_of`] and
+/// [`Requirement::all_of`]:
+///
+/// | requirement | satisfied when | refused with (403) |
+/// |---|---|---|
+/// | [`Requirement::role`] | the principal holds the role, directly or through the hierarchy | [`AuthError::InsufficientRole`] |
+/// | [`Requirement::scope`] | [`Principal::has_scope`] (the token's `scope`) | [`AuthError::InsufficientScope`], challenge `Bearer error="insufficient_scope", scope="<scope>"` |
+/// | [`Requirement::permission`] | [`Principal::has_permission`] (the permissions claim the mapper read) | [`AuthError::InsufficientPermission`] |
+///
+/// A refusal names one grant that was missing: for `AllOf` the first unmet requirement's, for
+/// `AnyOf` the first alternative's. `AnyOf` with no alternatives is never satisfied (fail
+/// closed); `AllOf` with none always is. Checking allocates nothing unless it refuses.
+///
+/// ```
+/// use agentcube_auth_core::{ErrorCode, Principal, Rejection, Requirement, RoleHierarchy};
+///
+/// let admin_write = Requirement::any_of([
+///     Requirement::role("admin"),
+///     Requirement::all_of([Requirement::scope("admin:write"), Requirement::permission("admin:write")]),
+/// ]);
+/// let flat = RoleHierarchy::flat();
+/// let reader = Principal::builder("https://issuer.example/", "u-1")
+///     .scopes(["admin:write"])
+///     .permissions(["read:reports"])
+///     .build();
+/// let err = admin_write.check(&reader, &flat).unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::InsufficientRole); // the first alternative's grant
+/// let writer = Principal::builder("https://issuer.example/", "u-2")
+///     .scopes(["admin:write"])
+///     .permissions(["admin:write"])
+///     .build();
+/// assert!(admin_write.check(&writer, &flat).is_ok());
+///
+/// let err = Requirement::scope("admin:write").check(&reader.clone(), &flat);
+/// assert!(err.is_ok());
+/// let err = Requirement::scope("reports:export").check(&reader, &flat).unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::InsufficientScope);
+/// assert_eq!(
+///     err.challenge().as_deref(),
+///     Some(r#"Bearer error="insufficient_scope", scope="reports:export""#)
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Requirement {
     /// Hold this role (directly or through the hierarchy).
     Role(Role),
+    /// Have been granted this OAuth scope.
+    Scope(Box<str>),
+    /// Have been granted this permission.
+    Permission(Box<str>),
     /// Satisfy at least one of these.
     AnyOf(Vec<Requirement>),
     /// Satisfy every one of these.
@@ -20,14 +66,25 @@ pub enum Requirement {
 }
 
 impl Requirement {
-    /// Requires a role.
-    pub fn role(role: Role) -> Self {
-        Self::Role(role)
+    /// Requires a role: a name (`Requirement::role("admin")`, a plain role) or any [`Role`].
+    pub fn role(role: impl Into<Role>) -> Self {
+        Self::Role(role.into())
     }
 
-    /// Requires a realm role by name (the common case: `sandbox:invoke`).
+    /// Requires a Keycloak realm role by name: the same as [`Requirement::role`] with a name.
     pub fn realm_role(name: impl Into<Box<str>>) -> Self {
         Self::Role(Role::realm(name))
+    }
+
+    /// Requires an OAuth scope (from the token's `scope` or `scp`).
+    pub fn scope(scope: impl Into<Box<str>>) -> Self {
+        Self::Scope(scope.into())
+    }
+
+    /// Requires a permission (from the permissions claim the mapper read, such as Auth0's
+    /// `permissions`; see [`ClaimPathMapper::with_permissions`](crate::ClaimPathMapper::with_permissions)).
+    pub fn permission(permission: impl Into<Box<str>>) -> Self {
+        Self::Permission(permission.into())
     }
 
     /// Requires at least one of `requirements`.
@@ -48,23 +105,34 @@ impl Requirement {
     /// Checks the requirement.
     ///
     /// # Errors
-    /// [`AuthError::InsufficientRole`] naming a missing role (for `AnyOf`, the first
+    /// [`AuthError::InsufficientRole`], [`AuthError::InsufficientScope`] or
+    /// [`AuthError::InsufficientPermission`] naming a missing grant (for `AnyOf`, the first
     /// alternative's).
     pub fn check(&self, principal: &Principal, hierarchy: &RoleHierarchy) -> Result<(), AuthError> {
         match self.first_missing(principal, hierarchy) {
             None => Ok(()),
-            Some(role) => Err(AuthError::InsufficientRole(role.clone())),
+            Some(Missing::Role(role)) => Err(AuthError::InsufficientRole(role.clone())),
+            Some(Missing::Scope(scope)) => Err(AuthError::InsufficientScope(scope.into())),
+            Some(Missing::Permission(permission)) => {
+                Err(AuthError::InsufficientPermission(permission.into()))
+            }
         }
     }
 
-    /// `None` when satisfied; otherwise a role that would have helped.
+    /// `None` when satisfied; otherwise a grant that would have helped.
     fn first_missing<'a>(
         &'a self,
         principal: &Principal,
         hierarchy: &RoleHierarchy,
-    ) -> Option<&'a Role> {
+    ) -> Option<Missing<'a>> {
         match self {
-            Self::Role(role) => (!hierarchy.grants(principal.roles(), role)).then_some(role),
+            Self::Role(role) => {
+                (!hierarchy.grants(principal.roles(), role)).then_some(Missing::Role(role))
+            }
+            Self::Scope(scope) => (!principal.has_scope(scope)).then_some(Missing::Scope(scope)),
+            Self::Permission(permission) => {
+                (!principal.has_permission(permission)).then_some(Missing::Permission(permission))
+            }
             Self::AllOf(all) => all
                 .iter()
                 .find_map(|r| r.first_missing(principal, hierarchy)),
@@ -78,11 +146,19 @@ impl Requirement {
                         }
                     }
                 }
-                // An empty AnyOf cannot name a role; report a role nobody can hold.
-                Some(first.unwrap_or(&NOTHING))
+                // An empty AnyOf cannot name a grant; report a role nobody can hold.
+                Some(first.unwrap_or(Missing::Role(&NOTHING)))
             }
         }
     }
+}
+
+/// What a refused requirement lacked.
+#[derive(Clone, Copy)]
+enum Missing<'a> {
+    Role(&'a Role),
+    Scope(&'a str),
+    Permission(&'a str),
 }
 
 /// Reported when an empty `AnyOf` is evaluated; no principal can hold it.
@@ -147,6 +223,44 @@ mod tests {
         assert_eq!(
             all.check(&principal(&[Role::realm("admin")]), &h),
             Err(AuthError::InsufficientRole(Role::client("api", "write")))
+        );
+    }
+
+    #[test]
+    fn scopes_and_permissions_combine_with_roles() {
+        let h = hierarchy();
+        let p = Principal::builder("https://idp", "u1")
+            .roles([Role::new("sandbox:invoke")])
+            .scopes(["read", "write"])
+            .permissions(["reports:read"])
+            .build();
+        assert!(Requirement::scope("write").is_satisfied_by(&p, &h));
+        assert!(Requirement::permission("reports:read").is_satisfied_by(&p, &h));
+        // A scope is not a permission and neither is a role.
+        assert!(!Requirement::permission("write").is_satisfied_by(&p, &h));
+        assert!(!Requirement::scope("reports:read").is_satisfied_by(&p, &h));
+        assert!(!Requirement::role("read").is_satisfied_by(&p, &h));
+        let all = Requirement::all_of([
+            Requirement::role("sandbox:invoke"),
+            Requirement::scope("write"),
+            Requirement::permission("reports:export"),
+        ]);
+        assert_eq!(
+            all.check(&p, &h),
+            Err(AuthError::InsufficientPermission("reports:export".into()))
+        );
+        let any = Requirement::any_of([Requirement::scope("admin"), Requirement::role("admin")]);
+        let err = any.check(&p, &h).unwrap_err();
+        assert_eq!(err, AuthError::InsufficientScope("admin".into()));
+        assert_eq!(err.code(), ErrorCode::InsufficientScope);
+        assert_eq!(err.http_status(), 403);
+        assert_eq!(
+            err.to_string(),
+            "insufficient permissions: missing scope admin"
+        );
+        assert!(
+            Requirement::any_of([Requirement::scope("admin"), Requirement::scope("read")])
+                .is_satisfied_by(&p, &h)
         );
     }
 

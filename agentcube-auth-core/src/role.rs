@@ -1,15 +1,20 @@
 //! Roles, namespaced by the client that defines them.
 //!
-//! Keycloak has realm roles and client roles. A client role `admin` of some other client is a
-//! different role from the realm role `admin`; keeping the client in the type makes confusing the
+//! Most identity providers have one kind of role: a name (`admin`, `sandbox:invoke`). Keycloak
+//! also has client roles, defined by one client. A client role `admin` of some other client is a
+//! different role from the plain role `admin`; keeping the client in the type makes confusing the
 //! two impossible rather than merely unlikely.
 
 use std::fmt;
 
-/// A role: a realm-wide role, or a role defined by one client.
+/// A role: a plain role (a name, such as `admin`), or a role defined by one client.
 ///
 /// Identity providers without client roles (Auth0 namespaced claims, `groups`, `roles`) produce
-/// realm roles only.
+/// plain roles only: [`Role::new`], or a name converted with `From<&str>`. Keycloak calls plain
+/// roles realm roles, hence [`Role::realm`], which is the same constructor.
+///
+/// With the `serde` feature a role serialises as `{"name": "admin"}`, or
+/// `{"client": "api", "name": "write"}` for a client role.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Role {
     client: Option<Box<str>>,
@@ -17,12 +22,18 @@ pub struct Role {
 }
 
 impl Role {
-    /// A realm-wide role, such as `sandbox:invoke` or `admin`.
-    pub fn realm(name: impl Into<Box<str>>) -> Self {
+    /// A plain role, such as `admin` or `sandbox:invoke`: what every identity provider's role
+    /// claim holds (Keycloak's realm roles).
+    pub fn new(name: impl Into<Box<str>>) -> Self {
         Self {
             client: None,
             name: name.into(),
         }
+    }
+
+    /// A Keycloak realm role: the same as [`Role::new`].
+    pub fn realm(name: impl Into<Box<str>>) -> Self {
+        Self::new(name)
     }
 
     /// A role defined by one client (Keycloak `resource_access.<client>.roles`).
@@ -33,23 +44,58 @@ impl Role {
         }
     }
 
-    /// The role's name within its realm or client.
+    /// The role's name (within its client, for a client role).
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The client that defines the role, or `None` for a realm role.
+    /// The client that defines the role, or `None` for a plain role.
     pub fn client_id(&self) -> Option<&str> {
         self.client.as_deref()
     }
 
-    /// Whether this is a realm role.
+    /// Whether this is a plain (realm) role, not a client role.
     pub fn is_realm(&self) -> bool {
         self.client.is_none()
     }
 }
 
-/// Realm roles print as their name; client roles as `<client>/<name>`.
+/// A plain role ([`Role::new`]).
+impl From<&str> for Role {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}
+
+/// A plain role ([`Role::new`]).
+impl From<String> for Role {
+    fn from(name: String) -> Self {
+        Self::new(name)
+    }
+}
+
+/// A plain role ([`Role::new`]).
+impl From<Box<str>> for Role {
+    fn from(name: Box<str>) -> Self {
+        Self::new(name)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("Role", 2)?;
+        match &self.client {
+            Some(client) => out.serialize_field("client", client)?,
+            None => out.skip_field("client")?,
+        }
+        out.serialize_field("name", &self.name)?;
+        out.end()
+    }
+}
+
+/// Plain roles print as their name; client roles as `<client>/<name>`.
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.client {
@@ -85,19 +131,24 @@ impl RoleSet {
         self.roles.binary_search(role).is_ok()
     }
 
-    /// Whether the set holds the realm role `name`.
-    pub fn contains_realm(&self, name: &str) -> bool {
+    /// Whether the set holds the plain role `name` (no hierarchy). Allocation-free.
+    pub fn contains_name(&self, name: &str) -> bool {
         self.roles
             .binary_search_by(|r| (r.client.is_some(), &*r.name).cmp(&(false, name)))
             .is_ok()
     }
 
-    /// The roles, sorted (realm roles first, then client roles by client).
+    /// Whether the set holds the realm role `name`: the same as [`RoleSet::contains_name`].
+    pub fn contains_realm(&self, name: &str) -> bool {
+        self.contains_name(name)
+    }
+
+    /// The roles, sorted (plain roles first, then client roles by client).
     pub fn iter(&self) -> std::slice::Iter<'_, Role> {
         self.roles.iter()
     }
 
-    /// The realm roles.
+    /// The plain (realm) roles.
     pub fn realm_roles(&self) -> impl Iterator<Item = &Role> {
         self.roles.iter().filter(|r| r.is_realm())
     }
@@ -140,6 +191,13 @@ impl<'a> IntoIterator for &'a RoleSet {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for RoleSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.roles.iter())
+    }
+}
+
 impl fmt::Debug for RoleSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set()
@@ -151,6 +209,15 @@ impl fmt::Debug for RoleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_roles_are_realm_roles_and_names_convert() {
+        assert_eq!(Role::new("admin"), Role::realm("admin"));
+        assert_eq!(Role::from("admin"), Role::new("admin"));
+        assert_eq!(Role::from(String::from("admin")), Role::new("admin"));
+        let set: RoleSet = [Role::new("admin")].into_iter().collect();
+        assert!(set.contains_name("admin") && set.contains_realm("admin"));
+    }
 
     #[test]
     fn realm_and_client_roles_with_the_same_name_are_different() {

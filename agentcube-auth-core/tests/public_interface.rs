@@ -10,9 +10,11 @@
 use std::collections::HashSet;
 
 use agentcube_auth_core::{
-    AuthError, ClaimMapper, Claims, ErrorCode, KeycloakClaimMapper, KeysUnavailableReason,
-    MalformedReason, Requirement, Role, RoleHierarchy, TypeLocation, Untrusted,
+    AuthError, ClaimMapper, Claims, Code, ErrorCode, KeycloakClaimMapper, KeysUnavailableReason,
+    MalformedReason, Rejection, Requirement, Role, RoleHierarchy, ServiceError, TypeLocation,
+    Untrusted,
 };
+use http::StatusCode;
 use serde_json::{Value, json};
 
 fn claims(v: Value) -> Claims {
@@ -117,13 +119,23 @@ fn example(code: ErrorCode) -> AuthError {
         ErrorCode::TokenReplayed => AuthError::TokenReplayed,
         ErrorCode::KeysUnavailable => AuthError::KeysUnavailable(KeysUnavailableReason::NotLoaded),
         ErrorCode::InsufficientRole => AuthError::InsufficientRole(Role::realm("sandbox:invoke")),
+        ErrorCode::ReplayGuardFull => AuthError::ReplayGuardFull,
+        ErrorCode::InsufficientScope => AuthError::InsufficientScope("admin:write".into()),
+        ErrorCode::InsufficientPermission => {
+            AuthError::InsufficientPermission("reports:write".into())
+        }
+        ErrorCode::Custom => AuthError::custom(ServiceError::new(
+            StatusCode::FORBIDDEN,
+            Code::new("tenant_suspended"),
+            "tenant is suspended",
+        )),
         other => panic!("no example for {other}"),
     }
 }
 
 #[test]
 fn every_code_has_a_stable_name_status_and_challenge() {
-    let expected: [(&str, u16, Option<&str>); 24] = [
+    let expected: [(&str, u16, Option<&str>); 28] = [
         ("missing_authorization", 401, Some("Bearer")),
         (
             "invalid_authorization_format",
@@ -212,7 +224,20 @@ fn every_code_has_a_stable_name_status_and_challenge() {
             403,
             Some("Bearer error=\"insufficient_scope\""),
         ),
+        ("replay_guard_full", 503, None),
+        (
+            "insufficient_scope",
+            403,
+            Some("Bearer error=\"insufficient_scope\""),
+        ),
+        (
+            "insufficient_permission",
+            403,
+            Some("Bearer error=\"insufficient_scope\""),
+        ),
+        ("custom", 403, None),
     ];
+    assert_eq!(ErrorCode::ALL.len(), expected.len());
     let mut names = HashSet::new();
     for (code, (name, status, challenge)) in ErrorCode::ALL.into_iter().zip(expected) {
         assert_eq!(code.as_str(), name);
@@ -269,4 +294,45 @@ fn attacker_chosen_values_are_bounded_and_sanitised() {
     assert!(!shown.contains('\n') && !shown.contains('\u{7}'));
     let short = Untrusted::new("ab\ncd\u{202e}");
     assert_eq!(short.as_str(), "ab?cd?");
+}
+
+#[test]
+fn the_challenge_names_the_missing_scope_when_it_can() {
+    let challenge = |e: AuthError| e.challenge().map(|c| c.into_owned());
+    assert_eq!(
+        challenge(AuthError::InsufficientScope("admin:write".into())).as_deref(),
+        Some(r#"Bearer error="insufficient_scope", scope="admin:write""#)
+    );
+    // A name that cannot be quoted as a scope token is left out, never escaped into the header.
+    for bad in ["two words", "quo\"te", "back\\slash", "", "caf\u{e9}"] {
+        assert_eq!(
+            challenge(AuthError::InsufficientScope(bad.into())).as_deref(),
+            Some(r#"Bearer error="insufficient_scope""#),
+            "{bad:?}"
+        );
+    }
+    // Every other error's challenge is its code's.
+    for code in ErrorCode::ALL {
+        if matches!(code, ErrorCode::InsufficientScope | ErrorCode::Custom) {
+            continue;
+        }
+        let err = example(code);
+        assert_eq!(challenge(err.clone()).as_deref(), err.www_authenticate());
+        assert_eq!(Rejection::code(&err), code.code());
+    }
+}
+
+#[test]
+fn a_custom_rejection_answers_as_the_service_error_it_wraps() {
+    let service = ServiceError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        Code::new("plan_expired"),
+        "plan expired",
+    )
+    .with_challenge(String::from("Bearer realm=\"billing\""));
+    let err = AuthError::from(service.clone());
+    assert_eq!(err.code(), ErrorCode::Custom);
+    assert_eq!(err.http_status(), StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(err.to_service_error(), service);
+    assert_eq!(err.to_string(), "plan expired");
 }

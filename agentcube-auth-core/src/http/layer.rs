@@ -18,7 +18,9 @@ use crate::verifier::TokenVerifier;
 ///
 /// It sees only the [`AuthError`], never the request or the token: log
 /// [`AuthError::code`] (and, server-side only, the error's `Display`, which is more precise than
-/// what the client is told). It runs on the request path, so keep it cheap.
+/// what the client is told). An [`AuthError::Custom`] from a claim mapper has the code `custom`
+/// there; [`Rejection::code`](crate::Rejection::code) is the service's own code the client
+/// receives. It runs on the request path, so keep it cheap.
 ///
 /// Implemented for `()` (do nothing, the default) and for any
 /// `Fn(&AuthError) + Send + Sync + 'static`.
@@ -95,6 +97,10 @@ impl<V, F> AuthLayer<V, F> {
     }
 
     /// Requires every authenticated principal to satisfy `requirement` (403 otherwise).
+    ///
+    /// This applies to every route behind the layer; for a requirement on some routes only, add
+    /// a [`RequireLayer`](super::RequireLayer) to them, which reuses the principal this layer
+    /// authenticated.
     pub fn require(mut self, requirement: Requirement) -> Self {
         self.requirement = Some(requirement);
         self

@@ -9,6 +9,9 @@
 //!   [`RoleHierarchy`](crate::RoleHierarchy), put the [`Principal`](crate::Principal) into the
 //!   request extensions and call the inner service — or answer with [`error_response`] and
 //!   never call it.
+//! - [`RequireLayer`] / [`RequireService`] check a further requirement per route against the
+//!   principal an [`AuthLayer`] already authenticated, without verifying the token again; with
+//!   axum, `Router::route_layer`.
 //! - [`error_response`] renders any [`Rejection`](crate::Rejection) (an
 //!   [`AuthError`](crate::AuthError), a [`ServiceError`](crate::ServiceError), …): status 401/403/503,
 //!   `WWW-Authenticate` (none for 503), `Retry-After` ([`RETRY_AFTER_SECS`]) on a 503, JSON
@@ -110,6 +113,7 @@ mod body;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;
+mod require;
 mod response;
 mod service;
 
@@ -119,5 +123,6 @@ pub use body::AuthBody;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::AuthenticatedPrincipal;
 pub use layer::{AuthLayer, OnRejection};
+pub use require::{RequireFuture, RequireLayer, RequireService};
 pub use response::{RETRY_AFTER_SECS, error_response};
 pub use service::{AuthService, ResponseFuture};
