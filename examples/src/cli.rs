@@ -37,7 +37,7 @@ impl RouterKeyArgs {
     /// # Errors
     /// An invalid URL or an unreadable or invalid PEM.
     pub fn keys(&self) -> Result<RouterKeys, String> {
-        RouterKeys::from_flags(
+        crate::keys::router_keys_from_flags(
             self.router_jwks_url.as_deref(),
             self.router_public_key.as_deref(),
             KeyStoreConfig::default(),

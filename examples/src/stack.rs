@@ -15,7 +15,7 @@ use agentcube_auth_core::{RoleHierarchy, TokenVerifier};
 use agentcube_identity::{IdentityVerifier, KeyRing, TokenMinter};
 use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore, StoreError};
 
-use crate::keys::{KeysError, RouterKeys};
+use crate::keys::{self, KeysError};
 use crate::router::{self, RouterConfig, RouterError};
 use crate::sandbox;
 use crate::server::{self, Server};
@@ -158,7 +158,7 @@ impl Stack {
             router::JWKS_PATH
         );
         let sandbox = sandbox::serve(
-            RouterKeys::remote(&jwks_url)?,
+            keys::remote_router_keys(&jwks_url)?,
             &sandbox::SandboxSession::Shared,
         )
         .await?;
@@ -167,7 +167,7 @@ impl Stack {
             .hierarchy(Arc::clone(&options.router.hierarchy));
         wm_config.owner_scheme = options.router.owner_scheme;
         let workload_manager = workload_manager::serve(
-            IdentityVerifier::new(RouterKeys::remote(&jwks_url)?),
+            IdentityVerifier::new(keys::remote_router_keys(&jwks_url)?),
             Arc::clone(&wm_store),
             wm_config.clone(),
         )
@@ -210,7 +210,7 @@ impl Stack {
     pub async fn restart_workload_manager(&mut self) -> Result<(), StackError> {
         let addr = self.workload_manager.addr();
         let app = workload_manager::app(
-            IdentityVerifier::new(RouterKeys::remote(&self.jwks_url())?),
+            IdentityVerifier::new(keys::remote_router_keys(&self.jwks_url())?),
             Arc::clone(&self.wm_store),
             self.wm_config.clone(),
         );
