@@ -833,9 +833,24 @@ async fn role_hierarchy_of_the_realm_file_matches_keycloak_tokens() {
     let only_ours = |roles: BTreeSet<String>| -> BTreeSet<String> {
         roles.intersection(&ours).cloned().collect()
     };
+    // What Keycloak does: every realm composite expands, the default role included. (The
+    // library's hierarchy deliberately never expands `default-roles-*`; it is only for issuers
+    // that do not expand composites themselves.)
+    let keycloak_expansion =
+        RoleHierarchy::from_pairs(file["roles"]["realm"].as_array().unwrap().iter().flat_map(
+            |role| {
+                let name = role["name"].as_str().unwrap().to_owned();
+                role["composites"]["realm"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |c| (Role::realm(name.as_str()), Role::realm(c.as_str().unwrap())))
+            },
+        ))
+        .unwrap();
     let expand = |direct: &BTreeSet<String>| -> BTreeSet<String> {
         let held: RoleSet = direct.iter().map(|r| Role::realm(r.as_str())).collect();
-        hierarchy
+        keycloak_expansion
             .expand(&held)
             .realm_roles()
             .map(|r| r.name().to_owned())
@@ -884,13 +899,17 @@ async fn role_hierarchy_of_the_realm_file_matches_keycloak_tokens() {
         assert_eq!(only_ours(in_token), expected, "{who}: direct {direct:?}");
         let principal = verifier.verify(&token).await.unwrap();
         assert_eq!(only_ours(realm_role_names(&principal)), expected, "{who}");
-        // The hierarchy grants exactly the roles Keycloak put into the token.
+        // The token's own roles (a flat hierarchy, the default) and the realm file's hierarchy
+        // both grant exactly the roles Keycloak put into the token.
+        let flat = RoleHierarchy::flat();
         for role in &ours {
-            assert_eq!(
-                Requirement::realm_role(role.as_str()).is_satisfied_by(&principal, &hierarchy),
-                expected.contains(role),
-                "{who}: {role}"
-            );
+            for h in [&flat, &hierarchy] {
+                assert_eq!(
+                    Requirement::realm_role(role.as_str()).is_satisfied_by(&principal, h),
+                    expected.contains(role),
+                    "{who}: {role}"
+                );
+            }
         }
     }
 }

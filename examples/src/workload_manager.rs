@@ -121,7 +121,8 @@ pub struct WorkloadManagerConfig {
     pub sandbox_url: String,
     /// The role that bypasses ownership on delete (`--admin-role`, default `admin`).
     pub admin_role: String,
-    /// The role hierarchy (default: the realm's composites).
+    /// The role hierarchy (default: flat — the token's roles as they are, since Keycloak already
+    /// expands composites into them).
     pub hierarchy: Arc<RoleHierarchy>,
     /// How owner ids are formed; must match the Router's.
     pub owner_scheme: OwnerIdScheme,
@@ -133,7 +134,7 @@ impl WorkloadManagerConfig {
         Self {
             sandbox_url: sandbox_url.into(),
             admin_role: agentcube_rlac::DEFAULT_ADMIN_ROLE.to_owned(),
-            hierarchy: Arc::new(crate::realm_hierarchy()),
+            hierarchy: Arc::new(RoleHierarchy::flat()),
             owner_scheme: OwnerIdScheme::SubjectOnly,
         }
     }
