@@ -29,20 +29,20 @@ use crate::role::Role;
 ///     Requirement::all_of([Requirement::scope("admin:write"), Requirement::permission("admin:write")]),
 /// ]);
 /// let flat = RoleHierarchy::flat();
-/// let reader = Principal::builder("https://issuer.example/", "u-1")
-///     .scopes(["admin:write"])
-///     .permissions(["read:reports"])
-///     .build();
-/// let err = admin_write.check(&reader, &flat).unwrap_err();
-/// assert_eq!(err.code(), ErrorCode::InsufficientRole); // the first alternative's grant
-/// let writer = Principal::builder("https://issuer.example/", "u-2")
+/// let writer = Principal::builder("https://issuer.example/", "u-1")
 ///     .scopes(["admin:write"])
 ///     .permissions(["admin:write"])
 ///     .build();
 /// assert!(admin_write.check(&writer, &flat).is_ok());
 ///
-/// let err = Requirement::scope("admin:write").check(&reader.clone(), &flat);
-/// assert!(err.is_ok());
+/// // Granted the scope but not the permission: refused, naming the first alternative's grant.
+/// let reader = Principal::builder("https://issuer.example/", "u-2")
+///     .scopes(["admin:write"])
+///     .permissions(["read:reports"])
+///     .build();
+/// let err = admin_write.check(&reader, &flat).unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::InsufficientRole);
+///
 /// let err = Requirement::scope("reports:export").check(&reader, &flat).unwrap_err();
 /// assert_eq!(err.code(), ErrorCode::InsufficientScope);
 /// assert_eq!(

@@ -11,6 +11,10 @@ use crate::principal::Principal;
 /// Implemented by `agentcube-oidc`'s verifiers; the tower layer in the `http` feature runs any
 /// implementation. The future is `Send` and generic (not boxed), so the per-request path
 /// allocates nothing for it.
+///
+/// A verifier turns the verified claims into the principal with a
+/// [`ClaimMapper`](crate::ClaimMapper) and passes the mapper's refusal on as it is, so an
+/// [`AuthError::Custom`] of the service's own reaches the client with its code and status.
 pub trait TokenVerifier: Send + Sync {
     /// Verifies `token` (the bare token, without the `Bearer ` prefix).
     ///

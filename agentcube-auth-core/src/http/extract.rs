@@ -20,6 +20,9 @@ use crate::principal::Principal;
 /// `Option<AuthenticatedPrincipal>` never rejects: it is `None` when there is no principal
 /// (for routes that serve anonymous and authenticated callers differently).
 ///
+/// The attributes the claim mapper attached are on the principal:
+/// `principal.extension::<Tenant>()` (see [`Principal::extension`]).
+///
 /// # Example
 /// ```
 /// use agentcube_auth_core::{AuthError, Principal, TokenVerifier};
