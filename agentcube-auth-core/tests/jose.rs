@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use agentcube_auth_core::jose::{
-    Algorithm, AlgorithmSet, EncodedHeader, Jwk, JwsPolicy, KeySet, KeySource, SigningKey,
-    TypePolicy, UnverifiedJws, VerificationKey,
+    Algorithm, AlgorithmSet, EncodedHeader, Jwk, JwsPolicy, KeyError, KeyFamily, KeySet, KeySource,
+    SigningKey, SkipReason, TypePolicy, UnverifiedJws, VerificationKey,
 };
 use agentcube_auth_core::{AuthError, ErrorCode};
 use base64::Engine as _;
@@ -99,6 +99,7 @@ impl TestKey {
 struct Fixture {
     rsa: TestKey,
     ec: TestKey,
+    p521: TestKey,
     ed: TestKey,
     keys: KeySet,
 }
@@ -108,10 +109,18 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let rsa = TestKey::rsa("rsa-1");
         let ec = TestKey::ec("ec-1");
+        let p521 = TestKey::new(Algorithm::ES512, "ec-521");
         let ed = TestKey::ed("ed-1");
-        let keys =
-            KeySet::new([&rsa, &ec, &ed].map(|k| VerificationKey::from_jwk(&k.jwk).unwrap()));
-        Fixture { rsa, ec, ed, keys }
+        let keys = KeySet::new(
+            [&rsa, &ec, &p521, &ed].map(|k| VerificationKey::from_jwk(&k.jwk).unwrap()),
+        );
+        Fixture {
+            rsa,
+            ec,
+            p521,
+            ed,
+            keys,
+        }
     })
 }
 
@@ -148,6 +157,7 @@ async fn every_algorithm_family_round_trips() {
         (&f.rsa, "PS256"),
         (&f.rsa, "RS384"),
         (&f.ec, "ES256"),
+        (&f.p521, "ES512"),
         (&f.ed, "EdDSA"),
     ] {
         let kid = key.jwk.kid.as_deref().unwrap();
@@ -163,7 +173,7 @@ async fn every_algorithm_family_round_trips() {
 async fn none_and_hmac_are_never_algorithms() {
     let f = fixture();
     for alg in [
-        "none", "None", "NONE", "nOnE", "HS256", "HS384", "HS512", "rs256", "", "ES512",
+        "none", "None", "NONE", "nOnE", "HS256", "HS384", "HS512", "rs256", "", "es512", "ES521",
     ] {
         let header = json!({"alg": alg, "kid": "rsa-1"});
         let unsigned = format!(
@@ -610,6 +620,272 @@ fn debug_output_never_contains_the_token() {
     }
     let key = Arc::clone(&f.keys.keys()[0]);
     assert!(format!("{key:?}").contains("rsa-1"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ES512 (P-521)
+
+/// RFC 7520 §3.1, figure 1: the P-521 public key of the JOSE cookbook.
+const RFC7520_P521_X: &str =
+    "AHKZLLOsCOzz5cY97ewNUajB957y-C-U88c3v13nmGZx6sYl_oJXu9A5RkTKqjqvjyekWF-7ytDyRXYgCF5cj0Kt";
+const RFC7520_P521_Y: &str =
+    "AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfmC6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1";
+
+fn rfc7520_p521() -> Jwk {
+    Jwk {
+        kty: "EC".into(),
+        kid: Some("bilbo.baggins@hobbiton.example".into()),
+        key_use: Some("sig".into()),
+        crv: Some("P-521".into()),
+        x: Some(RFC7520_P521_X.into()),
+        y: Some(RFC7520_P521_Y.into()),
+        ..Jwk::default()
+    }
+}
+
+#[test]
+fn es512_verifies_the_rfc7520_signature_with_the_rfc7520_key() {
+    // RFC 7520 §4.3, figure 27. ECDSA signatures are randomised, so this is one signature the
+    // cookbook's key made, which every conforming verifier accepts. Its payload is text, not
+    // claims, so the signature is checked on its own.
+    let compact = [
+        "eyJhbGciOiJFUzUxMiIsImtpZCI6ImJpbGJvLmJhZ2dpbnNAaG9iYml0b24uZXhhbXBsZSJ9",
+        "SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250byB0aGUgcm9hZCwgYW5kIGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hlcmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4",
+        "AE_R_YZCChjn4791jSQCrdPZCNYqHXCTZH0-JZGYNlaAjP2kqaluUIIUnC9qvbu9Plon7KRTzoNEuT4Va2cmL1eJAQy3mtPBu_u_sDDyYjnAMDxXPn7XrT0lw-kvAD890jl8e2puQens_IEKBpHABlsbEPX6sFY8OcGDqoRuBomu9xQ2",
+    ];
+    let jwk = rfc7520_p521();
+    // The RFC 7638 thumbprint of the cookbook key, as other JOSE libraries compute it.
+    assert_eq!(
+        jwk.thumbprint().as_deref(),
+        Some("dHri3SADZkrush5HU_50AoRhcKFryN-PI6jPBtPL55M")
+    );
+    let key = VerificationKey::from_jwk(&jwk).unwrap();
+    assert_eq!(key.family(), KeyFamily::P521);
+    assert_eq!(key.algorithms(), AlgorithmSet::only(Algorithm::ES512));
+    let input = format!("{}.{}", compact[0], compact[1]);
+    let signature = URL_SAFE_NO_PAD.decode(compact[2]).unwrap();
+    assert_eq!(signature.len(), 132);
+    key.verify(Algorithm::ES512, input.as_bytes(), &signature)
+        .unwrap();
+    let mut flipped = signature.clone();
+    flipped[70] ^= 1;
+    assert_eq!(
+        key.verify(Algorithm::ES512, input.as_bytes(), &flipped),
+        Err(AuthError::InvalidSignature)
+    );
+    assert_eq!(
+        key.verify(Algorithm::ES256, input.as_bytes(), &signature),
+        Err(AuthError::KeyAlgorithmMismatch)
+    );
+}
+
+#[tokio::test]
+async fn es512_tokens_round_trip_through_the_pipeline() {
+    let key = SigningKey::generate(Algorithm::ES512).unwrap();
+    assert_eq!(key.algorithm(), Algorithm::ES512);
+    let jwk = key.public_jwk();
+    assert_eq!(
+        (jwk.kty.as_str(), jwk.crv.as_deref(), jwk.alg.as_deref()),
+        ("EC", Some("P-521"), Some("ES512"))
+    );
+    for coordinate in [&jwk.x, &jwk.y] {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(coordinate.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(bytes.len(), 66, "full-width P-521 coordinates");
+    }
+    let keys = KeySet::new([VerificationKey::from_jwk(jwk).unwrap()]);
+    let token = key.sign_claims(Some("JWT"), &payload()).unwrap();
+    let signature = URL_SAFE_NO_PAD
+        .decode(token.rsplit_once('.').unwrap().1)
+        .unwrap();
+    assert_eq!(signature.len(), 132);
+    let policy = JwsPolicy::new(AlgorithmSet::only(Algorithm::ES512));
+    let jws = UnverifiedJws::parse(&token, &policy).unwrap();
+    assert_eq!(jws.header().alg, Algorithm::ES512);
+    let found = keys
+        .key_for(jws.header().kid.as_deref(), jws.header().alg)
+        .await
+        .unwrap();
+    let (_, claims) = jws.verify(&found).unwrap();
+    assert_eq!(claims.subject().unwrap(), Some("u1"));
+    // Not in an allowlist that does not name it (the default of most verifiers).
+    let es256_only = JwsPolicy::new(AlgorithmSet::only(Algorithm::ES256));
+    assert_eq!(
+        UnverifiedJws::parse(&token, &es256_only)
+            .unwrap_err()
+            .code(),
+        ErrorCode::AlgorithmNotAllowed
+    );
+}
+
+#[tokio::test]
+async fn es512_signatures_of_the_wrong_length_or_value_are_refused() {
+    let key = SigningKey::generate(Algorithm::ES512).unwrap();
+    let keys = KeySet::new([VerificationKey::from_jwk(key.public_jwk()).unwrap()]);
+    let token = key.sign_claims(Some("JWT"), &payload()).unwrap();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let policy = JwsPolicy::new(AlgorithmSet::ALL);
+    let verify = |token: String| {
+        let keys = keys.clone();
+        let policy = policy.clone();
+        async move {
+            let jws = UnverifiedJws::parse(&token, &policy)?;
+            let key = keys
+                .key_for(jws.header().kid.as_deref(), jws.header().alg)
+                .await?;
+            jws.verify(&key).map(|_| ())
+        }
+    };
+    assert_eq!(verify(token.clone()).await, Ok(()));
+    // The fixed JOSE width is 132 bytes: one byte short or long (or an ES256/ES384 width, or
+    // a DER-encoded signature) is malformed, refused before the key lookup.
+    for len in [131, 133, 64, 96, 139] {
+        let mut other = sig.clone();
+        other.resize(len, 0);
+        let bad = format!("{input}.{}", b64(&other));
+        assert_eq!(
+            verify(bad).await.unwrap_err().code(),
+            ErrorCode::Malformed,
+            "{len} bytes"
+        );
+    }
+    // r = s = 0, and a flipped bit: the right length, the wrong value.
+    let zero = format!("{input}.{}", b64(&[0u8; 132]));
+    assert_eq!(verify(zero).await, Err(AuthError::InvalidSignature));
+    let mut flipped = sig.clone();
+    flipped[131] ^= 1;
+    let flipped = format!("{input}.{}", b64(&flipped));
+    assert_eq!(verify(flipped).await, Err(AuthError::InvalidSignature));
+    // An ES512 header naming a P-256 key, and an ES256 header naming the P-521 key.
+    let p256 = SigningKey::generate(Algorithm::ES256).unwrap();
+    let both = KeySet::new([
+        VerificationKey::from_jwk(key.public_jwk()).unwrap(),
+        VerificationKey::from_jwk(p256.public_jwk()).unwrap(),
+    ]);
+    for (alg, kid) in [("ES512", p256.kid()), ("ES256", key.kid())] {
+        let header = json!({"alg": alg, "kid": kid});
+        let jws_token = format!(
+            "{}.{}",
+            EncodedHeader::from_json_bytes(header.to_string().as_bytes()).as_str(),
+            token.split_once('.').unwrap().1
+        );
+        let jws = match UnverifiedJws::parse(&jws_token, &policy) {
+            Ok(jws) => jws,
+            // ES256 with a 132-byte signature is already malformed.
+            Err(e) => {
+                assert_eq!((alg, e.code()), ("ES256", ErrorCode::Malformed));
+                continue;
+            }
+        };
+        let found = both
+            .key_for(jws.header().kid.as_deref(), jws.header().alg)
+            .await;
+        assert_eq!(found.unwrap_err(), AuthError::KeyAlgorithmMismatch, "{alg}");
+    }
+}
+
+#[test]
+fn p521_jwks_of_the_wrong_shape_are_skipped() {
+    let good = rfc7520_p521();
+    assert!(VerificationKey::from_jwk(&good).is_ok());
+    let x = URL_SAFE_NO_PAD.decode(RFC7520_P521_X).unwrap();
+    let y = URL_SAFE_NO_PAD.decode(RFC7520_P521_Y).unwrap();
+    assert_eq!((x.len(), y.len()), (66, 66));
+    let with = |x: &[u8], y: &[u8]| Jwk {
+        x: Some(b64(x)),
+        y: Some(b64(y)),
+        ..rfc7520_p521()
+    };
+    // RFC 7518 §6.2.1.2: the coordinates are full width, leading zero bytes included. The
+    // cookbook's `x` starts with 0x00, so its 65-byte form is the same number, still refused.
+    assert_eq!(x[0], 0);
+    let reasons = [
+        with(&x[1..], &y),
+        with(&x, &y[1..]),
+        with(&[&[0u8][..], &x].concat(), &y),
+        with(&x, &[&y[..], &[0u8][..]].concat()),
+        with(&x[..48], &y[..48]), // a P-384 width
+        with(&x, &[1u8; 66]),     // not on the curve
+    ]
+    .iter()
+    .map(|jwk| VerificationKey::from_jwk(jwk).err())
+    .collect::<Vec<_>>();
+    assert_eq!(reasons, vec![Some(SkipReason::InvalidKeyMaterial); 6]);
+    // The JWK `alg` must fit the curve.
+    for alg in ["ES256", "ES384", "RS512"] {
+        let jwk = Jwk {
+            alg: Some(alg.into()),
+            ..rfc7520_p521()
+        };
+        assert_eq!(
+            VerificationKey::from_jwk(&jwk).err(),
+            Some(SkipReason::UnsupportedAlgorithm),
+            "{alg}"
+        );
+    }
+    let p256 = SigningKey::generate(Algorithm::ES256).unwrap();
+    let mislabelled = Jwk {
+        alg: Some("ES512".into()),
+        ..p256.public_jwk().clone()
+    };
+    assert_eq!(
+        VerificationKey::from_jwk(&mislabelled).err(),
+        Some(SkipReason::UnsupportedAlgorithm)
+    );
+    // A JWKS with one P-521 key among others reads it like any other.
+    let doc = json!({"keys": [good, {"kty": "EC", "crv": "P-521", "kid": "short", "x": b64(&x[1..]), "y": RFC7520_P521_Y}]});
+    let (set, skipped) = KeySet::from_jwks(doc.to_string().as_bytes(), 32).unwrap();
+    assert!(set.contains_kid("bilbo.baggins@hobbiton.example"));
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].reason, SkipReason::InvalidKeyMaterial);
+}
+
+#[test]
+fn p521_points_and_pem_round_trip() {
+    let key = SigningKey::generate(Algorithm::ES512).unwrap();
+    // PKCS#8 PEM (the OID 1.3.132.0.35 names the curve) back to the same key and algorithm.
+    let private = key.to_pkcs8_pem().unwrap();
+    let reloaded = SigningKey::from_pem(private.expose_secret()).unwrap();
+    assert_eq!(reloaded.algorithm(), Algorithm::ES512);
+    assert_eq!(reloaded.kid(), key.kid());
+    let der = key.to_pkcs8_der().unwrap();
+    let from_der = SigningKey::from_pkcs8_der(der.expose_secret()).unwrap();
+    assert_eq!(from_der.public_jwk(), key.public_jwk());
+    // A token the reloaded key signs verifies with the original's public key.
+    let token = reloaded.sign_claims(None, &payload()).unwrap();
+    let jws = UnverifiedJws::parse(&token, &JwsPolicy::new(AlgorithmSet::ALL)).unwrap();
+    jws.verify(key.verification_key()).unwrap();
+    // SPKI PEM back to the same public JWK (kid = thumbprint, alg ES512).
+    let public_pem = key.to_public_pem().unwrap();
+    let public = Jwk::from_public_pem(&public_pem).unwrap();
+    assert_eq!(&public, key.public_jwk());
+    // Uncompressed points: 133 bytes is P-521; other lengths and compressed forms are not EC
+    // points of a supported curve.
+    let x = URL_SAFE_NO_PAD.decode(RFC7520_P521_X).unwrap();
+    let y = URL_SAFE_NO_PAD.decode(RFC7520_P521_Y).unwrap();
+    let point = [&[0x04u8][..], &x, &y].concat();
+    assert_eq!(point.len(), 133);
+    let jwk = Jwk::ec_point(&point).unwrap();
+    assert_eq!(
+        (jwk.crv.as_deref(), jwk.x.as_deref(), jwk.y.as_deref()),
+        (Some("P-521"), Some(RFC7520_P521_X), Some(RFC7520_P521_Y))
+    );
+    assert_eq!(Jwk::ec_point(&point[..132]), None);
+    assert_eq!(Jwk::ec_point(&[&point[..], &[0]].concat()), None);
+    let mut compressed = point;
+    compressed[0] = 0x02;
+    assert_eq!(Jwk::ec_point(&compressed), None);
+    // A public key is not a private key, and the other way round.
+    assert_eq!(
+        SigningKey::from_pem(&public_pem).err(),
+        Some(KeyError::NotAPrivateKey)
+    );
+    assert_eq!(
+        Jwk::from_public_pem(private.expose_secret()).err(),
+        Some(KeyError::NotAPublicKey)
+    );
 }
 
 proptest! {

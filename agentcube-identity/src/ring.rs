@@ -149,7 +149,7 @@ impl KeyRing {
     ///
     /// Each key must be usable for verification (an unusable key fails the whole call: this is
     /// static configuration, so it should be right). A key without `kid` gets its thumbprint; a
-    /// key without `alg` is pinned to its family's algorithm (`RS256`, `ES256` or `EdDSA`).
+    /// key without `alg` is pinned to its family's algorithm (`RS256`, `ES256`, `ES384`, `ES512` or `EdDSA`).
     ///
     /// # Errors
     /// [`KeyError::Unusable`] for a key that cannot verify.
@@ -382,6 +382,7 @@ fn normalise_public(jwk: Jwk) -> Result<Jwk, KeyError> {
             KeyFamily::Rsa => Algorithm::RS256,
             KeyFamily::P256 => Algorithm::ES256,
             KeyFamily::P384 => Algorithm::ES384,
+            KeyFamily::P521 => Algorithm::ES512,
             KeyFamily::Ed25519 => Algorithm::EdDSA,
             _ => return Err(KeyError::UnsupportedKeyType),
         },

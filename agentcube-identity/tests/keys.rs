@@ -179,24 +179,32 @@ fn unsupported_and_wrong_pem_inputs_are_refused_with_reasons() {
         SigningKey::from_pem(&pem("CERTIFICATE", b"x")).unwrap_err(),
         KeyError::UnsupportedPemLabel(Untrusted::new("CERTIFICATE"))
     );
-    // P-521 is a valid key of an unsupported type, not a "rejected" one.
-    let p521 = aws_lc_rs::signature::EcdsaKeyPair::generate(
-        &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED_SIGNING,
-    )
-    .unwrap();
-    let p521_pem = pem("PRIVATE KEY", p521.to_pkcs8v1().unwrap().as_ref());
-    let err = SigningKey::from_pem(&p521_pem).unwrap_err();
+    // secp256k1 (OID 1.3.132.0.10) is a well-formed key of an unsupported type, not a
+    // "rejected" one: the PKCS#8 and SPKI algorithm identifiers name it.
+    let k256_alg_id: &[u8] = &[
+        0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81,
+        0x04, 0x00, 0x0a,
+    ];
+    let k256_pkcs8 = [
+        &[0x30, 0x1a, 0x02, 0x01, 0x00][..],
+        k256_alg_id,
+        &[0x04, 0x03, 0x30, 0x01, 0x00],
+    ]
+    .concat();
+    let err = SigningKey::from_pem(&pem("PRIVATE KEY", &k256_pkcs8)).unwrap_err();
     assert_eq!(
         (err.clone(), err.code().as_str()),
         (KeyError::UnsupportedKeyType, "unsupported_key_type")
     );
-    let p521_spki =
-        aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der<'_>>::as_der(
-            aws_lc_rs::signature::KeyPair::public_key(&p521),
-        )
-        .unwrap();
+    let k256_spki = [
+        &[0x30, 0x56][..],
+        k256_alg_id,
+        &[0x03, 0x42, 0x00, 0x04],
+        &[7u8; 64],
+    ]
+    .concat();
     assert_eq!(
-        Jwk::from_spki_der(p521_spki.as_ref()).unwrap_err(),
+        Jwk::from_spki_der(&k256_spki).unwrap_err(),
         KeyError::UnsupportedKeyType
     );
     assert!(matches!(
@@ -213,36 +221,52 @@ fn unsupported_and_wrong_pem_inputs_are_refused_with_reasons() {
     );
 }
 
-/// A key of an algorithm outside the internal allowlist (P-384, the PS family) signs, but
-/// verifiers refuse its tokens until their allowlist names the algorithm.
+/// A key of an algorithm outside the internal allowlist (P-384, P-521, the PS family) signs,
+/// but verifiers refuse its tokens until their allowlist names the algorithm.
 #[tokio::test]
 async fn keys_outside_the_internal_algorithms_need_a_wider_allowlist() {
-    let p384 = aws_lc_rs::signature::EcdsaKeyPair::generate(
-        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-    )
-    .unwrap();
-    let key =
-        SigningKey::from_pem(&pem("PRIVATE KEY", p384.to_pkcs8v1().unwrap().as_ref())).unwrap();
-    assert_eq!(key.algorithm(), Algorithm::ES384);
-    assert!(!VerifierConfig::DEFAULT_ALGORITHMS.contains(Algorithm::ES384));
-    let clock = ManualClock::new(NOW);
-    let ring = Arc::new(KeyRing::new(key));
-    let minter = TokenMinter::new(ring.clone()).with_clock(clock.clone());
-    let token = minter.identity_token(&alice()).unwrap();
-    let default = IdentityVerifier::new(ring.clone()).with_clock(clock.clone());
-    assert_eq!(
-        code(default.verify(token.as_str()).await),
-        "algorithm_not_allowed"
-    );
-    let config =
-        VerifierConfig::new().algorithms(VerifierConfig::DEFAULT_ALGORITHMS.with(Algorithm::ES384));
-    let wider = IdentityVerifier::with_config(ring, config)
-        .unwrap()
-        .with_clock(clock);
-    assert_eq!(
-        wider.verify(token.as_str()).await.unwrap().algorithm(),
-        Algorithm::ES384
-    );
+    for (params, alg) in [
+        (
+            &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            Algorithm::ES384,
+        ),
+        (
+            &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+            Algorithm::ES512,
+        ),
+    ] {
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(params).unwrap();
+        let key =
+            SigningKey::from_pem(&pem("PRIVATE KEY", pair.to_pkcs8v1().unwrap().as_ref())).unwrap();
+        assert_eq!(key.algorithm(), alg);
+        assert!(!VerifierConfig::DEFAULT_ALGORITHMS.contains(alg));
+        // The Router's public.pem of such a key reads back pinned to the same algorithm.
+        let public = KeyRing::from_public_pem(&key.to_public_pem().unwrap()).unwrap();
+        assert_eq!(public.algorithms(), AlgorithmSet::only(alg));
+        let clock = ManualClock::new(NOW);
+        let ring = Arc::new(KeyRing::new(key));
+        let minter = TokenMinter::new(ring.clone()).with_clock(clock.clone());
+        let token = minter.identity_token(&alice()).unwrap();
+        let default = IdentityVerifier::new(ring.clone()).with_clock(clock.clone());
+        assert_eq!(
+            code(default.verify(token.as_str()).await),
+            "algorithm_not_allowed"
+        );
+        let config = VerifierConfig::new().algorithms(VerifierConfig::DEFAULT_ALGORITHMS.with(alg));
+        let wider = IdentityVerifier::with_config(ring, config)
+            .unwrap()
+            .with_clock(clock.clone());
+        assert_eq!(wider.verify(token.as_str()).await.unwrap().algorithm(), alg);
+        // A verify-only ring of the public key, as a workload manager loads it.
+        let config = VerifierConfig::new().algorithms(VerifierConfig::DEFAULT_ALGORITHMS.with(alg));
+        let remote = IdentityVerifier::with_config(public, config)
+            .unwrap()
+            .with_clock(clock);
+        assert_eq!(
+            remote.verify(token.as_str()).await.unwrap().algorithm(),
+            alg
+        );
+    }
     assert_eq!(
         AlgorithmSet::only(Algorithm::EdDSA)
             .with(Algorithm::ES256)

@@ -27,6 +27,8 @@ pub enum Algorithm {
     ES256,
     /// ECDSA P-384 with SHA-384.
     ES384,
+    /// ECDSA P-521 with SHA-512 (Keycloak can sign with it).
+    ES512,
     /// Ed25519 (RFC 8037).
     EdDSA,
 }
@@ -41,13 +43,15 @@ pub enum KeyFamily {
     P256,
     /// P-384 (`kty: EC`, `crv: P-384`).
     P384,
+    /// P-521 (`kty: EC`, `crv: P-521`).
+    P521,
     /// Ed25519 (`kty: OKP`, `crv: Ed25519`).
     Ed25519,
 }
 
 impl Algorithm {
     /// Every supported algorithm.
-    pub const ALL: [Algorithm; 9] = [
+    pub const ALL: [Algorithm; 10] = [
         Self::RS256,
         Self::RS384,
         Self::RS512,
@@ -56,6 +60,7 @@ impl Algorithm {
         Self::PS512,
         Self::ES256,
         Self::ES384,
+        Self::ES512,
         Self::EdDSA,
     ];
 
@@ -70,6 +75,7 @@ impl Algorithm {
             Self::PS512 => "PS512",
             Self::ES256 => "ES256",
             Self::ES384 => "ES384",
+            Self::ES512 => "ES512",
             Self::EdDSA => "EdDSA",
         }
     }
@@ -87,6 +93,7 @@ impl Algorithm {
             }
             Self::ES256 => KeyFamily::P256,
             Self::ES384 => KeyFamily::P384,
+            Self::ES512 => KeyFamily::P521,
             Self::EdDSA => KeyFamily::Ed25519,
         }
     }
@@ -123,8 +130,9 @@ impl AlgorithmSet {
     /// No algorithm.
     pub const EMPTY: Self = Self(0);
 
-    /// Every asymmetric algorithm a Router commonly meets: RS/PS 256-512, ES256, ES384, EdDSA.
-    pub const ALL: Self = Self(0x1ff);
+    /// Every supported algorithm ([`Algorithm::ALL`]): RS/PS 256-512, ES256, ES384, ES512,
+    /// EdDSA.
+    pub const ALL: Self = Self((1 << Algorithm::ALL.len()) - 1);
 
     /// A set of one algorithm.
     pub const fn only(alg: Algorithm) -> Self {
@@ -188,7 +196,7 @@ mod tests {
             assert_eq!(Algorithm::from_name(alg.as_str()), Some(alg));
         }
         for bad in [
-            "none", "None", "NONE", "HS256", "rs256", "RS256 ", "", "ES512",
+            "none", "None", "NONE", "HS256", "rs256", "RS256 ", "", "es512", "ES521",
         ] {
             assert_eq!(Algorithm::from_name(bad), None, "{bad}");
         }
@@ -201,7 +209,16 @@ mod tests {
         assert!(!set.contains(Algorithm::PS256));
         assert_eq!(set.iter().count(), 3);
         assert!(AlgorithmSet::parse_list("RS256,HS256").is_err());
-        assert_eq!(AlgorithmSet::ALL.iter().count(), 9);
+        assert_eq!(AlgorithmSet::ALL.iter().count(), 10);
+        assert_eq!(AlgorithmSet::ALL.iter().collect::<Vec<_>>(), Algorithm::ALL);
+        assert_eq!(Algorithm::ES512.as_str(), "ES512");
+        assert_eq!(Algorithm::ES512.key_family(), KeyFamily::P521);
+        assert_eq!("ES512".parse::<Algorithm>(), Ok(Algorithm::ES512));
+        assert!(
+            AlgorithmSet::parse_list("ES512")
+                .unwrap()
+                .contains(Algorithm::ES512)
+        );
         assert!(AlgorithmSet::EMPTY.is_empty());
     }
 }

@@ -460,6 +460,7 @@ impl Signature {
         match alg {
             Algorithm::ES256 | Algorithm::EdDSA => self.len == 64,
             Algorithm::ES384 => self.len == 96,
+            Algorithm::ES512 => self.len == 132,
             _ => self.len >= 256,
         }
     }

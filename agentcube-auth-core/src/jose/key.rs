@@ -36,7 +36,7 @@ pub struct Jwk {
     /// RSA public exponent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
-    /// Curve: `P-256`, `P-384`, `Ed25519`.
+    /// Curve: `P-256`, `P-384`, `P-521`, `Ed25519`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crv: Option<String>,
     /// EC x coordinate or OKP public key.
@@ -131,11 +131,12 @@ impl Jwk {
     }
 
     /// An EC public key from its uncompressed point (`0x04 || x || y`): P-256 for 65 bytes,
-    /// P-384 for 97; `None` for anything else.
+    /// P-384 for 97, P-521 for 133; `None` for anything else.
     pub fn ec_point(point: &[u8]) -> Option<Self> {
         let (crv, width) = match point.len() {
             65 => ("P-256", 32),
             97 => ("P-384", 48),
+            133 => ("P-521", 66),
             _ => return None,
         };
         match point.split_first() {
@@ -215,6 +216,7 @@ impl VerificationKey {
             ("RSA", _) => KeyFamily::Rsa,
             ("EC", Some("P-256")) => KeyFamily::P256,
             ("EC", Some("P-384")) => KeyFamily::P384,
+            ("EC", Some("P-521")) => KeyFamily::P521,
             ("OKP", Some("Ed25519")) => KeyFamily::Ed25519,
             _ => return Err(SkipReason::UnsupportedKeyType),
         };
@@ -251,13 +253,9 @@ impl VerificationKey {
                     })
                     .collect::<Result<_, _>>()?
             }
-            KeyFamily::P256 | KeyFamily::P384 => {
-                let (width, alg, params): (usize, _, &'static sig::EcdsaVerificationAlgorithm) =
-                    if family == KeyFamily::P256 {
-                        (32, Algorithm::ES256, &sig::ECDSA_P256_SHA256_FIXED)
-                    } else {
-                        (48, Algorithm::ES384, &sig::ECDSA_P384_SHA384_FIXED)
-                    };
+            KeyFamily::P256 | KeyFamily::P384 | KeyFamily::P521 => {
+                let (width, alg, params) =
+                    ecdsa_params(family).ok_or(SkipReason::UnsupportedKeyType)?;
                 let x = b64(jwk.x.as_deref())?;
                 let y = b64(jwk.y.as_deref())?;
                 if x.len() != width || y.len() != width {
@@ -467,6 +465,21 @@ fn check_ed25519_point(encoded: &[u8; 32]) -> Result<(), SkipReason> {
     }
 }
 
+/// The coordinate width, algorithm and verification parameters of an ECDSA curve.
+///
+/// RFC 7518 §6.2.1.2-3: `x` and `y` are octet strings of the full width of the curve's field,
+/// 66 bytes for P-521 (whose 521 bits do not fill the last byte); a shorter encoding is invalid.
+fn ecdsa_params(
+    family: KeyFamily,
+) -> Option<(usize, Algorithm, &'static sig::EcdsaVerificationAlgorithm)> {
+    match family {
+        KeyFamily::P256 => Some((32, Algorithm::ES256, &sig::ECDSA_P256_SHA256_FIXED)),
+        KeyFamily::P384 => Some((48, Algorithm::ES384, &sig::ECDSA_P384_SHA384_FIXED)),
+        KeyFamily::P521 => Some((66, Algorithm::ES512, &sig::ECDSA_P521_SHA512_FIXED)),
+        KeyFamily::Rsa | KeyFamily::Ed25519 => None,
+    }
+}
+
 fn rsa_params(alg: Algorithm) -> &'static sig::RsaParameters {
     match alg {
         Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
@@ -561,7 +574,7 @@ mod tests {
         assert_eq!(rsa(&n2048, |_| {}), None);
         let ec = Jwk {
             kty: "EC".into(),
-            crv: Some("P-521".into()),
+            crv: Some("secp256k1".into()),
             ..Jwk::default()
         };
         assert_eq!(

@@ -3,8 +3,8 @@
 
 use aws_lc_rs::error::KeyRejected;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
-    RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+    ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
 };
 
 use super::algorithm::Algorithm;
@@ -34,8 +34,8 @@ pub enum KeyError {
     /// A private key was given where only a public key belongs (a verifier never needs one).
     #[error("expected a public key, found a private key")]
     NotAPublicKey,
-    /// The key is of a type that is not supported (for example P-521, DSA or X25519), or an
-    /// RSA size that cannot be generated.
+    /// The key is of a type that is not supported (for example secp256k1, DSA or X25519), or
+    /// an RSA size that cannot be generated.
     #[error("unsupported key type")]
     UnsupportedKeyType,
     /// The algorithm does not fit the key (or cannot sign).
@@ -128,6 +128,13 @@ pub(super) fn private_key_from_pkcs8(der: &[u8]) -> Result<(Material, Algorithm)
             )?),
             Algorithm::ES384,
         ),
+        Some(der::KeyType::P521) => (
+            Material::Ecdsa(EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P521_SHA512_FIXED_SIGNING,
+                der,
+            )?),
+            Algorithm::ES512,
+        ),
         Some(der::KeyType::Rsa) => (
             Material::Rsa(RsaKeyPair::from_pkcs8(der)?),
             Algorithm::RS256,
@@ -138,10 +145,10 @@ pub(super) fn private_key_from_pkcs8(der: &[u8]) -> Result<(Material, Algorithm)
 }
 
 impl Jwk {
-    /// Reads a public key from PEM: SPKI (`PUBLIC KEY`: Ed25519, P-256, P-384 or RSA) or PKCS#1
-    /// (`RSA PUBLIC KEY`), as a JWK ready to publish or verify with: `kid` is the RFC 7638
+    /// Reads a public key from PEM: SPKI (`PUBLIC KEY`: Ed25519, P-256, P-384, P-521 or RSA) or
+    /// PKCS#1 (`RSA PUBLIC KEY`), as a JWK ready to publish or verify with: `kid` is the RFC 7638
     /// thumbprint, `use` is `sig`, and `alg` is the key type's default (`EdDSA`, `ES256`,
-    /// `ES384` or `RS256`), so the key never verifies another algorithm.
+    /// `ES384`, `ES512` or `RS256`), so the key never verifies another algorithm.
     ///
     /// # Errors
     /// [`KeyError`]; a private key is refused with [`KeyError::NotAPublicKey`].
@@ -165,7 +172,8 @@ impl Jwk {
         }
     }
 
-    /// Reads a DER `SubjectPublicKeyInfo` (Ed25519, P-256 or P-384 uncompressed, or RSA), like
+    /// Reads a DER `SubjectPublicKeyInfo` (Ed25519, P-256, P-384 or P-521 uncompressed, or RSA),
+    /// like
     /// [`Jwk::from_public_pem`].
     ///
     /// # Errors
@@ -185,6 +193,11 @@ impl Jwk {
             (
                 Self::ec_point(point).ok_or(KeyError::Rejected("bad p-384 point"))?,
                 Algorithm::ES384,
+            )
+        } else if let Some(point) = der.strip_prefix(der::P521_SPKI_PREFIX) {
+            (
+                Self::ec_point(point).ok_or(KeyError::Rejected("bad p-521 point"))?,
+                Algorithm::ES512,
             )
         } else if der::is_rsa_spki(der) {
             let key = aws_lc_rs::rsa::PublicKey::from_der(der)?;
@@ -212,10 +225,10 @@ pub(super) fn encode(tag: &str, der: Vec<u8>) -> String {
 /// Just enough DER to tell key types apart.
 ///
 /// DER is a canonical encoding, so the `SubjectPublicKeyInfo` of an Ed25519 or (uncompressed)
-/// P-256/P-384 key always begins with the same bytes: matching those prefixes is an exact parser
-/// for those types. RSA public keys and all private keys are parsed by aws-lc-rs; here only the
-/// algorithm OID of a PKCS#8 structure is read to choose the right aws-lc-rs constructor (so a
-/// P-521 key is reported as an unsupported type, not as "rejected").
+/// P-256/P-384/P-521 key always begins with the same bytes: matching those prefixes is an exact
+/// parser for those types. RSA public keys and all private keys are parsed by aws-lc-rs; here
+/// only the algorithm OID of a PKCS#8 structure is read to choose the right aws-lc-rs
+/// constructor (so a secp256k1 key is reported as an unsupported type, not as "rejected").
 mod der {
     /// `SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING (33 bytes, 0 unused bits) }`.
     pub(super) const ED25519_SPKI_PREFIX: &[u8] = &[
@@ -231,10 +244,18 @@ mod der {
         0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05,
         0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
     ];
+    /// `SEQUENCE { SEQUENCE { OID id-ecPublicKey, OID secp521r1 } BIT STRING (134 bytes) }`:
+    /// the lengths past 127 take the long form (`81 9b`, `81 86`).
+    pub(super) const P521_SPKI_PREFIX: &[u8] = &[
+        0x30, 0x81, 0x9b, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+        0x05, 0x2b, 0x81, 0x04, 0x00, 0x23, 0x03, 0x81, 0x86, 0x00,
+    ];
     const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
     const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
     const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+    /// 1.3.132.0.35, secp521r1.
+    const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
     const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 
     const SEQUENCE: u8 = 0x30;
@@ -246,6 +267,7 @@ mod der {
         Ed25519,
         P256,
         P384,
+        P521,
         Rsa,
         Other,
     }
@@ -307,6 +329,7 @@ mod der {
             OID_EC_PUBLIC_KEY => match expect(params, OID) {
                 Some((OID_P256, _)) => KeyType::P256,
                 Some((OID_P384, _)) => KeyType::P384,
+                Some((OID_P521, _)) => KeyType::P521,
                 _ => KeyType::Other,
             },
             _ => KeyType::Other,
@@ -345,6 +368,7 @@ mod tests {
             Algorithm::EdDSA,
             Algorithm::ES256,
             Algorithm::ES384,
+            Algorithm::ES512,
             Algorithm::RS256,
         ] {
             let key = SigningKey::generate(alg).unwrap();

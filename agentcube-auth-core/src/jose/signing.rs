@@ -11,8 +11,8 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    self as sig, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
-    Ed25519KeyPair, KeyPair as _, RsaKeyPair,
+    self as sig, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+    ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -70,7 +70,7 @@ pub(super) enum Material {
 /// A private key bound to one signing algorithm, with its public JWK.
 ///
 /// Ed25519 (`EdDSA`, the recommended choice: fast to sign and to verify), P-256 (`ES256`),
-/// P-384 (`ES384`) or RSA (`RS256`/`RS384`/`RS512`/`PS256`/`PS384`/`PS512`). The key id is the
+/// P-384 (`ES384`), P-521 (`ES512`) or RSA (`RS256`/`RS384`/`RS512`/`PS256`/`PS384`/`PS512`). The key id is the
 /// RFC 7638 thumbprint of the public key unless set with [`SigningKey::with_kid`], so the same
 /// key has the same `kid` wherever it is loaded. The public JWK carries `kid`, `use: sig` and
 /// `alg`, so a verifier given it never uses the key with another algorithm.
@@ -85,7 +85,7 @@ pub struct SigningKey {
 
 impl SigningKey {
     /// Generates a key for `alg`: Ed25519 for `EdDSA`, P-256 for `ES256`, P-384 for `ES384`,
-    /// RSA-2048 for the RSA algorithms (slow to generate, and about 25 times slower to sign
+    /// P-521 for `ES512`, RSA-2048 for the RSA algorithms (slow to generate, and about 25 times slower to sign
     /// than Ed25519).
     ///
     /// # Errors
@@ -101,6 +101,10 @@ impl SigningKey {
             ),
             KeyFamily::P384 => Material::Ecdsa(
                 EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING)
+                    .map_err(|_| KeyError::Generation)?,
+            ),
+            KeyFamily::P521 => Material::Ecdsa(
+                EcdsaKeyPair::generate(&ECDSA_P521_SHA512_FIXED_SIGNING)
                     .map_err(|_| KeyError::Generation)?,
             ),
             KeyFamily::Rsa => return Self::generate_rsa(alg, 2048),
@@ -128,9 +132,10 @@ impl SigningKey {
         Self::from_material(Material::Rsa(pair), alg)
     }
 
-    /// Loads a private key from PEM: PKCS#8 (`PRIVATE KEY`: Ed25519, P-256, P-384 or RSA),
-    /// PKCS#1 (`RSA PRIVATE KEY`) or SEC 1 (`EC PRIVATE KEY`, P-256). The first PEM block is
-    /// used. The algorithm is the key type's default: `EdDSA`, `ES256`, `ES384` or `RS256`
+    /// Loads a private key from PEM: PKCS#8 (`PRIVATE KEY`: Ed25519, P-256, P-384, P-521 or
+    /// RSA), PKCS#1 (`RSA PRIVATE KEY`) or SEC 1 (`EC PRIVATE KEY`, P-256). The first PEM block
+    /// is used. The algorithm is the key type's default: `EdDSA`, `ES256`, `ES384`, `ES512` or
+    /// `RS256`
     /// (see [`SigningKey::with_algorithm`] for another RSA algorithm).
     ///
     /// # Errors
@@ -140,7 +145,8 @@ impl SigningKey {
         Self::from_material(material, alg)
     }
 
-    /// Loads a PKCS#8 `PrivateKeyInfo` (v1 or v2) holding an Ed25519, P-256, P-384 or RSA key.
+    /// Loads a PKCS#8 `PrivateKeyInfo` (v1 or v2) holding an Ed25519, P-256, P-384, P-521 or
+    /// RSA key.
     ///
     /// # Errors
     /// [`KeyError::UnsupportedKeyType`] for other key types; [`KeyError::Rejected`] for a key the
@@ -202,8 +208,13 @@ impl SigningKey {
     fn from_material(material: Material, alg: Algorithm) -> Result<Self, KeyError> {
         let family = match &material {
             Material::Ed25519(_) => KeyFamily::Ed25519,
-            Material::Ecdsa(k) if k.public_key().as_ref().len() == 65 => KeyFamily::P256,
-            Material::Ecdsa(_) => KeyFamily::P384,
+            // The uncompressed point `0x04 || x || y` tells the curve.
+            Material::Ecdsa(k) => match k.public_key().as_ref().len() {
+                65 => KeyFamily::P256,
+                97 => KeyFamily::P384,
+                133 => KeyFamily::P521,
+                _ => return Err(KeyError::UnsupportedKeyType),
+            },
             Material::Rsa(_) => KeyFamily::Rsa,
         };
         if alg.key_family() != family {
