@@ -17,7 +17,9 @@
 //!
 //! request id and log span → [`AuthLayer`] (bearer token → [`TokenVerifier`] → the required
 //! role through the [`RoleHierarchy`]; 401/403/503) → concurrency limit (429
-//! `server_overloaded`; rejected requests never take a slot) → handler:
+//! `server_overloaded`; rejected requests never take a slot, and a request keeps its slot
+//! until its response body has been sent) → handler, which first checks the path suffix (400
+//! `invalid_path`) and a declared body length (413 `body_too_large`), then:
 //!
 //! - **no `x-agentcube-session-id`**: mint an identity token for the caller (a signing failure
 //!   is a 500 `jwt_signing_failed`: a session is never requested without an identity), `POST` the
@@ -31,6 +33,57 @@
 //! header, `X-Forwarded-For/Host/Proto`, and the client's other headers — never the client's
 //! `Authorization`, its `X-AgentCube-User-Identity`, hop-by-hop headers, or the
 //! `X-Forwarded-Host/Proto` it sent (its `X-Forwarded-For` is extended with its address).
+//!
+//! # The forwarded path
+//!
+//! The sandbox receives `/` followed by the part of the request path after `/invocations/`
+//! exactly as the client sent it: still percent-encoded, never decoded and encoded again
+//! (`a%2F..%2Fadmin` stays one segment; `%3F` and `%23` stay in the path), with the client's
+//! query string as it is. Three adjustments only:
+//!
+//! - leading slashes of the suffix are dropped (`invocations//x` is `/x`);
+//! - a literal `\` is sent as `%5C` (a URL reads a literal one as `/`);
+//! - characters a URL cannot hold as they are get percent-encoded (`"`, `{`, `}` and
+//!   non-ASCII in the path, `'` and non-ASCII in the query): the same text once decoded.
+//!
+//! A suffix with a dot segment (`.` or `..`, literal or percent-encoded as `%2e`) is refused
+//! with 400 `invalid_path` before any session is created or checked: a URL resolves dot
+//! segments, so the sandbox would receive another path than the one the client named.
+//!
+//! The entry point is the one whose path is the longest prefix of the forwarded path at a
+//! segment boundary (`/api` serves `/api` and `/api/x`, never `/apix`; `/` serves every path);
+//! when none does, the session's first entry point.
+//!
+//! # Bodies and memory
+//!
+//! Request and response bodies stream through the Router; neither is held whole in memory.
+//!
+//! - **Requests** longer than `max_body_bytes` are refused with 413 `body_too_large`: at once
+//!   when their `Content-Length` says so (before any session is created or checked), otherwise
+//!   as soon as the bytes received pass the limit — the upload to the sandbox is then aborted
+//!   (a session created by this very request remains).
+//! - **Responses** are capped by `max_response_bytes` (no cap by default). One whose
+//!   `Content-Length` exceeds the cap is refused with 502 `response_too_large` before anything
+//!   reaches the client. One without a length is cut off when it passes the cap: the client has
+//!   already received the status, the headers and at most `max_response_bytes` bytes of the
+//!   body, and then the connection closes without the end of the chunked body, which HTTP
+//!   clients report as an incomplete body (an error, never a silently short success). The
+//!   Router logs the cut with the session and request ids, and keeps serving.
+//! - A sandbox that fails in the middle of its response, or runs past `upstream_timeout` (the
+//!   timeout covers the whole exchange, body included), is cut off the same way, and logged.
+//!
+//! Why memory is bounded: a request in flight holds its two connections' buffers (the client's
+//! and the sandbox's; each reads at most about 400 KiB ahead and queues at most about twice that
+//! for writing) and the chunk in transit. A client that reads slowly slows the sandbox down
+//! (the Router stops reading from the sandbox while it cannot write to the client), rather than
+//! piling data up in the Router. And a request keeps its slot in the concurrency limit until its
+//! response body has been sent or dropped, so at most `max_concurrent_requests` requests are in
+//! flight: the proxy's buffers stay below `max_concurrent_requests` × a few MiB, whatever the
+//! body sizes. (Were bodies read whole, the bound would be `max_concurrent_requests` ×
+//! `max_body_bytes` for requests, and none at all for responses.)
+//!
+//! Errors of internal HTTP calls are logged without their URL: the URL of a forwarded request
+//! holds the client's query string, which may carry secrets.
 //!
 //! # Workload manager errors
 //!
@@ -59,7 +112,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
@@ -71,18 +127,21 @@ use agentcube_auth_core::{
 use agentcube_identity::{IDENTITY_HEADER, MintError, TokenMinter};
 use agentcube_oidc::{ConfigError, KeyStoreConfig, OidcConfig, OidcVerifier};
 use agentcube_rlac::{
-    AccessRequest, Action, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore, SessionRecord,
+    AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
+    SessionRecord,
 };
-use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get};
+use axum::{BoxError, Router};
+use futures_util::{Stream, StreamExt as _};
+use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::sandbox::SESSION_HEADER;
 use crate::server::{self, REQUEST_ID_HEADER, RequestId, Server};
@@ -107,7 +166,7 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
 /// The default concurrency limit.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1000;
 
-/// The longest request body proxied.
+/// The longest request body proxied (bodies stream through; see the module docs).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// How the Router verifies access tokens (its `--jwt-*` flags).
@@ -204,12 +263,17 @@ pub struct RouterConfig {
     pub hierarchy: Arc<RoleHierarchy>,
     /// How owner ids are formed; must match the workload manager's.
     pub owner_scheme: OwnerIdScheme,
-    /// Requests served at once on `/v1/*`; more are answered 429.
+    /// Requests served at once on `/v1/*`; more are answered 429. A request holds its slot
+    /// until its response body has been sent.
     pub max_concurrent_requests: usize,
-    /// Timeout of calls to the workload manager and the sandbox.
+    /// Timeout of calls to the workload manager and the sandbox, bodies included.
     pub upstream_timeout: Duration,
-    /// The longest request body accepted.
+    /// The longest request body forwarded (413 `body_too_large` beyond).
     pub max_body_bytes: usize,
+    /// The longest sandbox response forwarded; `None` (the default) for no limit. A response
+    /// declared longer is answered 502 `response_too_large`; one that turns out longer is cut
+    /// off (see the module docs).
+    pub max_response_bytes: Option<usize>,
 }
 
 impl RouterConfig {
@@ -224,7 +288,22 @@ impl RouterConfig {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_response_bytes: None,
         }
+    }
+
+    /// Sets the longest request body forwarded.
+    #[must_use]
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Caps sandbox responses at `limit` bytes.
+    #[must_use]
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = Some(limit);
+        self
     }
 
     /// Sets the concurrency limit.
@@ -281,7 +360,8 @@ struct Shared {
     http: reqwest::Client,
     wm_url: String,
     ready: Box<dyn Fn() -> bool + Send + Sync>,
-    max_body_bytes: usize,
+    max_body_bytes: u64,
+    max_response_bytes: Option<u64>,
 }
 
 /// The Router app.
@@ -313,7 +393,8 @@ pub fn app<V: TokenVerifier + 'static>(
         http,
         wm_url: trim_slashes(config.workload_manager_url),
         ready: Box::new(move || ready_verifier.is_ready()),
-        max_body_bytes: config.max_body_bytes,
+        max_body_bytes: as_u64(config.max_body_bytes),
+        max_response_bytes: config.max_response_bytes.map(as_u64),
     });
     let auth = AuthLayer::from_arc(verifier)
         .require(Requirement::realm_role(config.required_role.as_str()))
@@ -361,13 +442,20 @@ pub async fn serve<V: TokenVerifier + 'static>(
     Ok(server::serve(app(verifier, minter, store, config)?).await?)
 }
 
+/// Takes a slot for the request, and keeps it until the response body has been sent or
+/// dropped (a streamed response is still being served).
 async fn concurrency_limit(
     State(limit): State<Arc<Semaphore>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match limit.try_acquire() {
-        Ok(_permit) => next.run(req).await,
+    match limit.try_acquire_owned() {
+        Ok(permit) => next.run(req).await.map(|inner| {
+            Body::new(HoldsSlot {
+                inner,
+                _permit: permit,
+            })
+        }),
         Err(_) => {
             tracing::warn!("concurrency limit reached");
             server::json_error(
@@ -521,9 +609,227 @@ async fn map_wm_error(response: reqwest::Response) -> ServiceError {
     }
 }
 
-fn wm_send_error(err: &reqwest::Error) -> ServiceError {
-    tracing::warn!(error = %err, "workload manager unreachable");
+fn wm_send_error(err: reqwest::Error) -> ServiceError {
+    tracing::warn!(
+        error = %describe(err),
+        "workload manager unreachable"
+    );
     wm_unavailable()
+}
+
+/// The sandbox could not be reached, or did not answer in time: 504 `sandbox_timeout` or 502
+/// `sandbox_unavailable`.
+fn sandbox_send_error(err: reqwest::Error, session_id: &str) -> ServiceError {
+    let timeout = err.is_timeout();
+    tracing::warn!(error = %describe(err), session_id, "sandbox unreachable");
+    if timeout {
+        ServiceError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            Code::new("sandbox_timeout"),
+            "sandbox timed out",
+        )
+    } else {
+        ServiceError::new(
+            StatusCode::BAD_GATEWAY,
+            Code::new("sandbox_unavailable"),
+            "sandbox unavailable",
+        )
+    }
+}
+
+/// An HTTP client error for the logs, without its URL (a forwarded request's URL holds the
+/// client's query string): the error and its causes, `: `-separated.
+fn describe(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        // A nested client error could name a URL again: its causes follow it anyway.
+        if cause.downcast_ref::<reqwest::Error>().is_none() {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn body_too_large() -> ServiceError {
+    ServiceError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Code::new("body_too_large"),
+        "request body too large",
+    )
+}
+
+fn as_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The part of a raw invocation path after `/invocations/`, still percent-encoded.
+///
+/// The invocation routes are `/v1/namespaces/{ns}/{kind}/{name}/invocations/{*path}`: the
+/// suffix is what follows the seventh `/` (`{ns}` and `{name}` are single segments).
+fn invocation_suffix(raw_path: &str) -> &str {
+    raw_path.splitn(8, '/').nth(7).unwrap_or("")
+}
+
+/// The path forwarded to the sandbox for a raw suffix (see "The forwarded path" in the module
+/// docs); 400 `invalid_path` for a dot segment.
+fn upstream_path(suffix: &str) -> Result<String, ServiceError> {
+    let path = format!("/{}", suffix.trim_start_matches('/').replace('\\', "%5C"));
+    if path.split('/').any(is_dot_segment) {
+        tracing::info!("invocation path with a dot segment refused");
+        return Err(ServiceError::new(
+            StatusCode::BAD_REQUEST,
+            Code::new("invalid_path"),
+            "path must not contain dot segments",
+        ));
+    }
+    Ok(path)
+}
+
+/// `.` or `..`, literal or with `%2e` for any dot (as a URL reads them).
+fn is_dot_segment(segment: &str) -> bool {
+    if segment.len() > 6 {
+        return false;
+    }
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
+}
+
+/// Whether an entry point's path prefix serves `path`, at a segment boundary.
+fn serves(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The entry point with the longest prefix serving `path`, or the first one.
+fn entry_point_for<'a>(entry_points: &'a [EntryPoint], path: &str) -> Option<&'a EntryPoint> {
+    entry_points
+        .iter()
+        .filter(|e| serves(&e.path, path))
+        .max_by_key(|e| e.path.trim_end_matches('/').len())
+        .or_else(|| entry_points.first())
+}
+
+/// The request body past the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body too large")]
+struct BodyTooLarge;
+
+/// The sandbox response past the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("sandbox response too large")]
+struct ResponseTooLarge;
+
+/// The client's request body on its way to the sandbox, ending with an error (and raising
+/// `too_long`) once more than `limit` bytes have been read.
+fn capped_stream(
+    body: Body,
+    limit: u64,
+    too_long: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, BoxError>> + Send + 'static {
+    let mut seen: u64 = 0;
+    body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        seen = seen.saturating_add(as_u64(chunk.len()));
+        if seen > limit {
+            too_long.store(true, Ordering::Release);
+            return Err(BodyTooLarge.into());
+        }
+        Ok(chunk)
+    })
+}
+
+/// A response body that holds a concurrency slot until it is dropped.
+struct HoldsSlot {
+    inner: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HttpBody for HoldsSlot {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The sandbox's response body on its way to the client: counted against the response limit,
+/// and cut off (ended with an error, which closes the client's connection) past it or when
+/// the sandbox fails; either is logged.
+struct UpstreamBody {
+    inner: reqwest::Body,
+    limit: Option<u64>,
+    sent: u64,
+    session_id: String,
+    request_id: Option<String>,
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            None => return Poll::Ready(None),
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                let error = describe(e);
+                tracing::warn!(
+                    session_id = this.session_id,
+                    request_id = this.request_id,
+                    sent = this.sent,
+                    error,
+                    "sandbox response interrupted; cut off"
+                );
+                return Poll::Ready(Some(Err(error.into())));
+            }
+        };
+        if let Some(data) = frame.data_ref() {
+            this.sent = this.sent.saturating_add(as_u64(data.len()));
+            if let Some(limit) = this.limit
+                && this.sent > limit
+            {
+                tracing::warn!(
+                    session_id = this.session_id,
+                    request_id = this.request_id,
+                    limit,
+                    "sandbox response longer than the response limit; cut off"
+                );
+                return Poll::Ready(Some(Err(ResponseTooLarge.into())));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A session id from a client: 1 to 256 visible ASCII characters.
@@ -581,7 +887,6 @@ impl Shared {
     ) -> Result<Response, ServiceError> {
         let namespace = params.get("namespace").map_or("", String::as_str);
         let name = params.get("name").map_or("", String::as_str);
-        let path = params.get("path").map_or("", |p| p.trim_start_matches('/'));
         let request_id = request_id(&req);
         let peer = req
             .extensions()
@@ -593,16 +898,16 @@ impl Shared {
             kind = kind.name(),
             "authenticated"
         );
+        // The suffix as sent, from the raw path: the `{*path}` capture is percent-decoded.
+        let path = upstream_path(invocation_suffix(req.uri().path()))?;
         let (parts, body) = req.into_parts();
-        let body = axum::body::to_bytes(body, self.max_body_bytes)
-            .await
-            .map_err(|_| {
-                ServiceError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Code::new("body_too_large"),
-                    "request body too large",
-                )
-            })?;
+        if body
+            .size_hint()
+            .exact()
+            .is_some_and(|len| len > self.max_body_bytes)
+        {
+            return Err(body_too_large());
+        }
         let record = match parts.headers.get(SESSION_HEADER) {
             None => {
                 self.create_session(kind, namespace, name, principal, request_id.as_deref())
@@ -623,7 +928,7 @@ impl Shared {
                 self.authorize(principal, id, Action::Invoke).await?
             }
         };
-        self.forward(&record, principal, parts, body, path, peer)
+        self.forward(&record, principal, parts, body, &path, peer)
             .await
     }
 
@@ -651,7 +956,7 @@ impl Shared {
         if let Some(id) = request_id {
             request = request.header(REQUEST_ID_HEADER, id);
         }
-        request.send().await.map_err(|e| wm_send_error(&e))
+        request.send().await.map_err(wm_send_error)
     }
 
     /// Looks the session up and runs the ownership policy for `action`.
@@ -770,24 +1075,17 @@ impl Shared {
         record: &SessionRecord,
         principal: &Principal,
         parts: axum::http::request::Parts,
-        body: Bytes,
-        path: &str,
+        body: Body,
+        target_path: &str,
         peer: Option<SocketAddr>,
     ) -> Result<Response, ServiceError> {
-        let target_path = format!("/{path}");
-        let entry = record
-            .entry_points
-            .iter()
-            .filter(|e| target_path.starts_with(e.path.as_str()))
-            .max_by_key(|e| e.path.len())
-            .or_else(|| record.entry_points.first())
-            .ok_or_else(|| {
-                ServiceError::new(
-                    StatusCode::BAD_GATEWAY,
-                    Code::new("sandbox_unavailable"),
-                    "session has no entry point",
-                )
-            })?;
+        let entry = entry_point_for(&record.entry_points, target_path).ok_or_else(|| {
+            ServiceError::new(
+                StatusCode::BAD_GATEWAY,
+                Code::new("sandbox_unavailable"),
+                "session has no entry point",
+            )
+        })?;
         let base = if entry.endpoint.contains("://") {
             entry.endpoint.trim_end_matches('/').to_owned()
         } else {
@@ -834,40 +1132,68 @@ impl Shared {
             headers.insert("x-forwarded-host", host.clone());
         }
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        if let Some(RequestId(id)) = parts.extensions.get::<RequestId>()
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        if let Some(id) = &request_id
             && let Ok(v) = HeaderValue::from_str(id)
         {
             headers.insert(REQUEST_ID_HEADER, v);
         }
 
-        let upstream = self
-            .http
-            .request(parts.method, url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, session_id = record.session_id, "sandbox unreachable");
-                if e.is_timeout() {
-                    ServiceError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        Code::new("sandbox_timeout"),
-                        "sandbox timed out",
-                    )
-                } else {
-                    ServiceError::new(
-                        StatusCode::BAD_GATEWAY,
-                        Code::new("sandbox_unavailable"),
-                        "sandbox unavailable",
-                    )
-                }
-            })?;
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = upstream.status();
-        let connection = connection_tokens(upstream.headers());
-        for (name, value) in upstream.headers() {
+        let mut request = self.http.request(parts.method, url);
+        let body_too_long = Arc::new(AtomicBool::new(false));
+        if !body.is_end_stream() {
+            // A declared length (checked against the limit already) is passed on; otherwise
+            // the body goes chunked.
+            if let Some(len) = body.size_hint().exact() {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            request = request.body(reqwest::Body::wrap_stream(capped_stream(
+                body,
+                self.max_body_bytes,
+                Arc::clone(&body_too_long),
+            )));
+        }
+        let upstream = match request.headers(headers).send().await {
+            Ok(upstream) => upstream,
+            Err(_) if body_too_long.load(Ordering::Acquire) => {
+                tracing::info!(
+                    session_id = record.session_id,
+                    limit = self.max_body_bytes,
+                    "request body too large; upload to the sandbox aborted"
+                );
+                return Err(body_too_large());
+            }
+            Err(e) => return Err(sandbox_send_error(e, &record.session_id)),
+        };
+        if let (Some(limit), Some(len)) = (self.max_response_bytes, upstream.content_length())
+            && len > limit
+        {
+            tracing::warn!(
+                session_id = record.session_id,
+                length = len,
+                limit,
+                "sandbox response longer than the response limit; refused"
+            );
+            return Err(ServiceError::new(
+                StatusCode::BAD_GATEWAY,
+                Code::new("response_too_large"),
+                "sandbox response too large",
+            ));
+        }
+        let upstream = axum::http::Response::<reqwest::Body>::from(upstream);
+        let (head, upstream_body) = upstream.into_parts();
+        let mut response = Response::new(Body::new(UpstreamBody {
+            inner: upstream_body,
+            limit: self.max_response_bytes,
+            sent: 0,
+            session_id: record.session_id.clone(),
+            request_id,
+        }));
+        *response.status_mut() = head.status;
+        let connection = connection_tokens(&head.headers);
+        for (name, value) in &head.headers {
             let n = name.as_str();
+            // The length is the body's own (it streams through unchanged).
             if HOP_BY_HOP.contains(&n)
                 || connection.iter().any(|c| c == n)
                 || n == header::CONTENT_LENGTH.as_str()
@@ -881,14 +1207,6 @@ impl Shared {
         if let Ok(v) = HeaderValue::from_str(&record.session_id) {
             response.headers_mut().insert(SESSION_HEADER, v);
         }
-        let bytes = upstream.bytes().await.map_err(|_| {
-            ServiceError::new(
-                StatusCode::BAD_GATEWAY,
-                Code::new("sandbox_unavailable"),
-                "sandbox response interrupted",
-            )
-        })?;
-        *response.body_mut() = Body::from(bytes);
         Ok(response)
     }
 
