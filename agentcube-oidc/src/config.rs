@@ -10,6 +10,7 @@ use agentcube_auth_core::jose::{
 use agentcube_auth_core::{ClaimMapper, Clock, KeycloakClaimMapper, SystemClock};
 
 use crate::cache::CacheConfig;
+use crate::http::HttpUrl;
 use crate::key_store::KeyStoreConfig;
 
 /// The payload `typ` a Keycloak access token carries. ID (`ID`), refresh (`Refresh`) and logout
@@ -285,12 +286,8 @@ impl OidcConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let issuer = url::Url::parse(&self.issuer).map_err(|_| ConfigError::InvalidIssuer)?;
-        if !matches!(issuer.scheme(), "http" | "https")
-            || !issuer.has_host()
-            || issuer.query().is_some()
-            || issuer.fragment().is_some()
-        {
+        let issuer = HttpUrl::parse(&self.issuer).map_err(|_| ConfigError::InvalidIssuer)?;
+        if issuer.url().query().is_some() || issuer.url().fragment().is_some() {
             return Err(ConfigError::InvalidIssuer);
         }
         if self.audiences.is_empty() {

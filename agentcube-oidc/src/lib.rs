@@ -5,6 +5,7 @@ mod cache;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;
+mod http;
 mod key_store;
 pub mod manual;
 mod multi;
@@ -16,7 +17,8 @@ mod verifier;
 
 pub use cache::CacheConfig;
 pub use config::{ConfigError, OidcConfig};
-pub use key_store::{DISCOVERY_PATH, FetchError, KeyStoreConfig, RefreshOutcome, RemoteKeySet};
+pub use http::DISCOVERY_PATH;
+pub use key_store::{FetchError, KeyStoreConfig, RefreshOutcome, RemoteKeySet};
 pub use multi::{MultiIssuerStats, MultiIssuerVerifier};
 pub use stats::{KeyStoreStats, VerifierStats};
 pub use verifier::{OidcVerifier, VerifiedToken};

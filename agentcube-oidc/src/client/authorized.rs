@@ -10,6 +10,7 @@ use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
 use super::error::ClientError;
 use super::source::{DynTokenSource, TokenSource};
 use super::token::AccessToken;
+use crate::http::HttpError;
 
 const REQUEST: &str = "server";
 
@@ -126,7 +127,7 @@ impl AuthorizedClient {
             .client
             .execute(request)
             .await
-            .map_err(|e| ClientError::from_reqwest(REQUEST, &e))?;
+            .map_err(|e| ClientError::from_http(REQUEST, HttpError::from_reqwest(&e)))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -143,7 +144,7 @@ impl AuthorizedClient {
         self.client
             .execute(retry)
             .await
-            .map_err(|e| ClientError::from_reqwest(REQUEST, &e))
+            .map_err(|e| ClientError::from_http(REQUEST, HttpError::from_reqwest(&e)))
     }
 }
 

@@ -20,11 +20,23 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::error::ClientError;
-use super::http::lifetimes;
+use super::oauth::MAX_LIFETIME;
 use super::token::{AccessToken, Tokens};
 
 /// After a failed background refresh, the next one starts no sooner than this.
 const BACKGROUND_RETRY_PAUSE: Duration = Duration::from_secs(5);
+/// The `expires_in` assumed when a token response has none.
+const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(3600);
+
+/// When to refresh and when the token expires: refresh after
+/// `max(expires_in − 30 s, expires_in / 2)`, `expires_in` 3600 s when absent.
+fn lifetimes(sent_at: Instant, expires_in: Option<Duration>) -> (Instant, Instant) {
+    let lifetime = expires_in.unwrap_or(DEFAULT_EXPIRES_IN).min(MAX_LIFETIME);
+    let refresh_after = lifetime
+        .saturating_sub(Duration::from_secs(30))
+        .max(lifetime / 2);
+    (sent_at + refresh_after, sent_at + lifetime)
+}
 
 /// A token and when its lifetime began.
 pub(crate) struct Fetched {

@@ -4,11 +4,15 @@
 use std::fmt;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use super::cache::{Cache, Fetched, Grant, cached_token_source};
 use super::error::ClientError;
-use super::http::EndpointKind;
-use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
+use super::oauth::{
+    CommonSettings, OAuthClient, TOKEN_FIELDS, common_builder_methods, params, scope,
+};
 use super::token::ClientSecret;
+use crate::http::EndpointKind;
 
 /// Access tokens for a confidential client (a service, a script, a CI job) from the client
 /// credentials grant, cached and refreshed ahead of expiry.
@@ -141,14 +145,26 @@ struct ClientCredentialsGrant {
 
 impl Grant for ClientCredentialsGrant {
     async fn fetch(&self) -> Result<Fetched, ClientError> {
-        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-        if let Some(scope) = &self.scope {
-            form.push(("scope", scope));
+        let (client, exchange) = self.client.token_client().await?;
+        let mut request = client.exchange_client_credentials();
+        if let Some(scope) = self.scope.as_deref().and_then(scope) {
+            request = request.add_scope(scope);
         }
-        form.extend(self.audiences.iter().map(|a| ("audience", a.as_str())));
-        form.extend(self.resources.iter().map(|r| ("resource", r.as_str())));
-        form.extend(self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let tokens = self.client.request_tokens(&form).await?;
+        for audience in &self.audiences {
+            request = request.add_extra_param("audience", audience.as_str());
+        }
+        for resource in &self.resources {
+            request = request.add_extra_param("resource", resource.as_str());
+        }
+        for (name, value) in params(&self.params) {
+            request = request.add_extra_param(name, value);
+        }
+        let sent_at = Instant::now();
+        let tokens = request
+            .request_async(&exchange)
+            .await
+            .map_err(|e| exchange.error(e, TOKEN_FIELDS))?
+            .into_tokens(sent_at)?;
         tracing::debug!(expires_in = ?tokens.expires_in, "fetched a client credentials token");
         Ok(Fetched::from_tokens(&tokens))
     }

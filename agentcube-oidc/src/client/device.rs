@@ -1,25 +1,40 @@
 //! The device authorization grant (RFC 8628): for CLIs on machines without a browser.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use oauth2::{
+    DeviceAuthorizationUrl, DeviceCodeErrorResponseType, PkceCodeChallenge, RequestTokenError,
+    StandardDeviceAuthorizationResponse,
+};
 use tokio::time::Instant;
 
 use super::error::ClientError;
-use super::http::{
-    DEVICE_ENDPOINT, EndpointKind, optional_seconds, optional_string, success_object,
+use super::oauth::{
+    CommonSettings, MAX_LIFETIME, OAuthClient, TOKEN_FIELDS, common_builder_methods, scope,
 };
-use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
-use super::rand::PkceVerifier;
 use super::refresh::RefreshTokenSource;
 use super::token::{ClientSecret, DeviceCode, Tokens};
+use crate::http::{EndpointKind, printable};
 
-/// The polling interval when the server names none (RFC 8628 §3.2).
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
-/// The device code lifetime assumed when the server names none.
-const DEFAULT_DEVICE_EXPIRES_IN: Duration = Duration::from_secs(600);
-/// `slow_down` adds this to the interval (RFC 8628 §3.5).
-const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// The shortest polling interval, whatever the server says.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What each member of a device authorization response must be, for error messages.
+const DEVICE_FIELDS: &[(&str, &str)] = &[
+    ("device_code", "missing or invalid device_code"),
+    ("user_code", "missing or invalid user_code"),
+    ("verification_uri", "missing or invalid verification_uri"),
+    ("verification_url", "missing or invalid verification_uri"),
+    (
+        "verification_uri_complete",
+        "verification_uri_complete is not a string",
+    ),
+    ("expires_in", "missing or invalid expires_in"),
+    ("interval", "interval is not a non-negative number"),
+];
 
 /// The device authorization grant, with PKCE (S256) as Keycloak requires it for clients whose
 /// PKCE policy is S256.
@@ -64,72 +79,52 @@ impl DeviceFlow {
     /// Discovery and transport errors, [`ClientError::OAuth`] (e.g. `unauthorized_client` when
     /// the grant is not enabled for the client), [`ClientError::InvalidResponse`].
     pub async fn start(&self) -> Result<DeviceAuthorization, ClientError> {
+        let endpoint = self
+            .client
+            .endpoint(EndpointKind::DeviceAuthorization)
+            .await?;
+        let client = self
+            .client
+            .oauth2()
+            .set_device_authorization_url(DeviceAuthorizationUrl::from_url(endpoint.url().clone()));
+        let exchange = self.client.exchange(EndpointKind::DeviceAuthorization);
         // PKCE is not part of RFC 8628, but Keycloak applies a client's PKCE policy to the device
         // grant too (`agentcube-cli` requires S256); servers that do not know the parameters
         // ignore them (RFC 6749 §3.1).
-        let verifier = PkceVerifier::new()?;
-        let challenge = verifier.s256_challenge();
-        let (response, started) = self
-            .client
-            .post(
-                EndpointKind::DeviceAuthorization,
-                &[
-                    ("scope", &self.scope),
-                    ("code_challenge", &challenge),
-                    ("code_challenge_method", "S256"),
-                ],
-            )
-            .await?;
-        let endpoint = DEVICE_ENDPOINT;
-        let map = success_object(endpoint, &response)?;
-        let required = |field: &str, reason: &'static str| {
-            optional_string(endpoint, &map, field, reason)?
-                .map(str::to_owned)
-                .ok_or(ClientError::InvalidResponse { endpoint, reason })
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .exchange_device_code()
+            .add_extra_param("code_challenge", challenge.as_str())
+            .add_extra_param("code_challenge_method", challenge.method().as_str());
+        if let Some(scope) = scope(&self.scope) {
+            request = request.add_scope(scope);
+        }
+        let started = Instant::now();
+        let response: StandardDeviceAuthorizationResponse = request
+            .request_async(&exchange)
+            .await
+            .map_err(|e| exchange.error(e, DEVICE_FIELDS))?;
+        let invalid = |reason| ClientError::InvalidResponse {
+            endpoint: EndpointKind::DeviceAuthorization.label(),
+            reason,
         };
-        let device_code = required("device_code", "missing or invalid device_code")?;
-        let user_code = required("user_code", "missing or invalid user_code")?;
-        // `verification_url` is a pre-RFC spelling some servers still send.
-        let verification_uri = match optional_string(
-            endpoint,
-            &map,
-            "verification_uri",
-            "verification_uri is not a string",
-        )? {
-            Some(uri) => uri.to_owned(),
-            None => required("verification_url", "missing or invalid verification_uri")?,
-        };
-        let verification_uri_complete = optional_string(
-            endpoint,
-            &map,
-            "verification_uri_complete",
-            "verification_uri_complete is not a string",
-        )?
-        .map(str::to_owned);
-        let expires_in = optional_seconds(
-            endpoint,
-            &map,
-            "expires_in",
-            "expires_in is not a non-negative number",
-        )?
-        .unwrap_or(DEFAULT_DEVICE_EXPIRES_IN);
-        let interval = optional_seconds(
-            endpoint,
-            &map,
-            "interval",
-            "interval is not a non-negative number",
-        )?
-        .unwrap_or(DEFAULT_INTERVAL)
-        .max(Duration::from_secs(1));
+        let non_empty = |value: &str| (!value.trim().is_empty()).then(|| value.to_owned());
+        let device_code = non_empty(response.device_code().secret())
+            .ok_or_else(|| invalid("missing or invalid device_code"))?;
+        let user_code = non_empty(response.user_code().secret())
+            .ok_or_else(|| invalid("missing or invalid user_code"))?;
         Ok(DeviceAuthorization {
             device_code: DeviceCode::new(device_code),
             user_code,
-            verification_uri,
-            verification_uri_complete,
-            expires_in,
-            interval,
+            verification_uri: response.verification_uri().to_string(),
+            verification_uri_complete: response
+                .verification_uri_complete()
+                .and_then(|uri| non_empty(uri.secret())),
+            expires_in: response.expires_in().min(MAX_LIFETIME),
+            interval: response.interval().max(MIN_INTERVAL),
             started,
-            verifier,
+            verifier: verifier.into_secret(),
+            response,
         })
     }
 
@@ -138,8 +133,9 @@ impl DeviceFlow {
     /// Sends the PKCE verifier of [`start`](Self::start) with each poll. Waits the server's
     /// `interval` before each poll; `authorization_pending` keeps polling,
     /// `slow_down` adds 5 s to the interval for all later polls (RFC 8628 §3.5). Uses Tokio's
-    /// clock. Network errors are retried by the transport; when its retries are exhausted the
-    /// error is returned.
+    /// clock. A poll that fails without an answer (after the HTTP layer's retries) doubles the
+    /// interval, up to 10 s, and polling goes on (RFC 8628 §3.5); if the code expires meanwhile,
+    /// that failure is returned.
     ///
     /// # Errors
     ///
@@ -148,44 +144,43 @@ impl DeviceFlow {
     /// response errors.
     pub async fn poll(&self, authorization: &DeviceAuthorization) -> Result<Tokens, ClientError> {
         let deadline = authorization.started + authorization.expires_in;
-        let mut interval = authorization.interval;
-        loop {
-            tokio::time::sleep(interval).await;
-            if Instant::now() >= deadline {
-                return Err(ClientError::ExpiredToken);
-            }
-            let result = self
-                .client
-                .request_tokens(&[
-                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                    ("device_code", authorization.device_code.secret()),
-                    ("code_verifier", authorization.verifier.secret()),
-                ])
-                .await;
-            match result {
-                Ok(tokens) => return Ok(tokens),
-                Err(ClientError::OAuth {
-                    error,
-                    description,
-                    status,
-                }) => match error.as_str() {
-                    "authorization_pending" => {}
-                    "slow_down" => {
-                        interval += SLOW_DOWN_STEP;
-                        tracing::debug!(?interval, "device flow: slow_down, polling less often");
-                    }
-                    "access_denied" => return Err(ClientError::AccessDenied { description }),
-                    "expired_token" => return Err(ClientError::ExpiredToken),
-                    _ => {
-                        return Err(ClientError::OAuth {
-                            error,
-                            description,
-                            status,
-                        });
-                    }
-                },
-                Err(other) => return Err(other),
-            }
+        // The library polls first and then waits; RFC 8628 §3.4 wants the wait first.
+        tokio::time::sleep(authorization.interval).await;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(ClientError::ExpiredToken);
+        }
+        let (client, exchange) = self.client.token_client().await?;
+        // The library tells time with a wall clock; give it Tokio's, so that paused time works.
+        let origin = Instant::now();
+        let clock = move || {
+            let elapsed = chrono::TimeDelta::from_std(origin.elapsed()).unwrap_or_default();
+            DateTime::<Utc>::UNIX_EPOCH
+                .checked_add_signed(elapsed)
+                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        };
+        let result = client
+            .exchange_device_access_token(&authorization.response)
+            .add_extra_param("code_verifier", authorization.verifier.as_str())
+            .set_time_fn(clock)
+            .request_async(
+                &exchange,
+                |interval| tokio::time::sleep(interval.max(MIN_INTERVAL)),
+                Some(remaining),
+            )
+            .await;
+        match result {
+            Ok(response) => response.into_tokens(exchange.sent_at().unwrap_or(origin)),
+            Err(RequestTokenError::ServerResponse(response)) => match response.error() {
+                DeviceCodeErrorResponseType::AccessDenied => Err(ClientError::AccessDenied {
+                    description: response.error_description().map(|d| printable(d, 300)),
+                }),
+                DeviceCodeErrorResponseType::ExpiredToken => Err(exchange
+                    .last_transport_error()
+                    .unwrap_or(ClientError::ExpiredToken)),
+                _ => Err(exchange.error(RequestTokenError::ServerResponse(response), TOKEN_FIELDS)),
+            },
+            Err(other) => Err(exchange.error(other, TOKEN_FIELDS)),
         }
     }
 
@@ -246,10 +241,11 @@ impl DeviceFlowBuilder {
     }
 }
 
-/// A started device authorization: what to show the user, and the device code to poll with.
+/// A started device authorization: what to show the user, and the device code and PKCE
+/// verifier to poll with.
 ///
-/// `Debug` does not show the device code.
-#[derive(Clone, Debug)]
+/// `Debug` shows neither the device code nor the verifier.
+#[derive(Clone)]
 pub struct DeviceAuthorization {
     device_code: DeviceCode,
     user_code: String,
@@ -258,7 +254,20 @@ pub struct DeviceAuthorization {
     expires_in: Duration,
     interval: Duration,
     started: Instant,
-    verifier: PkceVerifier,
+    verifier: String,
+    response: StandardDeviceAuthorizationResponse,
+}
+
+impl fmt::Debug for DeviceAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceAuthorization")
+            .field("device_code", &self.device_code)
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .field("expires_in", &self.expires_in)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DeviceAuthorization {

@@ -4,6 +4,8 @@ use std::fmt;
 
 use agentcube_auth_core::Code;
 
+use crate::http::{DiscoveryError, HttpError, MAX_ISSUER_IN_ERROR, printable};
+
 /// Why a token could not be obtained, or an authorized request could not be sent.
 ///
 /// Use [`ClientError::code`] for decisions, metrics and logs, never the message text. Messages are
@@ -211,55 +213,40 @@ impl ClientError {
         }
     }
 
-    /// Turns a reqwest error into a `Network` or `Timeout` error, dropping the URL.
-    pub(crate) fn from_reqwest(endpoint: &'static str, error: &reqwest::Error) -> Self {
-        if error.is_timeout() {
-            return Self::Timeout { endpoint };
-        }
-        // The chain without the URL: reqwest's top-level message names the URL, its sources
-        // (hyper, io, rustls) say what actually happened.
-        let mut message = String::new();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        if message.is_empty() {
-            message = if error.is_connect() {
-                "connection failed".to_owned()
-            } else if error.is_body() || error.is_decode() {
-                "reading the response failed".to_owned()
-            } else {
-                "sending the request failed".to_owned()
-            };
-        }
-        // A timeout buried in the chain (connect timeout) still counts as a timeout.
-        if message.contains("timed out") || message.contains("deadline has elapsed") {
-            return Self::Timeout { endpoint };
-        }
-        Self::Network {
-            endpoint,
-            message: bounded(&message, 300),
+    /// An OAuth error answer (`error`, `error_description`) with its HTTP status, bounded and
+    /// reduced to printable ASCII.
+    pub(crate) fn oauth(error: &str, description: Option<&str>, status: u16) -> Self {
+        Self::OAuth {
+            error: printable(error, 64),
+            description: description
+                .filter(|d| !d.is_empty())
+                .map(|d| printable(d, 300)),
+            status: Some(status),
         }
     }
-}
 
-/// Copies at most `max` characters of `value`, replacing anything outside printable ASCII.
-pub(crate) fn bounded(value: &str, max: usize) -> String {
-    value
-        .chars()
-        .take(max)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    /// A request to `endpoint` that got no answer.
+    pub(crate) fn from_http(endpoint: &'static str, error: HttpError) -> Self {
+        match error {
+            HttpError::Network(message) => Self::Network { endpoint, message },
+            HttpError::Timeout => Self::Timeout { endpoint },
+            HttpError::TooLarge { .. } => Self::InvalidResponse {
+                endpoint,
+                reason: "response body is too large",
+            },
+        }
+    }
+
+    /// A discovery document of `issuer` that cannot be used.
+    pub(crate) fn from_discovery(issuer: &str, error: &DiscoveryError) -> Self {
+        match error {
+            DiscoveryError::IssuerMismatch { found } => Self::IssuerMismatch {
+                expected: printable(issuer, MAX_ISSUER_IN_ERROR),
+                found: found.clone(),
+            },
+            other => Self::discovery(other.reason()),
+        }
+    }
 }
 
 struct OAuthDisplay<'a> {

@@ -1,16 +1,18 @@
 //! Client side: access tokens for SDKs, CLIs and services calling AgentCube (feature `client`,
-//! on by default).
+//! off by default).
 //!
 //! | who | what | type |
 //! |---|---|---|
 //! | anyone with a token | a fixed token | [`StaticToken`] |
+//! | workloads in Kubernetes | the projected service-account token, read again when the kubelet rotates it | [`FileToken`] |
 //! | services, scripts, CI (`agentcube-app`) | client credentials grant, cached | [`ClientCredentials`] |
 //! | humans on a desktop (`agentcube-cli`) | authorization code + PKCE on a loopback redirect | [`AuthorizationCodeFlow`], [`LoopbackListener`] |
 //! | humans on a remote machine (`agentcube-cli`) | device authorization grant (RFC 8628) | [`DeviceFlow`] |
 //! | after a login | renewal with the refresh token | [`RefreshTokenSource`] |
 //!
 //! Every source implements [`TokenSource`]; [`AuthorizedClient`] sends requests with the token of
-//! any source and retries once after a 401.
+//! any source and retries once after a 401. When a caller was given no credential at all, the
+//! projected service-account token is the one to send (see [`FileToken`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), agentcube_oidc::client::ClientError> {
@@ -39,19 +41,44 @@
 //! - **Errors** carry a stable [`ClientError::code`]; OAuth error bodies (`error`,
 //!   `error_description`) are surfaced; nothing secret appears in messages or `Debug`.
 //! - **HTTP**: 5 s connect and 30 s total timeouts, no redirects followed, bodies capped at
-//!   256 KiB; network errors, timeouts and 5xx answers are retried with exponential backoff and
-//!   jitter (3 attempts), 4xx answers never ([`HttpConfig`], [`RetryPolicy`]).
+//!   256 KiB while they stream in; network errors, timeouts and 5xx answers are retried with
+//!   exponential backoff and jitter (3 attempts), 4xx answers never ([`HttpConfig`],
+//!   [`RetryPolicy`]). The key store uses the same HTTP layer.
 //! - **Discovery**: with an issuer, endpoints come from
 //!   `{issuer}/.well-known/openid-configuration`, fetched once on first use; its `issuer` must
-//!   equal the configured one exactly.
+//!   equal the configured one exactly, and a document fetched over `https` may name only `https`
+//!   endpoints (token, authorization, device authorization): an `https` issuer never leads to a
+//!   client secret, a code or a refresh token sent in clear. The check runs before any request
+//!   to the endpoint.
 //!
 //! # Design notes
 //!
-//! The flows are written on `reqwest` directly rather than on the `oauth2` crate: `oauth2` 5
-//! depends unconditionally on `sha2` and `rand` 0.8 (a second crypto stack beside aws-lc-rs, which
-//! this workspace uses for SHA-256 and randomness), its errors do not expose the HTTP status the
-//! retry rule needs, it accepts an empty `access_token`, and it has no caching. The protocol
-//! surface used here (four form posts and a discovery GET) is small.
+//! The four grants (client credentials, authorization code with PKCE, device authorization,
+//! refresh) are the `oauth2` crate's: it encodes the requests, authenticates the client (HTTP
+//! Basic or form), generates the PKCE verifier and its S256 challenge and the `state`, and
+//! parses token and error responses. What it does not do stays here, in layers around it:
+//!
+//! - **HTTP**: `oauth2` is used without its default features (no HTTP client, no TLS); its
+//!   requests go through this crate's HTTP layer (an `oauth2::AsyncHttpClient` over it), so the
+//!   retries, the size cap, the timeouts and the no-redirect rule are the same as everywhere
+//!   else here, and the HTTP status is seen by the retry rule and kept for errors the library
+//!   reports without one (an error status with an empty body).
+//! - **Checks the library leaves to its caller**: an empty `access_token`, a `token_type` other
+//!   than `Bearer`, an OAuth `error` in a success answer, the ID token's `nonce` are checked
+//!   after the library returns.
+//! - **Caching, single-flight and background refresh** are this module's token-source layer on
+//!   top of the grants.
+//! - **Device polling** is the library's loop (`authorization_pending`, `slow_down`), started
+//!   after one interval and given Tokio's clock.
+//!
+//! *Crypto.* With default features off, `oauth2` 5 brings neither `ring` nor a TLS stack; it
+//! does depend, unconditionally, on RustCrypto's `sha2` (for the S256 challenge) and on `rand`
+//! 0.8 (for the verifier and `state`, from the operating system's generator through
+//! `getrandom`). That is accepted: `sha2` is a hash function, not a second crypto backend — it
+//! holds no keys, does no TLS and verifies no signature; every signature check and the TLS of
+//! every request stay on aws-lc-rs, the workspace's one backend. `ring` would not be accepted
+//! and is not in the dependency tree (`cargo tree -p agentcube-oidc --features client -i ring`
+//! prints nothing).
 //!
 //! The ID token of a code exchange is checked only for its `nonce` (it comes straight from the
 //! token endpoint over TLS, OIDC Core §3.1.3.7); its signature is not verified, since this module
@@ -61,24 +88,25 @@
 mod authorized;
 mod cache;
 mod client_credentials;
+mod code;
 mod device;
 mod error;
-mod http;
+mod file;
+mod loopback;
 mod oauth;
-mod pkce;
-mod rand;
 mod refresh;
 mod source;
 mod token;
 
+pub use crate::http::{HttpConfig, RetryPolicy};
 pub use authorized::AuthorizedClient;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
+pub use code::{AuthorizationCodeFlow, AuthorizationCodeFlowBuilder, AuthorizationRequest};
 pub use device::{DeviceAuthorization, DeviceFlow, DeviceFlowBuilder};
 pub use error::ClientError;
-pub use http::{ClientAuthMethod, HttpConfig, RetryPolicy};
-pub use pkce::{
-    AuthorizationCodeFlow, AuthorizationCodeFlowBuilder, AuthorizationRequest, LoopbackListener,
-};
+pub use file::FileToken;
+pub use loopback::LoopbackListener;
+pub use oauth::ClientAuthMethod;
 pub use refresh::{RefreshTokenSource, RefreshTokenSourceBuilder};
 pub use source::{DynTokenSource, StaticToken, TokenFuture, TokenSource};
 pub use token::{

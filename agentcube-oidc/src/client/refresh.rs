@@ -3,11 +3,13 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::time::Instant;
+
 use super::cache::{Cache, Fetched, Grant, cached_token_source};
 use super::error::ClientError;
-use super::http::EndpointKind;
-use super::oauth::{CommonSettings, OAuthClient, common_builder_methods};
+use super::oauth::{CommonSettings, OAuthClient, TOKEN_FIELDS, common_builder_methods, scope};
 use super::token::{ClientSecret, RefreshToken, Tokens};
+use crate::http::EndpointKind;
 
 /// Access tokens renewed with a refresh token, e.g. after an
 /// [authorization code](super::AuthorizationCodeFlow) or [device](super::DeviceFlow) login.
@@ -139,15 +141,18 @@ impl RefreshGrant {
 
 impl Grant for RefreshGrant {
     async fn fetch(&self) -> Result<Fetched, ClientError> {
-        let refresh_token = self.current();
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.secret()),
-        ];
-        if let Some(scope) = &self.scope {
-            form.push(("scope", scope));
+        let refresh_token = oauth2::RefreshToken::new(self.current().secret().to_owned());
+        let (client, exchange) = self.client.token_client().await?;
+        let mut request = client.exchange_refresh_token(&refresh_token);
+        if let Some(scope) = self.scope.as_deref().and_then(scope) {
+            request = request.add_scope(scope);
         }
-        let tokens = self.client.request_tokens(&form).await?;
+        let sent_at = Instant::now();
+        let tokens = request
+            .request_async(&exchange)
+            .await
+            .map_err(|e| exchange.error(e, TOKEN_FIELDS))?
+            .into_tokens(sent_at)?;
         let fetched = Fetched::from_tokens(&tokens);
         if let Some(rotated) = tokens.refresh_token {
             *self

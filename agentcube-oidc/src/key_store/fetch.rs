@@ -1,15 +1,16 @@
-//! HTTP: discovery and JWKS requests with size caps, conditional requests and `Cache-Control`.
+//! The key store's requests over the crate's HTTP layer: discovery, JWKS with conditional
+//! requests, `Cache-Control`.
 
 use std::time::Duration;
 
 use agentcube_auth_core::Code;
 use agentcube_auth_core::jose::{JwksError, KeySet, SkippedKey};
-use reqwest::header::{self, HeaderMap};
-use reqwest::{StatusCode, redirect};
-use serde::Deserialize;
-use url::Url;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
 
-use super::config::KeyStoreConfig;
+use crate::http::{
+    Discovery, DiscoveryError, DiscoveryFailure, EndpointKind, Http, HttpError, HttpUrl, Request,
+};
 
 /// Why a refresh of the key set failed. The previous key set (if any) stays in use.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +47,7 @@ pub enum FetchError {
     /// The discovery document names another issuer.
     #[error("discovery document issuer {found:?} does not match the configured issuer")]
     IssuerMismatch {
-        /// The issuer in the document (truncated to 256 characters).
+        /// The issuer in the document (at most 256 characters, printable ASCII).
         found: String,
     },
     /// The JWKS document is not usable as a whole.
@@ -75,6 +76,27 @@ impl FetchError {
             Self::NoUsableKeys { .. } => Code::new("no_usable_keys"),
         }
     }
+
+    fn from_http(url: &HttpUrl, error: HttpError) -> Self {
+        let url = url.to_string();
+        match error {
+            HttpError::Network(message) => Self::Transport { url, message },
+            HttpError::Timeout => Self::Transport {
+                url,
+                message: "the request timed out".to_owned(),
+            },
+            HttpError::TooLarge { limit } => Self::TooLarge { url, limit },
+        }
+    }
+
+    fn from_discovery(error: &DiscoveryError) -> Self {
+        match error {
+            DiscoveryError::IssuerMismatch { found } => Self::IssuerMismatch {
+                found: found.clone(),
+            },
+            other => Self::InvalidDiscovery(other.reason()),
+        }
+    }
 }
 
 /// A successful JWKS response.
@@ -90,164 +112,43 @@ pub(crate) enum Fetched {
     NotModified { max_age: Option<Duration> },
 }
 
-/// Builds the built-in client: same-origin redirects only, timeouts, no pool (fetches are rare
-/// and a pool keeps idle timers alive).
-pub(crate) fn build_client(config: &KeyStoreConfig) -> Result<reqwest::Client, reqwest::Error> {
-    let policy = redirect::Policy::custom(|attempt| {
-        let same_origin = attempt
-            .previous()
-            .first()
-            .is_some_and(|first| first.origin() == attempt.url().origin());
-        if same_origin && attempt.previous().len() <= 5 {
-            attempt.follow()
-        } else {
-            attempt.stop()
-        }
-    });
-    let mut builder = reqwest::Client::builder()
-        .redirect(policy)
-        .pool_max_idle_per_host(0)
-        .pool_idle_timeout(None)
-        .user_agent(concat!("agentcube-oidc/", env!("CARGO_PKG_VERSION")));
-    if let Some(t) = config.connect_timeout {
-        builder = builder.connect_timeout(t);
-    }
-    if let Some(t) = config.request_timeout {
-        builder = builder.timeout(t);
-    }
-    builder.build()
-}
-
-fn transport(url: &Url, err: &reqwest::Error) -> FetchError {
-    // reqwest's Display names the URL already; keep the chain short and token-free (these
-    // requests carry no credentials).
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    FetchError::Transport {
-        url: url.to_string(),
-        message,
-    }
-}
-
-/// Response of a GET: status, headers and a capped body.
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-async fn get(
-    client: &reqwest::Client,
-    url: &Url,
-    etag: Option<&str>,
-    limit: usize,
-) -> Result<Response, FetchError> {
-    let mut request = client
-        .get(url.clone())
-        .header(header::ACCEPT, "application/json");
-    if let Some(etag) = etag {
-        request = request.header(header::IF_NONE_MATCH, etag);
-    }
-    let mut response = request.send().await.map_err(|e| transport(url, &e))?;
-    let status = response.status();
-    let headers = std::mem::take(response.headers_mut());
-    if status != StatusCode::OK {
-        // Do not read error or redirect bodies at all.
-        return Ok(Response {
-            status,
-            headers,
-            body: Vec::new(),
-        });
-    }
-    let too_large = || FetchError::TooLarge {
-        url: url.to_string(),
-        limit,
-    };
-    let declared = response.content_length();
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let capacity = declared.map_or(8 * 1024, |n| usize::try_from(n).unwrap_or(limit));
-    let mut body = Vec::with_capacity(capacity.min(limit));
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport(url, &e))? {
-        if body.len().saturating_add(chunk.len()) > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-#[derive(Deserialize)]
-struct DiscoveryDocument {
-    issuer: Option<serde_json::Value>,
-    jwks_uri: Option<serde_json::Value>,
-}
-
-/// Fetches the discovery document, checks its issuer and returns its `jwks_uri`.
+/// Fetches the discovery document, checks its issuer and returns its `jwks_uri` (which is
+/// `https` whenever the document came over `https`).
 pub(crate) async fn discover(
-    client: &reqwest::Client,
-    url: &Url,
+    http: &Http,
+    url: &HttpUrl,
     issuer: &str,
-    limit: usize,
-) -> Result<Url, FetchError> {
-    let response = get(client, url, None, limit).await?;
-    if response.status != StatusCode::OK {
-        return Err(FetchError::Status {
-            url: url.to_string(),
-            status: response.status.as_u16(),
-        });
-    }
-    let doc: DiscoveryDocument = serde_json::from_slice(&response.body)
-        .map_err(|_| FetchError::InvalidDiscovery("not a json object"))?;
-    match doc.issuer {
-        Some(serde_json::Value::String(found)) if found == issuer => {}
-        Some(serde_json::Value::String(found)) => {
-            return Err(FetchError::IssuerMismatch {
-                found: found.chars().take(256).collect(),
-            });
-        }
-        _ => {
-            return Err(FetchError::InvalidDiscovery(
-                "issuer missing or not a string",
-            ));
-        }
-    }
-    let Some(serde_json::Value::String(jwks_uri)) = doc.jwks_uri else {
-        return Err(FetchError::InvalidDiscovery(
-            "jwks_uri missing or not a string",
-        ));
-    };
-    let jwks_uri =
-        Url::parse(&jwks_uri).map_err(|_| FetchError::InvalidDiscovery("jwks_uri is not a url"))?;
-    // https always; plain http only when discovery itself was plain http (a development or
-    // in-cluster issuer): a TLS-protected discovery document may not downgrade the key fetch.
-    match (jwks_uri.scheme(), url.scheme()) {
-        ("https", _) | ("http", "http") => Ok(jwks_uri),
-        _ => Err(FetchError::InvalidDiscovery(
-            "jwks_uri scheme is not allowed",
-        )),
-    }
+) -> Result<HttpUrl, FetchError> {
+    let document = Discovery::fetch(http, url, issuer)
+        .await
+        .map_err(|failure| match failure {
+            DiscoveryFailure::Http(error) => FetchError::from_http(url, error),
+            DiscoveryFailure::Status(status) => FetchError::Status {
+                url: url.to_string(),
+                status,
+            },
+            DiscoveryFailure::Document(error) => FetchError::from_discovery(&error),
+        })?;
+    document
+        .endpoint(EndpointKind::Jwks)
+        .map_err(|error| FetchError::from_discovery(&error))
 }
 
 /// Fetches and parses a JWKS document.
 pub(crate) async fn fetch_jwks(
-    client: &reqwest::Client,
-    url: &Url,
+    http: &Http,
+    url: &HttpUrl,
     etag: Option<&str>,
-    limit: usize,
     max_keys: usize,
 ) -> Result<Fetched, FetchError> {
-    let response = get(client, url, etag, limit).await?;
+    let mut request = Request::get(url);
+    if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
+        request = request.header(header::IF_NONE_MATCH, etag);
+    }
+    let response = http
+        .send(&request)
+        .await
+        .map_err(|error| FetchError::from_http(url, error))?;
     let max_age = cache_max_age(&response.headers);
     if response.status == StatusCode::NOT_MODIFIED && etag.is_some() {
         return Ok(Fetched::NotModified { max_age });

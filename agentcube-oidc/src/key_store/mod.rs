@@ -15,17 +15,14 @@ use agentcube_auth_core::{AuthError, KeysUnavailableReason, Untrusted};
 use arc_swap::ArcSwap;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use url::Url;
 
 pub use config::KeyStoreConfig;
 pub use fetch::FetchError;
 
 use crate::config::ConfigError;
+use crate::http::{Http, HttpConfig, HttpUrl, Redirects, RetryPolicy, discovery_url_for};
 use crate::stats::{Counter, KeyStoreStats};
 use fetch::Fetched;
-
-/// The path appended to an issuer to find its discovery document (OIDC Discovery §4).
-pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 /// The first retry delay of a store that has never loaded keys; it doubles with every failed
 /// attempt, up to the cooldown.
@@ -50,9 +47,9 @@ pub enum RefreshOutcome {
 #[derive(Clone, Debug)]
 enum Source {
     /// `jwks_uri` from a discovery document whose `issuer` must equal `issuer`.
-    Discovery { issuer: Box<str>, url: Url },
+    Discovery { issuer: Box<str>, url: HttpUrl },
     /// A JWKS URL, used as is.
-    Jwks { url: Url },
+    Jwks { url: HttpUrl },
 }
 
 /// An issuer's signing keys, fetched over HTTP and kept fresh.
@@ -120,7 +117,7 @@ struct Shared {
     source: Source,
     label: Box<str>,
     config: KeyStoreConfig,
-    client: reqwest::Client,
+    http: Http,
     state: ArcSwap<Snapshot>,
     /// Held for the whole of a fetch: single-flight.
     flight: Arc<Mutex<FlightState>>,
@@ -165,7 +162,7 @@ struct Snapshot {
 /// State only the flight holder touches.
 #[derive(Default)]
 struct FlightState {
-    jwks_uri: Option<Url>,
+    jwks_uri: Option<HttpUrl>,
     etag: Option<String>,
 }
 
@@ -196,7 +193,7 @@ impl RemoteKeySet {
     /// # Errors
     /// [`ConfigError`] if `issuer` is not an http(s) URL or the HTTP client cannot be built.
     pub fn from_issuer(issuer: &str, config: KeyStoreConfig) -> Result<Self, ConfigError> {
-        let url = discovery_url_for(issuer)?;
+        let url = discovery_url_for(issuer).map_err(|_| ConfigError::InvalidUrl("issuer"))?;
         Self::from_discovery_url(issuer, url.as_str(), config)
     }
 
@@ -211,7 +208,8 @@ impl RemoteKeySet {
         discovery_url: &str,
         config: KeyStoreConfig,
     ) -> Result<Self, ConfigError> {
-        let url = parse_http_url(discovery_url, "discovery url")?;
+        let url =
+            HttpUrl::parse(discovery_url).map_err(|_| ConfigError::InvalidUrl("discovery url"))?;
         Self::new(
             Source::Discovery {
                 issuer: issuer.into(),
@@ -227,26 +225,36 @@ impl RemoteKeySet {
     /// # Errors
     /// [`ConfigError`] for an invalid URL or HTTP client.
     pub fn from_jwks_url(jwks_url: &str, config: KeyStoreConfig) -> Result<Self, ConfigError> {
-        let url = parse_http_url(jwks_url, "jwks url")?;
+        let url = HttpUrl::parse(jwks_url).map_err(|_| ConfigError::InvalidUrl("jwks url"))?;
         let label = url.as_str().into();
         Self::new(Source::Jwks { url }, label, config)
     }
 
     fn new(source: Source, label: Box<str>, config: KeyStoreConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let client = match &config.http_client {
-            Some(client) => client.clone(),
-            None => {
-                fetch::build_client(&config).map_err(|e| ConfigError::HttpClient(e.to_string()))?
-            }
-        };
+        // Same-origin redirects only, no connection pool (fetches are rare and a pool keeps idle
+        // timers alive), no retries (the refresh schedule is the retry); a custom client keeps
+        // its own timeouts.
+        let http = HttpConfig {
+            client: config.http_client.clone(),
+            connect_timeout: config.connect_timeout,
+            timeout: config
+                .request_timeout
+                .filter(|_| config.http_client.is_none()),
+            retry: RetryPolicy::none(),
+            max_response_bytes: config.max_response_bytes,
+            redirects: Redirects::SameOrigin,
+            keep_alive: false,
+        }
+        .build()
+        .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         let now = Instant::now();
         Ok(Self {
             shared: Arc::new(Shared {
                 source,
                 label,
                 config,
-                client,
+                http,
                 state: ArcSwap::from_pointee(Snapshot {
                     keys: KeySet::default(),
                     confirmed_at: None,
@@ -643,14 +651,13 @@ impl Shared {
     }
 
     async fn fetch(&self, flight: &mut FlightState) -> Result<Fetched, FetchError> {
-        let limit = self.config.max_response_bytes;
         let jwks_uri = match &self.source {
             Source::Jwks { url } => url.clone(),
             Source::Discovery { issuer, url } => match &flight.jwks_uri {
                 Some(uri) => uri.clone(),
                 None => {
                     self.counters.discovery_fetches.incr();
-                    let uri = fetch::discover(&self.client, url, issuer, limit).await?;
+                    let uri = fetch::discover(&self.http, url, issuer).await?;
                     flight.etag = None;
                     flight.jwks_uri = Some(uri.clone());
                     uri
@@ -658,10 +665,9 @@ impl Shared {
             },
         };
         let result = fetch::fetch_jwks(
-            &self.client,
+            &self.http,
             &jwks_uri,
             flight.etag.as_deref(),
-            limit,
             self.config.max_keys,
         )
         .await;
@@ -745,21 +751,6 @@ fn same_keys(a: &KeySet, b: &KeySet) -> bool {
             .iter()
             .zip(b.keys())
             .all(|(x, y)| x.thumbprint() == y.thumbprint() && x.kid() == y.kid())
-}
-
-pub(crate) fn parse_http_url(value: &str, what: &'static str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|_| ConfigError::InvalidUrl(what))?;
-    match url.scheme() {
-        "https" | "http" if url.has_host() => Ok(url),
-        _ => Err(ConfigError::InvalidUrl(what)),
-    }
-}
-
-/// `{issuer}/.well-known/openid-configuration`, without a doubled `/`.
-pub(crate) fn discovery_url_for(issuer: &str) -> Result<Url, ConfigError> {
-    parse_http_url(issuer, "issuer")?;
-    let base = issuer.strip_suffix('/').unwrap_or(issuer);
-    parse_http_url(&format!("{base}{DISCOVERY_PATH}"), "issuer")
 }
 
 #[cfg(test)]
