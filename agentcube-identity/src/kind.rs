@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use agentcube_auth_core::jose::Algorithm;
 use agentcube_auth_core::{Audience, AuthError, Claims, Principal, Role, RoleSet};
@@ -173,11 +174,29 @@ impl sealed::Kind for Sandbox {
 /// A verified internal token of kind `T`: what every kind carries (key, times, `jti`, claims)
 /// plus the kind's own content. Produced only by a verifier.
 ///
+/// Cloning is a reference-count increment: the verified-token cache hands out clones of the
+/// value it stored, and [`Verified::to_principal`] builds the principal once per token.
+///
 /// Use the aliases [`VerifiedIdentity`] and [`VerifiedSandbox`].
-#[derive(Clone)]
 pub struct Verified<T> {
+    shared: Arc<Shared<T>>,
+    from_cache: bool,
+}
+
+/// What every clone of one verified token shares.
+struct Shared<T> {
     kind: T,
     token: TokenMeta,
+    principal: OnceLock<Principal>,
+}
+
+impl<T> Clone for Verified<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            from_cache: self.from_cache,
+        }
+    }
 }
 
 /// A verified identity token.
@@ -188,37 +207,59 @@ pub type VerifiedSandbox = Verified<Sandbox>;
 
 impl<T: TokenKind> Verified<T> {
     pub(crate) fn new(kind: T, token: TokenMeta) -> Self {
-        Self { kind, token }
+        Self {
+            shared: Arc::new(Shared {
+                kind,
+                token,
+                principal: OnceLock::new(),
+            }),
+            from_cache: false,
+        }
+    }
+
+    /// The same verified token, answered from the verifier's cache.
+    pub(crate) fn served_from_cache(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            from_cache: true,
+        }
+    }
+
+    /// Whether this answer came from the verifier's verified-token cache (the token was
+    /// verified in full earlier, and its time window and key were checked again now) rather
+    /// than from a signature check. For metrics and logs; both answers are equally valid.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
     }
 
     /// The `kid` of the key that signed the token.
     pub fn kid(&self) -> &str {
-        &self.token.kid
+        &self.shared.token.kid
     }
 
     /// The signing algorithm.
     pub fn algorithm(&self) -> Algorithm {
-        self.token.algorithm
+        self.shared.token.algorithm
     }
 
     /// `iat`, seconds since the epoch (internal tokens always carry it).
     pub fn issued_at(&self) -> i64 {
-        self.token.issued_at
+        self.shared.token.issued_at
     }
 
     /// `exp`, seconds since the epoch.
     pub fn expires_at(&self) -> i64 {
-        self.token.expires_at
+        self.shared.token.expires_at
     }
 
     /// The token's id (`jti`).
     pub fn jwt_id(&self) -> &str {
-        &self.token.jwt_id
+        &self.shared.token.jwt_id
     }
 
     /// The full verified payload.
     pub fn claims(&self) -> &Claims {
-        &self.token.claims
+        &self.shared.token.claims
     }
 
     /// The caller as a [`Principal`], as the verifier's
@@ -230,37 +271,43 @@ impl<T: TokenKind> Verified<T> {
     /// - sandbox token: issuer = the Router (`iss`), subject = `user_sub`, email =
     ///   `user_email` not marked verified, no roles, claims (read the session back with
     ///   [`sandbox_session`]).
+    ///
+    /// Built on the first call and shared by every clone (a cache hit answers with a clone).
     pub fn to_principal(&self) -> Principal {
-        sealed::Kind::principal(&self.kind, &self.token)
+        let shared = &*self.shared;
+        shared
+            .principal
+            .get_or_init(|| sealed::Kind::principal(&shared.kind, &shared.token))
+            .clone()
     }
 }
 
 impl Verified<Identity> {
     /// The caller's subject at its identity provider (`sub`).
     pub fn subject(&self) -> &str {
-        &self.kind.subject
+        &self.shared.kind.subject
     }
 
     /// The caller's email (`email`), if the Router knew it. Display only, never an identifier.
     pub fn email(&self) -> Option<&str> {
-        self.kind.email.as_deref()
+        self.shared.kind.email.as_deref()
     }
 
     /// The caller's identity provider (`idp_iss`), to qualify the owner when several issuers
     /// are configured.
     pub fn idp_issuer(&self) -> Option<&str> {
-        self.kind.idp_issuer.as_deref()
+        self.shared.kind.idp_issuer.as_deref()
     }
 
     /// The caller's roles as the Router saw them (`roles`, `client_roles`), for the admin
     /// bypass. Empty when the Router does not include roles.
     pub fn roles(&self) -> &RoleSet {
-        &self.kind.roles
+        &self.shared.kind.roles
     }
 
     /// The token's issuer (the Router, `iss`).
     pub fn issuer(&self) -> &str {
-        &self.kind.issuer
+        &self.shared.kind.issuer
     }
 }
 
@@ -269,22 +316,22 @@ impl Verified<Sandbox> {
     /// [`SessionBinding::Session`]; for [`SessionBinding::AnySession`], the token's own, which
     /// the handler must compare with the request's.
     pub fn session_id(&self) -> &str {
-        &self.kind.session_id
+        &self.shared.kind.session_id
     }
 
     /// The caller's subject (`user_sub`).
     pub fn user_sub(&self) -> &str {
-        &self.kind.user_sub
+        &self.shared.kind.user_sub
     }
 
     /// The caller's email (`user_email`), if known. Display only.
     pub fn user_email(&self) -> Option<&str> {
-        self.kind.user_email.as_deref()
+        self.shared.kind.user_email.as_deref()
     }
 
     /// The token's issuer (the Router, `iss`).
     pub fn issuer(&self) -> &str {
-        &self.kind.issuer
+        &self.shared.kind.issuer
     }
 }
 
@@ -323,9 +370,10 @@ impl fmt::Debug for Sandbox {
 impl<T: fmt::Debug> fmt::Debug for Verified<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verified")
-            .field("token", &self.kind)
-            .field("kid", &self.token.kid)
-            .field("expires_at", &self.token.expires_at)
+            .field("token", &self.shared.kind)
+            .field("kid", &self.shared.token.kid)
+            .field("expires_at", &self.shared.token.expires_at)
+            .field("from_cache", &self.from_cache)
             .finish_non_exhaustive()
     }
 }

@@ -8,6 +8,7 @@ mod mint;
 mod replay;
 mod ring;
 mod verify;
+mod verify_cache;
 
 use std::time::Duration;
 

@@ -20,6 +20,9 @@ use agentcube_auth_core::AuthError;
 /// (`TokenMinter::mint_identity`/`mint_sandbox`, or a minter whose
 /// [`MinterConfig::cache_capacity`](crate::MinterConfig::cache_capacity) is 0).
 ///
+/// The guard runs on every verification, answers from the verifier's verified-token cache
+/// included, so it sees every use of a token.
+///
 /// Share one guard (in an `Arc`) between verifiers that must not accept the same token twice.
 pub struct ReplayGuard {
     seen: Mutex<HashMap<Box<str>, i64>>,

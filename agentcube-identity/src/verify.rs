@@ -8,9 +8,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentcube_auth_core::digest::Digest;
 use agentcube_auth_core::jose::{
     self, Algorithm, AlgorithmSet, DEFAULT_MAX_TOKEN_BYTES, JwsPolicy, KeySource, TimeRules,
-    TypePolicy, UnverifiedJws,
+    TypePolicy, UnverifiedJws, Validity, VerificationKey,
 };
 use agentcube_auth_core::{AuthError, Clock, Principal, SystemClock, TokenVerifier};
 
@@ -19,6 +20,7 @@ use crate::kind::{
     AudienceRule, Identity, Sandbox, SessionBinding, TokenKind, TokenMeta, Verified,
 };
 use crate::replay::ReplayGuard;
+use crate::verify_cache::VerifiedCache;
 use crate::{DEFAULT_IDENTITY_AUDIENCE, DEFAULT_ISSUER, MAX_LIFETIME, sandbox_audience};
 
 /// The longest `jti` accepted (the minter's are 22 characters).
@@ -35,6 +37,7 @@ const MAX_JTI_BYTES: usize = 128;
 /// | [`max_lifetime`](Self::max_lifetime) | [`MAX_LIFETIME`] (5 min) |
 /// | [`algorithms`](Self::algorithms) | [`VerifierConfig::DEFAULT_ALGORITHMS`] (`EdDSA`, `ES256`, `RS256`) |
 /// | [`max_token_bytes`](Self::max_token_bytes) | [`VerifierConfig::DEFAULT_MAX_TOKEN_BYTES`] (8 KiB) |
+/// | [`cache_capacity`](Self::cache_capacity) | [`VerifierConfig::DEFAULT_CACHE_CAPACITY`] (10,000 tokens); 0 turns the cache off |
 ///
 /// `iat` and `jti` are always required, and every token must name its key (`kid`).
 ///
@@ -58,6 +61,7 @@ pub struct VerifierConfig {
     max_lifetime: Duration,
     algorithms: AlgorithmSet,
     max_token_bytes: usize,
+    cache_capacity: u64,
 }
 
 impl Default for VerifierConfig {
@@ -69,6 +73,7 @@ impl Default for VerifierConfig {
             max_lifetime: MAX_LIFETIME,
             algorithms: Self::DEFAULT_ALGORITHMS,
             max_token_bytes: Self::DEFAULT_MAX_TOKEN_BYTES,
+            cache_capacity: Self::DEFAULT_CACHE_CAPACITY,
         }
     }
 }
@@ -88,6 +93,9 @@ impl VerifierConfig {
 
     /// The default size limit of a token, checked before anything is decoded: 8 KiB.
     pub const DEFAULT_MAX_TOKEN_BYTES: usize = DEFAULT_MAX_TOKEN_BYTES;
+
+    /// The default number of verified tokens a verifier remembers: 10,000.
+    pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
 
     /// The defaults (see the table above).
     pub fn new() -> Self {
@@ -131,6 +139,15 @@ impl VerifierConfig {
         self
     }
 
+    /// How many verified tokens to remember, so that a token seen again (the Router reuses a
+    /// minted token until shortly before it expires) costs a lookup instead of a signature
+    /// check; `0` turns the cache off (every token is verified in full). See
+    /// [`InternalVerifier`] for what a hit re-checks.
+    pub fn cache_capacity(mut self, tokens: u64) -> Self {
+        self.cache_capacity = tokens;
+        self
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.issuer.is_empty() {
             return Err(ConfigError::EmptyIssuer);
@@ -167,6 +184,22 @@ impl VerifierConfig {
 /// `session_id` equal to the audience's session and a non-empty `user_sub`); then, if enabled,
 /// the replay guard.
 ///
+/// **Verified-token cache** (on by default, [`VerifierConfig::cache_capacity`]): a token that
+/// passed every check is remembered under a keyed hash of the token (the cache holds no
+/// token), until its `exp` at the latest. Seen again, it costs one hash, one lookup and one
+/// key lookup instead of a signature check ([`Verified::from_cache`] says which happened). On
+/// every hit the verifier re-checks, with its clock and leeway, that the token is inside its
+/// validity window (the rule it applied when it accepted the token), and asks the key source
+/// for the key of the token's `kid` and algorithm again: if the key was removed (or the `kid`
+/// now names other key material) the entry is dropped and the token verified in full, which
+/// answers `unknown_kid` (or `invalid_signature`). Every other rule is fixed when the verifier
+/// is built, so a token that passed it once passes it again, and each verifier owns its cache:
+/// an entry is only ever served by the verifier that accepted the token, so a sandbox verifier
+/// bound to session B never answers from the entries of one bound to session A. With a replay
+/// guard, the guard still sees every use: it runs after the cache, on hits too, so a second use
+/// is `token_replayed` whether or not the token was cached (a replayed token then costs a
+/// lookup, not a signature check).
+///
 /// Every failure is an [`AuthError`]: `keys_unavailable` and `replay_guard_full` answer 503
 /// (the verifier cannot decide now), everything else 401. A verifier is also a
 /// [`TokenVerifier`], so auth-core's `AuthLayer` runs it in front of a service: give it
@@ -181,6 +214,7 @@ pub struct InternalVerifier<K, T> {
     audience: AudienceRule,
     clock: Arc<dyn Clock>,
     replay: Option<Arc<ReplayGuard>>,
+    cache: Option<VerifiedCache<T>>,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -276,6 +310,8 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
             max_lifetime: Some(config.max_lifetime),
             require_iat: true,
         };
+        // An entry never outlives its token, whose lifetime is capped.
+        let cache = VerifiedCache::new(config.cache_capacity, config.max_lifetime);
         Self {
             keys,
             config,
@@ -284,6 +320,7 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
             audience,
             clock: Arc::new(SystemClock),
             replay: None,
+            cache,
             kind: PhantomData,
         }
     }
@@ -317,6 +354,12 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
         self.keys.is_ready()
     }
 
+    /// The number of tokens in the verified-token cache (for metrics; 0 when the cache is
+    /// off). Settles the cache's pending evictions first.
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.as_ref().map_or(0, VerifiedCache::len)
+    }
+
     /// Verifies a bare token (the header value, without any `Bearer ` prefix): a
     /// [`VerifiedIdentity`](crate::VerifiedIdentity) for an [`IdentityVerifier`], a
     /// [`VerifiedSandbox`](crate::VerifiedSandbox) for a [`SandboxVerifier`].
@@ -331,6 +374,67 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
     /// guard, `token_replayed` (401) or [`AuthError::ReplayGuardFull`] (503); otherwise the
     /// [`AuthError`] (401) of the first check that failed.
     pub async fn verify(&self, token: &str) -> Result<Verified<T>, AuthError> {
+        // One reading of the clock for every time rule of this verification.
+        let now = self.clock.now_unix();
+        let (verified, fresh) = match &self.cache {
+            // An oversized token is never hashed: the full path refuses it first.
+            Some(cache) if token.len() <= self.policy.max_token_bytes => {
+                let digest = Digest::of(token.as_bytes());
+                match self.cached(cache, &digest, now).await {
+                    Some(hit) => (hit, None),
+                    None => {
+                        let (verified, validity, key) = self.verify_signed(token, now).await?;
+                        (verified, Some((digest, validity, key)))
+                    }
+                }
+            }
+            _ => (self.verify_signed(token, now).await?.0, None),
+        };
+        // The last step, after every other check passed, on cache hits too: the guard sees
+        // every use, and only valid tokens are remembered.
+        if let Some(guard) = &self.replay {
+            let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
+            let forget_after = verified.expires_at().saturating_add(leeway);
+            guard.check_and_record(verified.jwt_id(), forget_after, now)?;
+        }
+        if let (Some(cache), Some((digest, validity, key))) = (&self.cache, fresh) {
+            cache.insert(digest, now, &verified, validity, key);
+        }
+        Ok(verified)
+    }
+
+    /// The cached answer for the token whose digest is `digest`, if there is one that may
+    /// still be served at `now`: inside its validity window, and its key still the one the
+    /// key source returns for its `kid` and algorithm. An entry that may not is dropped.
+    async fn cached(
+        &self,
+        cache: &VerifiedCache<T>,
+        digest: &Digest,
+        now: i64,
+    ) -> Option<Verified<T>> {
+        let entry = cache.get(digest)?;
+        let servable = entry.validity.is_current(now, self.config.leeway)
+            && self
+                .keys
+                .key_for(Some(entry.verified.kid()), entry.verified.algorithm())
+                .await
+                .is_ok_and(|key| entry.verified_by(&key));
+        if servable {
+            Some(entry.verified.served_from_cache())
+        } else {
+            // Expired, or its key left the source: the full path gives the precise error.
+            cache.remove(digest);
+            None
+        }
+    }
+
+    /// Every check but the replay guard, with the signature: the verified token, its validity
+    /// window and the key that verified it.
+    async fn verify_signed(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Verified<T>, Validity, Arc<VerificationKey>), AuthError> {
         // Framing and header first: nothing that fails them reaches the key source.
         let jws = UnverifiedJws::parse(token, &self.policy)?;
         // Every internal token names its key; a token without `kid` is not one of ours.
@@ -340,7 +444,6 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
         let (_header, claims) = jws.verify(&key)?;
         jose::check_issuer(&claims, &self.config.issuer)?;
         let audience = self.audience.check(&claims)?;
-        let now = self.clock.now_unix();
         let validity = jose::check_times(&claims, now, &self.rules)?;
         // `require_iat` made `check_times` refuse a token without one.
         let issued_at = validity
@@ -352,13 +455,7 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
             None => return Err(AuthError::MissingClaim(Cow::Borrowed("jti"))),
         };
         let kind = T::read(&claims, audience, &self.config.issuer)?;
-        // The last step, after every other check passed: only valid tokens are remembered.
-        if let Some(guard) = &self.replay {
-            let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
-            let forget_after = validity.expires_at.saturating_add(leeway);
-            guard.check_and_record(&jwt_id, forget_after, now)?;
-        }
-        Ok(Verified::new(
+        let verified = Verified::new(
             kind,
             TokenMeta {
                 kid,
@@ -368,7 +465,8 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
                 jwt_id,
                 claims,
             },
-        ))
+        );
+        Ok((verified, validity, key))
     }
 }
 
@@ -392,6 +490,49 @@ impl<K, T: TokenKind> fmt::Debug for InternalVerifier<K, T> {
             .field("audience", &self.audience)
             .field("config", &self.config)
             .field("replay_guard", &self.replay.is_some())
+            .field("cache", &self.cache.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyRing, TokenMinter};
+    use agentcube_auth_core::ManualClock;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// What the cache saves is the signature check: an entry planted under a token whose
+    /// signature is garbage is served as it is (the entry was made by a full verification of
+    /// the genuine token, which is the only way entries are made).
+    #[tokio::test]
+    async fn a_hit_is_answered_without_a_signature_check() {
+        let ring = Arc::new(KeyRing::generate().unwrap());
+        let clock = ManualClock::new(NOW);
+        let minter = TokenMinter::new(Arc::clone(&ring)).with_clock(clock.clone());
+        let verifier = IdentityVerifier::new(ring).with_clock(clock);
+        let token = minter
+            .identity_token(&Principal::builder("https://kc", "alice-id").build())
+            .unwrap();
+        verifier.verify(token.as_str()).await.unwrap();
+        let (input, _) = token.as_str().rsplit_once('.').unwrap();
+        let forged = format!("{input}.{}", "A".repeat(86));
+        assert_eq!(
+            verifier.verify(&forged).await.unwrap_err(),
+            AuthError::InvalidSignature
+        );
+        let cache = verifier.cache.as_ref().unwrap();
+        let entry = cache.get(&Digest::of(token.as_str().as_bytes())).unwrap();
+        cache.insert(
+            Digest::of(forged.as_bytes()),
+            NOW,
+            &entry.verified,
+            entry.validity,
+            Arc::clone(&entry.key),
+        );
+        let served = verifier.verify(&forged).await.unwrap();
+        assert!(served.from_cache());
+        assert_eq!(served.subject(), "alice-id");
     }
 }

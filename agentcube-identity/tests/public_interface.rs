@@ -43,6 +43,7 @@ fn constants_and_defaults() {
     );
     assert_eq!(VerifierConfig::DEFAULT_LEEWAY, Duration::from_secs(5));
     assert_eq!(VerifierConfig::DEFAULT_MAX_TOKEN_BYTES, 8 * 1024);
+    assert_eq!(VerifierConfig::DEFAULT_CACHE_CAPACITY, 10_000);
     const {
         assert!(MinterConfig::DEFAULT_CACHE_CAPACITY > 0 && ReplayGuard::DEFAULT_CAPACITY > 0);
     };
@@ -139,6 +140,9 @@ fn key_minter_and_verifier_signatures() {
     ) -> Result<SandboxVerifier<KeySet>, ConfigError> = SandboxVerifier::with_config;
     let _: fn(&IdentityVerifier<KeySet>) -> &KeySet = IdentityVerifier::keys;
     let _: fn(&SandboxVerifier<KeySet>) -> &VerifierConfig = SandboxVerifier::config;
+    let _: fn(&IdentityVerifier<KeySet>) -> u64 = IdentityVerifier::cached_tokens;
+    let _: fn(VerifierConfig, u64) -> VerifierConfig = VerifierConfig::cache_capacity;
+    let _: fn(&VerifiedIdentity) -> bool = VerifiedIdentity::from_cache;
     let _: fn(&VerifiedIdentity) -> Principal = VerifiedIdentity::to_principal;
     let _: fn(&VerifiedSandbox) -> Principal = VerifiedSandbox::to_principal;
     let _: fn(&Principal) -> Option<&str> = sandbox_session;
