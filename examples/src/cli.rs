@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use agentcube_auth_core::RoleHierarchy;
 use agentcube_oidc::KeyStoreConfig;
-use agentcube_rlac::{InMemoryOwnerStore, OwnerStore, RedisOwnerStore};
+use agentcube_rlac::{InMemoryOwnerStore, OwnerIdScheme, OwnerStore, RedisOwnerStore};
 use axum::Router;
 
 use crate::keys::RouterKeys;
@@ -50,6 +50,25 @@ impl RouterKeyArgs {
 /// from; still honoured when `--role-hierarchy-file` and `AGENTCUBE_ROLE_HIERARCHY_FILE` are
 /// absent.
 pub const LEGACY_REALM_FILE_ENV: &str = "AGENTCUBE_REALM_FILE";
+
+/// How owner ids are formed (`--owner-id-scheme`): the Router and the workload manager must
+/// agree, since the Router checks the owner the workload manager recorded.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerIdSchemeArg {
+    /// The caller's subject (`sub`) alone: one issuer.
+    Subject,
+    /// `<issuer>#<subject>`: several issuers, whose subjects may collide.
+    IssuerQualified,
+}
+
+impl From<OwnerIdSchemeArg> for OwnerIdScheme {
+    fn from(arg: OwnerIdSchemeArg) -> Self {
+        match arg {
+            OwnerIdSchemeArg::Subject => Self::SubjectOnly,
+            OwnerIdSchemeArg::IssuerQualified => Self::IssuerQualified,
+        }
+    }
+}
 
 /// How the Router and the workload manager expand a caller's roles (`--role-hierarchy-file`).
 #[derive(clap::Args, Debug, Default)]

@@ -125,7 +125,7 @@ use agentcube_auth_core::{
     TokenVerifier,
 };
 use agentcube_identity::{IDENTITY_HEADER, MintError, TokenMinter};
-use agentcube_oidc::{ConfigError, KeyStoreConfig, OidcConfig, OidcVerifier};
+use agentcube_oidc::{ConfigError, KeyStoreConfig, MultiIssuerVerifier, OidcConfig, OidcVerifier};
 use agentcube_rlac::{
     AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
     SessionRecord,
@@ -150,9 +150,9 @@ use crate::workload_manager::{CreateSessionResponse, SessionKind};
 /// Where the Router serves its public identity keys.
 pub const JWKS_PATH: &str = "/.well-known/agentcube/jwks.json";
 
-/// The reference Router's algorithm allowlist (`--jwt-algorithms` default), each bound to its
-/// key type.
-pub const REFERENCE_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
+/// The Router's algorithm allowlist (`--jwt-algorithms` default): every asymmetric algorithm,
+/// each bound to its key type.
+pub const REFERENCE_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA";
 
 /// The default role claim: Keycloak's realm roles (client roles are read too, namespaced).
 pub const DEFAULT_ROLE_CLAIM: &str = "realm_access.roles";
@@ -160,7 +160,7 @@ pub const DEFAULT_ROLE_CLAIM: &str = "realm_access.roles";
 /// The default required role.
 pub const DEFAULT_REQUIRED_ROLE: &str = "sandbox:invoke";
 
-/// The reference Router's WM timeout.
+/// The timeout of calls to the workload manager and the sandbox.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The default concurrency limit.
@@ -229,6 +229,32 @@ impl OidcOptions {
         self
     }
 
+    /// The same options for another issuer.
+    #[must_use]
+    pub fn for_issuer(&self, issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            ..self.clone()
+        }
+    }
+
+    /// One verifier per issuer (`--jwt-issuer-url` given several times), each built as
+    /// [`OidcOptions::build`] builds its own, behind a router that picks by the token's `iss`
+    /// (an unknown issuer is `unknown_issuer`, without any fetch).
+    ///
+    /// # Errors
+    /// An invalid configuration of any issuer, or no issuer.
+    pub fn build_multi<S: AsRef<str>>(
+        &self,
+        issuers: &[S],
+    ) -> Result<MultiIssuerVerifier, ConfigError> {
+        let verifiers = issuers
+            .iter()
+            .map(|issuer| self.for_issuer(issuer.as_ref()).build())
+            .collect::<Result<Vec<_>, _>>()?;
+        MultiIssuerVerifier::new(verifiers)
+    }
+
     /// Builds the verifier and starts its background key refresh (call inside a Tokio
     /// runtime). No request to the IdP is awaited: the Router starts while the IdP is down and
     /// reports not-ready until the keys arrive.
@@ -259,7 +285,8 @@ pub struct RouterConfig {
     pub required_role: String,
     /// `--admin-role`: bypasses ownership, evaluated through the hierarchy.
     pub admin_role: String,
-    /// The role hierarchy (default: the realm's composites).
+    /// The role hierarchy (default: flat — the token's roles as they are, since Keycloak
+    /// already expands composites into them).
     pub hierarchy: Arc<RoleHierarchy>,
     /// How owner ids are formed; must match the workload manager's.
     pub owner_scheme: OwnerIdScheme,
@@ -283,7 +310,7 @@ impl RouterConfig {
             workload_manager_url: workload_manager_url.into(),
             required_role: DEFAULT_REQUIRED_ROLE.to_owned(),
             admin_role: agentcube_rlac::DEFAULT_ADMIN_ROLE.to_owned(),
-            hierarchy: Arc::new(crate::realm_hierarchy()),
+            hierarchy: Arc::new(RoleHierarchy::flat()),
             owner_scheme: OwnerIdScheme::SubjectOnly,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
@@ -303,6 +330,13 @@ impl RouterConfig {
     #[must_use]
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
         self.max_response_bytes = Some(limit);
+        self
+    }
+
+    /// Sets how owner ids are formed (must match the workload manager's).
+    #[must_use]
+    pub fn owner_scheme(mut self, scheme: OwnerIdScheme) -> Self {
+        self.owner_scheme = scheme;
         self
     }
 

@@ -26,6 +26,7 @@ use agentcube_examples::server::{self, Server};
 use agentcube_examples::stack::{Stack, StackOptions};
 use agentcube_examples::workload_manager::{self, WorkloadManagerConfig};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, KeyRing, TokenMinter};
+use agentcube_rlac::OwnerIdScheme;
 use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash};
 use serde_json::{Value, json};
 
@@ -1051,4 +1052,60 @@ async fn every_service_answers_the_same_malformed_credential_alike() {
         assert_eq!(answer.code(), code, "wm {values:?}");
     }
     qs.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_with_two_issuers_accepts_both_and_keeps_their_subjects_apart() {
+    let first = DevIdp::start(AGENTCUBE_REALM_JSON).await.expect("idp");
+    let second = DevIdp::start(AGENTCUBE_REALM_JSON).await.expect("idp");
+    let verifier = Arc::new(
+        OidcOptions::new(first.issuer())
+            .build_multi(&[first.issuer(), second.issuer()])
+            .expect("verifier"),
+    );
+    let config = RouterConfig::new("").owner_scheme(OwnerIdScheme::IssuerQualified);
+    let stack = Stack::start(Arc::clone(&verifier), StackOptions::new().router(config))
+        .await
+        .expect("stack");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !verifier.is_ready() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(verifier.is_ready());
+    let base = stack.router_url();
+
+    // The dev IdPs name the same client's service account with the same subject string.
+    let at_first = token(&first, "agentcube-app");
+    let at_second = token(&second, "agentcube-app");
+    assert_eq!(sub(&at_first), sub(&at_second));
+
+    let created = invoke(&base, AR, Some(&at_first), None, &[]).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let session = created.session();
+    let also = invoke(&base, AR, Some(&at_second), None, &[]).await;
+    assert_eq!(also.status, 200, "{:?}", also.body);
+
+    // Same subject, other issuer: another owner.
+    let crossed = invoke(&base, AR, Some(&at_second), Some(&session), &[]).await;
+    assert_eq!(crossed.status, 403, "{:?}", crossed.body);
+    assert_eq!(crossed.code(), "not_owner");
+    let own = invoke(&base, AR, Some(&at_first), Some(&session), &[]).await;
+    assert_eq!(own.status, 200, "{:?}", own.body);
+
+    let record = stack
+        .wm_store
+        .get(&session)
+        .await
+        .expect("store")
+        .expect("record");
+    let owner = record.owner().expect("owner").as_str().to_owned();
+    assert!(owner.ends_with(&format!("#{}", sub(&at_first))), "{owner}");
+    assert!(owner.starts_with(first.issuer()), "{owner}");
+
+    // A third issuer is nobody the Router knows.
+    let third = DevIdp::start(AGENTCUBE_REALM_JSON).await.expect("idp");
+    let unknown = invoke(&base, AR, Some(&token(&third, "agentcube-app")), None, &[]).await;
+    assert_eq!(unknown.status, 401);
+    assert_eq!(unknown.code(), "unknown_issuer");
+    stack.shutdown().await;
 }

@@ -27,13 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentcube_auth_core::jose::AlgorithmSet;
-use agentcube_examples::cli::{self, RoleHierarchyArgs};
+use agentcube_examples::cli::{self, OwnerIdSchemeArg, RoleHierarchyArgs};
 use agentcube_examples::keys::{IdentityKeyOrigin, load_or_generate_identity_key, public_key_path};
 use agentcube_examples::router::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_REQUIRED_ROLE, DEFAULT_ROLE_CLAIM, OidcOptions,
     REFERENCE_ALGORITHMS, RouterConfig,
 };
 use agentcube_identity::TokenMinter;
+use agentcube_rlac::OwnerIdScheme;
 use clap::Parser;
 
 /// The AgentCube Router.
@@ -44,8 +45,24 @@ struct Args {
     #[arg(long, env = "AGENTCUBE_ROUTER_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
     /// The OIDC issuer (compared exactly with `iss`), e.g. http://keycloak:8080/realms/agentcube.
-    #[arg(long, env = "AGENTCUBE_JWT_ISSUER_URL")]
-    jwt_issuer_url: String,
+    /// Repeat it (or comma-separate the environment variable) to accept several issuers, e.g.
+    /// Keycloak and the cluster's service-account issuer: a token is routed by its `iss`, and
+    /// owners are then qualified by issuer.
+    #[arg(
+        long,
+        env = "AGENTCUBE_JWT_ISSUER_URL",
+        required = true,
+        value_delimiter = ','
+    )]
+    jwt_issuer_url: Vec<String>,
+    /// How owner ids are formed; default `subject` with one issuer, `issuer-qualified` with
+    /// several. The workload manager must be given the same.
+    #[arg(long, env = "AGENTCUBE_OWNER_ID_SCHEME", value_enum)]
+    owner_id_scheme: Option<OwnerIdSchemeArg>,
+    /// The longest sandbox response forwarded, in bytes (no limit if not given): a response
+    /// declared longer is answered 502 `response_too_large`, one that turns out longer is cut off.
+    #[arg(long, env = "AGENTCUBE_MAX_RESPONSE_BYTES")]
+    max_response_bytes: Option<usize>,
     /// Accepted audience.
     #[arg(long, env = "AGENTCUBE_JWT_AUDIENCE", default_value = agentcube_oidc::OidcConfig::DEFAULT_AUDIENCE)]
     jwt_audience: String,
@@ -97,13 +114,18 @@ async fn run(args: Args) -> Result<(), String> {
         return Err("--jwt-required-role must not be empty".into());
     }
     let hierarchy = Arc::new(args.roles.hierarchy()?);
-    let verifier = OidcOptions::new(args.jwt_issuer_url.as_str())
+    let [first, ..] = args.jwt_issuer_url.as_slice() else {
+        return Err("--jwt-issuer-url is required".into());
+    };
+    let options = OidcOptions::new(first.as_str())
         .audience(args.jwt_audience.as_str())
         .role_claim(args.jwt_role_claim.as_str())
         .algorithms(algorithms)
-        .jwks_refresh_cooldown(Duration::from_secs(args.jwks_refresh_cooldown_secs))
-        .build()
-        .map_err(|e| format!("--jwt-issuer-url: {e}"))?;
+        .jwks_refresh_cooldown(Duration::from_secs(args.jwks_refresh_cooldown_secs));
+    let owner_scheme = args.owner_id_scheme.map_or_else(
+        || OwnerIdScheme::for_issuer_count(args.jwt_issuer_url.len()),
+        OwnerIdScheme::from,
+    );
 
     let (ring, origin) = load_or_generate_identity_key(args.identity_key.as_deref())
         .map_err(|e| format!("--identity-key: {e}"))?;
@@ -123,17 +145,33 @@ async fn run(args: Args) -> Result<(), String> {
     let minter = Arc::new(TokenMinter::new(Arc::new(ring)));
 
     let store = cli::owner_store(args.redis_url.as_deref())?;
-    let config = RouterConfig::new(args.workload_manager_url.as_str())
+    let mut config = RouterConfig::new(args.workload_manager_url.as_str())
         .required_role(args.jwt_required_role.as_str())
         .admin_role(args.admin_role.as_str())
         .hierarchy(hierarchy)
+        .owner_scheme(owner_scheme)
         .max_concurrent_requests(args.max_concurrent_requests);
-    let app = agentcube_examples::router::app(Arc::new(verifier), minter, store, config)
-        .map_err(|e| e.to_string())?;
+    if let Some(limit) = args.max_response_bytes {
+        config = config.max_response_bytes(limit);
+    }
+    let app = if let [_] = args.jwt_issuer_url.as_slice() {
+        let verifier = options
+            .build()
+            .map_err(|e| format!("--jwt-issuer-url: {e}"))?;
+        agentcube_examples::router::app(Arc::new(verifier), minter, store, config)
+    } else {
+        let verifier = options
+            .build_multi(&args.jwt_issuer_url)
+            .map_err(|e| format!("--jwt-issuer-url: {e}"))?;
+        agentcube_examples::router::app(Arc::new(verifier), minter, store, config)
+    }
+    .map_err(|e| e.to_string())?;
+    let issuers = args.jwt_issuer_url.join(",");
     cli::serve_until_signal(args.listen, app, |server| {
         tracing::info!(
             addr = %server.addr(),
-            issuer = args.jwt_issuer_url,
+            issuers,
+            owner_scheme = ?owner_scheme,
             workload_manager = args.workload_manager_url,
             "router listening; JWKS at /.well-known/agentcube/jwks.json"
         );

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agentcube_examples::cli::{self, RoleHierarchyArgs, RouterKeyArgs};
+use agentcube_examples::cli::{self, OwnerIdSchemeArg, RoleHierarchyArgs, RouterKeyArgs};
 use agentcube_examples::workload_manager::WorkloadManagerConfig;
 use agentcube_identity::IdentityVerifier;
 use clap::Parser;
@@ -47,6 +47,15 @@ struct Args {
     /// (or imply through --role-hierarchy-file).
     #[arg(long, env = "AGENTCUBE_ADMIN_ROLE", default_value = agentcube_rlac::DEFAULT_ADMIN_ROLE)]
     admin_role: String,
+    /// How owner ids are formed; must be the Router's (`issuer-qualified` when the Router
+    /// accepts several issuers).
+    #[arg(
+        long,
+        env = "AGENTCUBE_OWNER_ID_SCHEME",
+        value_enum,
+        default_value = "subject"
+    )]
+    owner_id_scheme: OwnerIdSchemeArg,
     #[command(flatten)]
     roles: RoleHierarchyArgs,
 }
@@ -54,9 +63,10 @@ struct Args {
 async fn run(args: Args) -> Result<(), String> {
     let keys = args.router_keys.keys()?;
     let store = cli::owner_store(args.redis_url.as_deref())?;
-    let config = WorkloadManagerConfig::new(args.sandbox_url.as_str())
+    let mut config = WorkloadManagerConfig::new(args.sandbox_url.as_str())
         .admin_role(args.admin_role.as_str())
         .hierarchy(Arc::new(args.roles.hierarchy()?));
+    config.owner_scheme = args.owner_id_scheme.into();
     let app = agentcube_examples::workload_manager::app(IdentityVerifier::new(keys), store, config);
     cli::serve_until_signal(args.listen, app, |server| {
         tracing::info!(addr = %server.addr(), sandbox = args.sandbox_url, "workload manager listening");
