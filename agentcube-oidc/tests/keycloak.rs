@@ -11,12 +11,13 @@
 //! Covered (issue 4): discovery and JWKS (the `use: enc` RSA-OAEP key is skipped), the
 //! client_credentials tokens of `agentcube-app`/`agentcube-admin` (principal, roles, the
 //! `sandbox:invoke` requirement) and of `agentcube-router` (no `aud`), ID and refresh tokens
-//! refused as access tokens, key rotation through the Admin REST API, ES256 and EdDSA key
-//! providers against the algorithm allowlist, and the role hierarchy of the realm file against
+//! refused as access tokens, key rotation through the Admin REST API, ES256, ES512 (P-521) and
+//! EdDSA key providers against the algorithm allowlist, and the role hierarchy of the realm file
+//! against
 //! the roles Keycloak puts into tokens.
 //!
 //! The tests of one binary run concurrently against one Keycloak. Those that change realm keys
-//! (rotation, ES256/EdDSA) work in their own realm, a copy of the production realm file imported
+//! (rotation, ES256/ES512/EdDSA) work in their own realm, a copy of the production realm file imported
 //! through the Admin REST API with fresh client secrets, and delete it at the end. Test users and
 //! test clients are added at run time; the realm file is never modified.
 
@@ -41,6 +42,8 @@ use agentcube_auth_core::{
 use agentcube_oidc::{
     KeyStoreConfig, MultiIssuerVerifier, OidcConfig, OidcVerifier, RefreshOutcome,
 };
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use support::{
     Keycloak, REALM_FILE, audiences, client_credentials_grant, client_token, header_of, jwks,
@@ -119,11 +122,10 @@ async fn keycloak_rejections() {
     // A tampered payload.
     let mut parts: Vec<&str> = token.split('.').collect();
     let forged_payload = {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mut claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+        let mut claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         claims["realm_access"]["roles"] = serde_json::json!(["admin"]);
-        b64.encode(claims.to_string())
+        URL_SAFE_NO_PAD.encode(claims.to_string())
     };
     parts[1] = &forged_payload;
     assert_eq!(
@@ -651,11 +653,11 @@ async fn key_rotation_through_the_admin_api() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ES256 and EdDSA
+// ES256, ES512 and EdDSA
 
 #[tokio::test]
-async fn es256_and_eddsa_keys_verify_when_allowed() {
-    let Some(kc) = keycloak("es256_and_eddsa_keys_verify_when_allowed") else {
+async fn es256_es512_and_eddsa_keys_verify_when_allowed() {
+    let Some(kc) = keycloak("es256_es512_and_eddsa_keys_verify_when_allowed") else {
         return;
     };
     // New key providers change the realm's JWKS: done in a copy of the production realm.
@@ -669,6 +671,14 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
             json!({"priority": ["100"], "ecdsaEllipticCurveKey": ["P-256"]}),
         )
         .await;
+    let p521_provider = admin
+        .add_key_provider(
+            &realm,
+            "ecdsa-p521",
+            "ecdsa-generated",
+            json!({"priority": ["100"], "ecdsaEllipticCurveKey": ["P-521"]}),
+        )
+        .await;
     let ed_provider = admin
         .add_key_provider(
             &realm,
@@ -680,6 +690,7 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
     let (active, keys) = admin.keys(&realm.name).await;
     let kid_for = |alg: &str| active[alg].as_str().unwrap().to_owned();
     let (rs_kid, es_kid, ed_kid) = (kid_for("RS256"), kid_for("ES256"), kid_for("EdDSA"));
+    let p521_kid = kid_for("ES512");
     let provider_of = |kid: &str| {
         keys.iter().find(|k| k["kid"] == kid).unwrap()["providerId"]
             .as_str()
@@ -687,11 +698,16 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
             .to_owned()
     };
     assert_eq!(provider_of(&es_kid), es_provider);
+    assert_eq!(provider_of(&p521_kid), p521_provider);
     assert_eq!(provider_of(&ed_kid), ed_provider);
 
     // Dedicated clients whose access tokens are signed with those keys.
     let secret = support::random_hex(16);
-    for (client, alg) in [("test-es256", "ES256"), ("test-eddsa", "EdDSA")] {
+    for (client, alg) in [
+        ("test-es256", "ES256"),
+        ("test-es512", "ES512"),
+        ("test-eddsa", "EdDSA"),
+    ] {
         admin
             .create_service_client(
                 &realm.name,
@@ -702,10 +718,12 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
             .await;
     }
     let es_token = client_token(&realm.issuer, "test-es256", &secret).await;
+    let p521_token = client_token(&realm.issuer, "test-es512", &secret).await;
     let ed_token = client_token(&realm.issuer, "test-eddsa", &secret).await;
     let rs_token = client_token(&realm.issuer, "agentcube-app", &realm.app_secret).await;
     for (token, alg, kid) in [
         (&es_token, "ES256", &es_kid),
+        (&p521_token, "ES512", &p521_kid),
         (&ed_token, "EdDSA", &ed_kid),
         (&rs_token, "RS256", &rs_kid),
     ] {
@@ -713,22 +731,27 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
         assert_eq!((&header["alg"], &header["kid"]), (&json!(alg), &json!(kid)));
     }
 
-    // Allowed: all three verify, each with its own key.
+    // ES512 signatures are the fixed 132-byte JOSE form over P-521.
+    let p521_signature = p521_token.rsplit_once('.').unwrap().1;
+    assert_eq!(URL_SAFE_NO_PAD.decode(p521_signature).unwrap().len(), 132);
+
+    // Allowed: all four verify, each with its own key.
     let all = OidcVerifier::new(
         OidcConfig::new(&realm.issuer)
-            .algorithms(AlgorithmSet::parse_list("RS256,ES256,EdDSA").unwrap()),
+            .algorithms(AlgorithmSet::parse_list("RS256,ES256,ES512,EdDSA").unwrap()),
     )
     .unwrap();
     assert_eq!(
         all.refresh_keys().await.unwrap(),
         RefreshOutcome::Updated {
-            keys: 3,
+            keys: 4,
             skipped: 1
         },
-        "RS256, ES256 and EdDSA keys; the RSA-OAEP key skipped"
+        "RS256, ES256, ES512 and EdDSA keys; the RSA-OAEP key skipped"
     );
     for (token, alg, kid, client) in [
         (&es_token, Algorithm::ES256, &es_kid, "test-es256"),
+        (&p521_token, Algorithm::ES512, &p521_kid, "test-es512"),
         (&ed_token, Algorithm::EdDSA, &ed_kid, "test-eddsa"),
         (&rs_token, Algorithm::RS256, &rs_kid, "agentcube-app"),
     ] {
@@ -740,10 +763,11 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
     }
     assert_eq!(all.stats().keys.fetches_ok, 1);
 
-    // The default allowlist is RS256: ES256 and EdDSA are refused at the header, before any
-    // key lookup (so without a fetch).
+    // The default allowlist is RS256: ES256, ES512 and EdDSA are refused at the header, before
+    // any key lookup (so without a fetch).
     let default = OidcVerifier::new(OidcConfig::new(&realm.issuer)).unwrap();
     assert_algorithm_not_allowed(default.verify(&es_token).await, "ES256");
+    assert_algorithm_not_allowed(default.verify(&p521_token).await, "ES512");
     assert_algorithm_not_allowed(default.verify(&ed_token).await, "EdDSA");
     assert_eq!(default.stats().keys.fetches_ok, 0);
     assert_eq!(default.stats().keys.discovery_fetches, 0);
@@ -755,6 +779,7 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
     )
     .unwrap();
     es_only.verify(&es_token).await.unwrap();
+    assert_algorithm_not_allowed(es_only.verify(&p521_token).await, "ES512");
     assert_algorithm_not_allowed(es_only.verify(&ed_token).await, "EdDSA");
     assert_algorithm_not_allowed(es_only.verify(&rs_token).await, "RS256");
     let ed_only = OidcVerifier::new(
@@ -763,6 +788,12 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
     .unwrap();
     ed_only.verify(&ed_token).await.unwrap();
     assert_algorithm_not_allowed(ed_only.verify(&es_token).await, "ES256");
+    let p521_only = OidcVerifier::new(
+        OidcConfig::new(&realm.issuer).algorithms(AlgorithmSet::only(Algorithm::ES512)),
+    )
+    .unwrap();
+    p521_only.verify(&p521_token).await.unwrap();
+    assert_algorithm_not_allowed(p521_only.verify(&es_token).await, "ES256");
 
     // A token's algorithm must fit the key its kid names (no algorithm confusion). Each forged
     // token keeps a signature of the size its claimed algorithm has, so that it gets past
@@ -774,6 +805,10 @@ async fn es256_and_eddsa_keys_verify_when_allowed() {
         (&rs_token, "RS256", &ed_kid),
         (&es_token, "ES256", &rs_kid),
         (&ed_token, "EdDSA", &rs_kid),
+        // P-256 and P-521 keys are not interchangeable.
+        (&p521_token, "ES512", &es_kid),
+        (&es_token, "ES256", &p521_kid),
+        (&p521_token, "ES512", &rs_kid),
     ] {
         let forged = with_header(token, &json!({"alg": alg, "typ": "JWT", "kid": kid}));
         assert_eq!(

@@ -21,8 +21,8 @@ pub struct TestKey {
 }
 
 impl TestKey {
-    /// A fresh key for `alg`: RSA-2048 for RS*/PS*, P-256 for ES256, P-384 for ES384, Ed25519 for
-    /// EdDSA.
+    /// A fresh key for `alg`: RSA-2048 for RS*/PS*, P-256 for ES256, P-384 for ES384, P-521 for
+    /// ES512, Ed25519 for EdDSA.
     ///
     /// # Panics
     /// If the crypto library cannot generate a key (it can on every supported platform).
@@ -225,6 +225,22 @@ mod tests {
         let ec = TestKey::generate(Algorithm::ES256);
         assert!(ec.sign_as(Algorithm::ES384, b"m").is_none());
         assert!(ec.sign_as(Algorithm::ES256, b"m").is_some());
+    }
+
+    #[test]
+    fn every_algorithm_has_a_test_key_that_its_published_jwk_verifies() {
+        for alg in Algorithm::ALL {
+            let key = TestKey::generate(alg);
+            assert_eq!(key.algorithm(), alg);
+            let signature = key.sign(b"m");
+            key.verification_key()
+                .verify(alg, b"m", &signature)
+                .unwrap();
+        }
+        let p521 = TestKey::generate(Algorithm::ES512);
+        assert_eq!(p521.jwk().crv.as_deref(), Some("P-521"));
+        assert_eq!(p521.sign(b"m").len(), 132);
+        assert!(p521.sign_as(Algorithm::ES384, b"m").is_none());
     }
 
     #[test]
