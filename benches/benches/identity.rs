@@ -1,6 +1,7 @@
 //! Internal tokens: minting an identity token cold (EdDSA and RS256, against the bare signature
-//! of the same algorithm), reusing a minted token, and verifying one (against the bare Ed25519
-//! verification).
+//! of the same algorithm), reusing a minted token, and verifying one in full and from the
+//! verifier's verified-token cache (both against the bare Ed25519 verification: the Router reuses
+//! its tokens, so a workload manager or sandbox sees the same token again and again).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +11,9 @@ use std::sync::Arc;
 use agentcube_auth_core::jose::Algorithm;
 use agentcube_auth_core::{Principal, Role};
 use agentcube_benches::ready;
-use agentcube_identity::{IdentityVerifier, KeyRing, SigningKey, TokenMinter};
+use agentcube_identity::{
+    IdentityVerifier, KeyRing, MAX_LIFETIME, MinterConfig, SigningKey, TokenMinter, VerifierConfig,
+};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, RsaKeyPair};
@@ -72,7 +75,14 @@ fn bench_identity(c: &mut Criterion) {
         b.iter(|| ed_minter.identity_token(black_box(&who)).unwrap());
     });
 
-    let token = ed_minter.mint_identity(&who).unwrap();
+    // The longest lifetime a verifier accepts, so the token outlives every verification bench
+    // (a 30 s token could expire during a full-length criterion run).
+    let long_lived = TokenMinter::with_config(
+        Arc::clone(&ed_ring),
+        MinterConfig::new().identity_lifetime(MAX_LIFETIME),
+    )
+    .unwrap();
+    let token = long_lived.mint_identity(&who).unwrap();
     let signed = token.as_str().to_owned();
     let (input, sig_b64) = signed.rsplit_once('.').unwrap();
     let sig_bytes = {
@@ -93,9 +103,22 @@ fn bench_identity(c: &mut Criterion) {
             .unwrap();
         });
     });
-    let verifier = IdentityVerifier::new(Arc::clone(&ed_ring));
+    // The full pipeline, every time: the cache off.
+    let uncached = IdentityVerifier::with_config(
+        Arc::clone(&ed_ring),
+        VerifierConfig::new().cache_capacity(0),
+    )
+    .unwrap();
     group.bench_function("verify_identity", |b| {
-        b.iter(|| ready(verifier.verify(black_box(&signed))).unwrap());
+        b.iter(|| ready(uncached.verify(black_box(&signed))).unwrap());
+    });
+    // The default verifier seeing the same token again: a cache hit (keyed hash, lookup, the
+    // time window and the key re-checked).
+    let cached = IdentityVerifier::new(Arc::clone(&ed_ring));
+    assert!(!ready(cached.verify(&signed)).unwrap().from_cache());
+    assert!(ready(cached.verify(&signed)).unwrap().from_cache());
+    group.bench_function("verify_identity_cached", |b| {
+        b.iter(|| ready(cached.verify(black_box(&signed))).unwrap());
     });
     group.finish();
 }

@@ -1,8 +1,8 @@
 //! The JWKS storm: 10,000 tokens with distinct unknown `kid`s, all concurrently, against a
 //! counting mock issuer. The result is a number, not a time: how many JWKS fetches the storm
 //! caused (target: 1 — the warm-up fetch — plus at most one refresh per cooldown). Valid tokens
-//! must keep verifying throughout. Written to `target/bench-counters.json` for
-//! `scripts/bench-report`.
+//! must keep verifying throughout. Written to `bench-counters.json` in cargo's target directory
+//! (`$CARGO_TARGET_DIR` when set) for `scripts/bench-report`.
 
 #![allow(
     missing_docs,
@@ -55,13 +55,20 @@ fn main() {
     println!(
         "jwks storm: {STORM} unknown kids -> {storm_fetches} fetch(es) (warm-up: {fetches_before}); {rejected_unknown} rejected as unknown_kid; {valid_ok}/100 valid tokens verified"
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-counters.json");
+    // Beside criterion's results: $CARGO_TARGET_DIR (scripts/bench-report sets it, absolute)
+    // or the workspace's target/.
+    let path = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")),
+            std::path::PathBuf::from,
+        )
+        .join("bench-counters.json");
     let counters = serde_json::json!({
         "storm_jwks_fetches_total": fetches_after,
         "storm_jwks_fetches_during_storm": storm_fetches,
         "storm_valid_tokens_ok_of_100": valid_ok,
     });
-    std::fs::write(path, counters.to_string()).expect("write counters");
+    std::fs::write(&path, counters.to_string()).expect("write counters");
     assert!(
         storm_fetches <= 1,
         "a storm of unknown kids caused {storm_fetches} fetches"
