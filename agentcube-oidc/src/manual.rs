@@ -16,8 +16,11 @@
 //!
 //! The network is trusted only as far as TLS makes it so: the discovery document and JWKS are
 //! fetched over `https` (or plain `http` only when the configured URL itself is `http`, for
-//! in-cluster development issuers); a TLS-protected discovery document cannot downgrade the JWKS
-//! URL to `http`; redirects are followed only within the same origin.
+//! in-cluster development issuers); a discovery document that came over `https` can name only
+//! `https` endpoints — the JWKS here, and the token, authorization and device authorization
+//! endpoints of the client — so an `https` issuer never leads to a key set from an
+//! unauthenticated channel or to a client secret sent in clear; redirects are followed only
+//! within the same origin (and never by the client, whose requests carry credentials).
 //!
 //! ## Attacks and what stops them
 //!
@@ -128,9 +131,27 @@
 //! `josekit` is not used either: RFC 7638 thumbprints and key generation are covered without
 //! OpenSSL.
 //!
-//! The HTTP client is reqwest with rustls (the workspace's choice). The built-in client keeps no
-//! connection pool: fetches are rare, and a pool's idle timer would fire early on paused tokio
-//! time in tests.
+//! **`openidconnect` is not used for verification.** It would bring RustCrypto's `rsa` crate,
+//! which carries an unfixed timing side-channel advisory, RUSTSEC-2023-0071 (the "Marvin"
+//! attack on RSA decryption), and with it a second crypto stack beside aws-lc-rs. Verification
+//! needs none of it: signatures are checked by aws-lc-rs, and the provider metadata the crate
+//! needs (the discovery document) is read by its own small type, with the issuer check and the
+//! downgrade rule above.
+//!
+//! The client flows (feature `client`, off by default) use the `oauth2` crate for the protocol
+//! (request encoding, client authentication, error responses, PKCE) without its default
+//! features, so it brings no HTTP client, no TLS stack and no `ring`; it does bring RustCrypto's
+//! `sha2` hash (for the PKCE challenge), accepted because a hash function is not a second crypto
+//! backend (see [`client`](crate::client)'s design notes).
+//!
+//! **One HTTP layer.** The key store and the client send every request through the same module:
+//! reqwest with rustls (the workspace's choice), a body cap enforced while streaming, a connect
+//! and a total timeout, one user agent (`agentcube-oidc/VERSION`), one discovery document type
+//! and one URL type that carries the downgrade rule. The client retries network errors,
+//! timeouts and 5xx answers with exponential backoff and jitter (never 4xx); the key store does
+//! not retry inside a fetch, since its refresh schedule (start-up backoff, cooldown) is its
+//! retry. The key store's built-in client keeps no connection pool: fetches are rare, and a
+//! pool's idle timer would fire early on paused tokio time in tests.
 //!
 //! # Observability
 //!
