@@ -244,6 +244,42 @@ async fn in_memory_store_basics() {
     assert!(OwnerStore::get(&shared, "s").await.unwrap().is_some());
 }
 
+#[tokio::test]
+async fn the_in_memory_store_is_bounded_in_count_and_time() {
+    use agentcube_auth_core::ManualClock;
+    use std::time::Duration;
+
+    let clock = ManualClock::new(1_000);
+    let store = InMemoryOwnerStore::new()
+        .with_capacity(2)
+        .with_ttl(Duration::from_secs(60))
+        .with_clock(clock.clone());
+    let record = |s: &str| SessionRecord::owned(OwnerId::new("alice").unwrap(), s);
+    store.put(&record("a")).await.unwrap();
+    store.put(&record("b")).await.unwrap();
+    // Full of live sessions: a new one is refused (503), none is forgotten.
+    let full = store.put(&record("c")).await.unwrap_err();
+    assert_eq!(full.code(), "store_full");
+    assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(store.get("a").await.unwrap().is_some());
+    // Rewriting an existing session is not a new record.
+    store.put(&record("b")).await.unwrap();
+
+    // A record is forgotten its ttl after it was written; expired ones make room.
+    clock.advance(30);
+    store.put(&record("b")).await.unwrap(); // b now lives until 1_090
+    clock.advance(31); // 1_061: a (until 1_060) has expired
+    assert_eq!(store.get("a").await.unwrap(), None);
+    assert!(
+        !store.delete("a").await.unwrap(),
+        "an expired record is not deleted"
+    );
+    store.put(&record("c")).await.unwrap();
+    assert!(store.get("b").await.unwrap().is_some());
+    assert!(store.get("c").await.unwrap().is_some());
+    assert_eq!(store.len(), 2);
+}
+
 #[test]
 fn public_types_are_thread_safe_and_decisions_are_copy() {
     fn send_sync<T: Send + Sync>() {}

@@ -3,10 +3,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use agentcube_auth_core::{Code, Rejection};
+use agentcube_auth_core::{Clock, Code, Rejection, SystemClock};
 use async_trait::async_trait;
 use http::StatusCode;
 
@@ -50,7 +50,7 @@ pub trait OwnerStore: Send + Sync {
 }
 
 #[async_trait]
-impl<S: OwnerStore + ?Sized> OwnerStore for std::sync::Arc<S> {
+impl<S: OwnerStore + ?Sized> OwnerStore for Arc<S> {
     async fn get(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
         (**self).get(session_id).await
     }
@@ -75,6 +75,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// | [`Timeout`](Self::Timeout) | `store_timeout` | 503 | `session store unavailable` |
 /// | [`MalformedRecord`](Self::MalformedRecord) | `malformed_record` | 500 | `internal server error` |
 /// | [`InvalidConfig`](Self::InvalidConfig) | `invalid_store_config` | 500 | `internal server error` |
+/// | [`Full`](Self::Full) | `store_full` | 503 | `session store unavailable` |
 ///
 /// None of them is an allow and none is "no owner": the request is refused with the status
 /// ([`Rejection`]). Messages never contain the store's address or credentials; the public
@@ -101,6 +102,10 @@ pub enum StoreError {
     /// The store was configured wrongly (e.g. an invalid URL).
     #[error("invalid session store configuration: {0}")]
     InvalidConfig(&'static str),
+    /// A bounded store holds as many live records as it may; a new one is refused rather than
+    /// an existing session forgotten (which would leave it without an owner).
+    #[error("session store is full ({0} records)")]
+    Full(usize),
 }
 
 impl StoreError {
@@ -121,6 +126,7 @@ impl StoreError {
     const TIMEOUT: Code = Code::new("store_timeout");
     const MALFORMED_RECORD: Code = Code::new("malformed_record");
     const INVALID_CONFIG: Code = Code::new("invalid_store_config");
+    const FULL: Code = Code::new("store_full");
 
     /// The stable machine code (see the table above).
     pub const fn code(&self) -> Code {
@@ -129,13 +135,17 @@ impl StoreError {
             Self::Timeout(_) => Self::TIMEOUT,
             Self::MalformedRecord { .. } => Self::MALFORMED_RECORD,
             Self::InvalidConfig(_) => Self::INVALID_CONFIG,
+            Self::Full(_) => Self::FULL,
         }
     }
 
     /// Whether retrying may help: the store is unreachable or slow (503), not corrupt or
     /// misconfigured (500).
     pub const fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Timeout(_) | Self::Full(_)
+        )
     }
 }
 
@@ -166,33 +176,88 @@ impl Rejection for StoreError {
 
 /// An in-process store: a map behind a lock. For tests, single-replica deployments and the
 /// examples; records are lost on restart and not shared between replicas.
-#[derive(Debug, Default)]
+///
+/// Bounded, so that a caller creating sessions in a loop cannot grow the process without
+/// limit: at most [`capacity`](Self::with_capacity) records (default
+/// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY)), each forgotten [`ttl`](Self::with_ttl) after
+/// it was written (default [`DEFAULT_TTL`](Self::DEFAULT_TTL); the Redis store's TTL plays
+/// the same part). When the store is full of live records a new one is refused with
+/// [`StoreError::Full`] (503): forgetting a live session instead would leave it without an
+/// owner. Expired records are dropped when the store would otherwise be full.
+#[derive(Debug)]
 pub struct InMemoryOwnerStore {
-    records: RwLock<HashMap<String, SessionRecord>>,
+    records: RwLock<HashMap<String, Stored>>,
+    capacity: usize,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug)]
+struct Stored {
+    record: SessionRecord,
+    expires_at: i64,
+}
+
+impl Default for InMemoryOwnerStore {
+    fn default() -> Self {
+        Self {
+            records: RwLock::default(),
+            capacity: Self::DEFAULT_CAPACITY,
+            ttl: Self::DEFAULT_TTL,
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 impl InMemoryOwnerStore {
-    /// An empty store.
+    /// The default bound on records: 100,000.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// The default lifetime of a record: 24 hours.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+    /// An empty store with the default bounds.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The number of records.
+    /// At most `capacity` records.
+    #[must_use]
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Each record is forgotten `ttl` after it was last written.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Uses `clock` instead of the system clock (for tests of expiry).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The number of records held (expired ones not yet dropped included).
     pub fn len(&self) -> usize {
         self.read().len()
     }
 
-    /// Whether the store is empty.
+    /// Whether the store holds no record.
     pub fn is_empty(&self) -> bool {
         self.read().is_empty()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, SessionRecord>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Stored>> {
         // The lock guards plain map operations; a poisoned lock still holds a consistent map.
         self.records.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, SessionRecord>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Stored>> {
         self.records.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -200,19 +265,42 @@ impl InMemoryOwnerStore {
 #[async_trait]
 impl OwnerStore for InMemoryOwnerStore {
     async fn get(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.read().get(session_id).cloned())
+        let now = self.clock.now_unix();
+        Ok(self
+            .read()
+            .get(session_id)
+            .filter(|stored| stored.expires_at > now)
+            .map(|stored| stored.record.clone()))
     }
 
     async fn put(&self, record: &SessionRecord) -> Result<(), StoreError> {
         if record.session_id.is_empty() {
             return Err(StoreError::malformed("", "empty session id"));
         }
-        self.write()
-            .insert(record.session_id.clone(), record.clone());
+        let now = self.clock.now_unix();
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let mut records = self.write();
+        if records.len() >= self.capacity && !records.contains_key(&record.session_id) {
+            records.retain(|_, stored| stored.expires_at > now);
+            if records.len() >= self.capacity {
+                return Err(StoreError::Full(self.capacity));
+            }
+        }
+        records.insert(
+            record.session_id.clone(),
+            Stored {
+                record: record.clone(),
+                expires_at: now.saturating_add(ttl),
+            },
+        );
         Ok(())
     }
 
     async fn delete(&self, session_id: &str) -> Result<bool, StoreError> {
-        Ok(self.write().remove(session_id).is_some())
+        let now = self.clock.now_unix();
+        Ok(self
+            .write()
+            .remove(session_id)
+            .is_some_and(|stored| stored.expires_at > now))
     }
 }
