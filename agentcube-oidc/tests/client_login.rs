@@ -753,3 +753,41 @@ async fn device_start_errors() {
     assert_eq!(err.code(), "invalid_response");
     assert!(err.to_string().contains("device_code"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn device_flow_keeps_polling_an_unreachable_token_endpoint_and_reports_why_at_expiry() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/device"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(device_response(30, Some(5))))
+        .mount(&server)
+        .await;
+    // A port that was just free: every poll is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let flow = DeviceFlow::builder("agentcube-cli")
+        .device_authorization_endpoint(format!("{}/device", server.uri()))
+        .token_endpoint(format!("http://127.0.0.1:{port}/token"))
+        .http(paused_http())
+        .build()
+        .unwrap();
+    let authorization = flow.start().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let err = flow.poll(&authorization).await.unwrap_err();
+    // RFC 8628 §3.5: polling goes on (the interval doubling, at most 10 s) until the code
+    // expires; then the reason the polls failed is returned, not `expired_token`.
+    assert_eq!(err.code(), "network_error", "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+}

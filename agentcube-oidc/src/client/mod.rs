@@ -69,7 +69,16 @@
 //! - **Caching, single-flight and background refresh** are this module's token-source layer on
 //!   top of the grants.
 //! - **Device polling** is the library's loop (`authorization_pending`, `slow_down`), started
-//!   after one interval and given Tokio's clock.
+//!   after one interval (the library polls first, RFC 8628 waits first) and given Tokio's clock
+//!   (the library reads a wall clock). The library keeps polling after a request that got no
+//!   answer; if the code expires meanwhile, that transport error is returned rather than
+//!   `expired_token`.
+//! - **Token responses** are parsed by the library into this module's own response type (its
+//!   extension point): `expires_in` may be a number or a string of digits, as some servers send
+//!   it, and Keycloak's `refresh_expires_in` is kept.
+//!
+//! None of the reasons once given for writing the grants by hand remains: the HTTP status is
+//! seen below the library, an empty `access_token` is checked after it, caching is above it.
 //!
 //! *Crypto.* With default features off, `oauth2` 5 brings neither `ring` nor a TLS stack; it
 //! does depend, unconditionally, on RustCrypto's `sha2` (for the S256 challenge) and on `rand`

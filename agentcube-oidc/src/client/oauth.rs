@@ -47,8 +47,9 @@ pub enum ClientAuthMethod {
 }
 
 /// The `oauth2` client type of every flow: standard error responses, this module's token
-/// response, endpoints set per request.
-pub(crate) type OAuth2Client = oauth2::Client<
+/// response; `Token` says whether the token endpoint is set, the other endpoints are set by the
+/// flows that use them.
+pub(crate) type OAuth2Client<Token = EndpointNotSet> = oauth2::Client<
     BasicErrorResponse,
     TokenResponse,
     BasicTokenIntrospectionResponse,
@@ -58,7 +59,7 @@ pub(crate) type OAuth2Client = oauth2::Client<
     EndpointNotSet,
     EndpointNotSet,
     EndpointNotSet,
-    EndpointNotSet,
+    Token,
 >;
 
 /// A configured OAuth client: who it is, where the server is, how to talk to it.
@@ -151,7 +152,7 @@ impl OAuthClient {
     /// An `oauth2` client with the token endpoint set, and a bridge for its requests.
     pub(crate) async fn token_client(
         &self,
-    ) -> Result<(OAuth2TokenClient, Exchange<'_>), ClientError> {
+    ) -> Result<(OAuth2Client<oauth2::EndpointSet>, Exchange<'_>), ClientError> {
         let url = self.endpoint(EndpointKind::Token).await?;
         let client = self
             .oauth2()
@@ -159,20 +160,6 @@ impl OAuthClient {
         Ok((client, self.exchange(EndpointKind::Token)))
     }
 }
-
-/// An [`OAuth2Client`] with its token endpoint set.
-pub(crate) type OAuth2TokenClient = oauth2::Client<
-    BasicErrorResponse,
-    TokenResponse,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    oauth2::EndpointSet,
->;
 
 /// What the last request of an [`Exchange`] got.
 #[derive(Debug, Default)]
