@@ -80,11 +80,15 @@ pub enum ErrorCode {
     /// ([`AuthError::Custom`]). The response carries that [`ServiceError`]'s code, status and
     /// message; `custom` only names the kind, for code that matches on [`ErrorCode`].
     Custom,
+    /// The token is genuine and current, but was revoked after it was issued: its session was
+    /// logged out at the identity provider, or its subject or client was revoked by hand
+    /// (see [`RevocationSet`](crate::RevocationSet)).
+    TokenRevoked,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (useful for metrics tables and exhaustive tests).
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         Self::MissingAuthorization,
         Self::InvalidAuthorizationFormat,
         Self::EmptyBearerToken,
@@ -113,6 +117,7 @@ impl ErrorCode {
         Self::InsufficientScope,
         Self::InsufficientPermission,
         Self::Custom,
+        Self::TokenRevoked,
     ];
 
     /// The stable snake_case name of the code.
@@ -146,6 +151,7 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InsufficientPermission => "insufficient_permission",
             Self::Custom => "custom",
+            Self::TokenRevoked => "token_revoked",
         }
     }
 
@@ -417,6 +423,9 @@ pub enum AuthError {
     /// Build one with [`AuthError::custom`] or `From<ServiceError>`.
     #[error("{0}")]
     Custom(Box<ServiceError>),
+    /// See [`ErrorCode::TokenRevoked`].
+    #[error("token was revoked")]
+    TokenRevoked,
 }
 
 impl AuthError {
@@ -451,6 +460,7 @@ impl AuthError {
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Self::InsufficientPermission(_) => ErrorCode::InsufficientPermission,
             Self::Custom(_) => ErrorCode::Custom,
+            Self::TokenRevoked => ErrorCode::TokenRevoked,
         }
     }
 

@@ -15,6 +15,7 @@ mod mapper;
 mod principal;
 mod rejection;
 mod requirement;
+mod revocation;
 mod role;
 mod verifier;
 
@@ -28,5 +29,9 @@ pub use mapper::{AndThen, ClaimMapper, ClaimPathMapper, KeycloakClaimMapper, Sta
 pub use principal::{Principal, PrincipalBuilder};
 pub use rejection::{Code, Rejection, ServiceError};
 pub use requirement::Requirement;
+pub use revocation::{
+    MemoryRevocationSet, Revocation, RevocationError, RevocationKey, RevocationKind,
+    RevocationListener, RevocationProbe, RevocationSet, RevocationTarget, RevokeFuture,
+};
 pub use role::{Role, RoleSet};
 pub use verifier::TokenVerifier;

@@ -129,13 +129,14 @@ fn example(code: ErrorCode) -> AuthError {
             Code::new("tenant_suspended"),
             "tenant is suspended",
         )),
+        ErrorCode::TokenRevoked => AuthError::TokenRevoked,
         other => panic!("no example for {other}"),
     }
 }
 
 #[test]
 fn every_code_has_a_stable_name_status_and_challenge() {
-    let expected: [(&str, u16, Option<&str>); 28] = [
+    let expected: [(&str, u16, Option<&str>); 29] = [
         ("missing_authorization", 401, Some("Bearer")),
         (
             "invalid_authorization_format",
@@ -236,6 +237,7 @@ fn every_code_has_a_stable_name_status_and_challenge() {
             Some("Bearer error=\"insufficient_scope\""),
         ),
         ("custom", 403, None),
+        ("token_revoked", 401, Some("Bearer error=\"invalid_token\"")),
     ];
     assert_eq!(ErrorCode::ALL.len(), expected.len());
     let mut names = HashSet::new();
