@@ -59,8 +59,15 @@ fn default_verifier(idp: &MockIssuer) -> OidcVerifier {
     .unwrap()
 }
 
+/// Every algorithm allowed (the mock's own config allows only its keys' algorithms), so the
+/// key-type checks behind the allowlist are what is tested.
 fn all_algorithms(idp: &MockIssuer) -> OidcVerifier {
-    OidcVerifier::new(idp.config().cache(CacheConfig::disabled())).unwrap()
+    OidcVerifier::new(
+        idp.config()
+            .algorithms(AlgorithmSet::ALL)
+            .cache(CacheConfig::disabled()),
+    )
+    .unwrap()
 }
 
 async fn err(v: &OidcVerifier, token: &str) -> AuthError {

@@ -14,21 +14,72 @@ use super::key::TestKey;
 use super::token::TokenBuilder;
 use crate::{KeyStoreConfig, OidcConfig, OidcVerifier};
 
-/// A Keycloak-like issuer on a local wiremock server.
+/// An OIDC issuer on a local wiremock server: a Keycloak realm by default, or any other issuer
+/// shape ([`IssuerShape`]: a root issuer with or without a trailing slash as Auth0 and Google
+/// use, an Okta-style path).
 ///
-/// * [`issuer`](Self::issuer) is `http://127.0.0.1:<port>/realms/<realm>`;
+/// * [`issuer`](Self::issuer) is e.g. `http://127.0.0.1:<port>/realms/<realm>`;
 /// * discovery and JWKS are served from the current state, so [`rotate`](Self::rotate),
 ///   [`retire`](Self::retire) and the failure switches take effect on the next request;
 /// * [`jwks_fetches`](Self::jwks_fetches) and [`discovery_fetches`](Self::discovery_fetches)
 ///   count requests;
-/// * [`token`](Self::token) mints a Keycloak-shaped access token signed by the current key.
+/// * [`token`](Self::token) mints a Keycloak-shaped access token signed by the current key,
+///   [`generic_token`](Self::generic_token) one with only the registered claims.
 ///
 /// Other mocks (a token endpoint, say) can be mounted on [`server`](Self::server).
 pub struct MockIssuer {
     server: MockServer,
     issuer: String,
     realm: String,
+    jwks_path: String,
     state: Arc<State>,
+}
+
+/// Where an issuer lives under its server, and so what its `iss`, discovery and JWKS URLs are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssuerShape {
+    /// A Keycloak realm: `iss` = `{server}/realms/<realm>`, JWKS at
+    /// `{iss}/protocol/openid-connect/certs`.
+    KeycloakRealm(String),
+    /// The server's root: `iss` = `{server}/` with `trailing_slash` (as Auth0 writes it) or
+    /// `{server}` without; JWKS at `{server}/.well-known/jwks.json`.
+    Root {
+        /// Whether `iss` ends with `/`.
+        trailing_slash: bool,
+    },
+    /// A path under the server, Okta style (`/oauth2/default`): `iss` = `{server}<path>`,
+    /// JWKS at `{iss}/v1/keys`.
+    Path(String),
+}
+
+impl IssuerShape {
+    /// `(iss, path prefix of the well-known documents, JWKS path)` for a server at `base`.
+    fn layout(&self, base: &str) -> (String, String, String) {
+        match self {
+            Self::KeycloakRealm(realm) => {
+                let prefix = format!("/realms/{realm}");
+                (
+                    format!("{base}{prefix}"),
+                    prefix.clone(),
+                    format!("{prefix}/protocol/openid-connect/certs"),
+                )
+            }
+            Self::Root { trailing_slash } => (
+                format!("{base}{}", if *trailing_slash { "/" } else { "" }),
+                String::new(),
+                "/.well-known/jwks.json".to_owned(),
+            ),
+            Self::Path(path) => {
+                let prefix = format!("/{}", path.trim_matches('/'));
+                (
+                    format!("{base}{prefix}"),
+                    prefix.clone(),
+                    format!("{prefix}/v1/keys"),
+                )
+            }
+        }
+    }
 }
 
 struct State {
@@ -59,15 +110,21 @@ impl State {
 /// Configures a [`MockIssuer`] before it starts.
 #[must_use]
 pub struct MockIssuerBuilder {
-    realm: String,
+    shape: IssuerShape,
     keys: Vec<TestKey>,
     clock: Arc<dyn Clock>,
 }
 
 impl MockIssuerBuilder {
-    /// The realm name (default `agentcube`).
+    /// A Keycloak realm of this name (the default is realm `agentcube`).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = realm.into();
+        self.shape = IssuerShape::KeycloakRealm(realm.into());
+        self
+    }
+
+    /// Another issuer shape (see [`IssuerShape`]).
+    pub fn shape(mut self, shape: IssuerShape) -> Self {
+        self.shape = shape;
         self
     }
 
@@ -103,7 +160,11 @@ impl MockIssuerBuilder {
         };
         // A dedicated server (not wiremock's pool): tests that count requests must not share.
         let server = MockServer::builder().start().await;
-        let issuer = format!("{}/realms/{}", server.uri(), self.realm);
+        let (issuer, prefix, jwks_path) = self.shape.layout(&server.uri());
+        let realm = match &self.shape {
+            IssuerShape::KeycloakRealm(realm) => realm.clone(),
+            _ => String::new(),
+        };
         let state = Arc::new(State {
             inner: Mutex::new(Inner {
                 published: keys,
@@ -120,17 +181,18 @@ impl MockIssuerBuilder {
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
         });
-        let base = format!("/realms/{}", self.realm);
         Mock::given(method("GET"))
-            .and(path(format!("{base}/.well-known/openid-configuration")))
+            .and(path(format!("{prefix}/.well-known/openid-configuration")))
             .respond_with(DiscoveryResponder {
                 state: Arc::clone(&state),
                 issuer: issuer.clone(),
+                endpoints: format!("{}{prefix}", server.uri()),
+                jwks_uri: format!("{}{jwks_path}", server.uri()),
             })
             .mount(&server)
             .await;
         Mock::given(method("GET"))
-            .and(path(format!("{base}/protocol/openid-connect/certs")))
+            .and(path(jwks_path.as_str()))
             .respond_with(JwksResponder {
                 state: Arc::clone(&state),
             })
@@ -139,33 +201,34 @@ impl MockIssuerBuilder {
         MockIssuer {
             server,
             issuer,
-            realm: self.realm,
+            realm,
+            jwks_path,
             state,
         }
     }
 }
 
 impl MockIssuer {
-    /// A mock issuer for realm `agentcube` with one RS256 key.
+    /// A mock issuer for Keycloak realm `agentcube` with one RS256 key.
     pub async fn start() -> Self {
         Self::builder().start().await
     }
 
-    /// A builder for another realm, other keys or a manual clock.
+    /// A builder for another realm or issuer shape, other keys or a manual clock.
     pub fn builder() -> MockIssuerBuilder {
         MockIssuerBuilder {
-            realm: "agentcube".into(),
+            shape: IssuerShape::KeycloakRealm("agentcube".into()),
             keys: Vec::new(),
             clock: Arc::new(SystemClock),
         }
     }
 
-    /// The issuer (`iss`): `http://127.0.0.1:<port>/realms/<realm>`.
+    /// The issuer (`iss`), e.g. `http://127.0.0.1:<port>/realms/<realm>`.
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
 
-    /// The realm name.
+    /// The Keycloak realm name (empty for the other shapes).
     pub fn realm(&self) -> &str {
         &self.realm
     }
@@ -175,20 +238,28 @@ impl MockIssuer {
         self.server.uri()
     }
 
-    /// The discovery document URL.
+    /// The discovery document URL (`{iss}/.well-known/openid-configuration`, without a
+    /// doubled `/`).
     pub fn discovery_url(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.issuer)
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        )
     }
 
-    /// The JWKS URL (Keycloak's `.../protocol/openid-connect/certs`).
+    /// The JWKS URL (Keycloak's `.../protocol/openid-connect/certs` for a realm).
     pub fn jwks_url(&self) -> String {
-        format!("{}/protocol/openid-connect/certs", self.issuer)
+        format!("{}{}", self.server.uri(), self.jwks_path)
     }
 
     /// The token endpoint URL named in the discovery document (not served: mount a mock on
     /// [`server`](Self::server) to use it).
     pub fn token_url(&self) -> String {
-        format!("{}/protocol/openid-connect/token", self.issuer)
+        format!("{}{}", self.endpoint_base(), TOKEN_PATH)
+    }
+
+    fn endpoint_base(&self) -> String {
+        self.issuer.trim_end_matches('/').to_owned()
     }
 
     /// The wiremock server, to mount more endpoints.
@@ -201,12 +272,22 @@ impl MockIssuer {
         Arc::clone(&self.state.lock().clock)
     }
 
-    /// A verifier configuration for this issuer: discovery, every algorithm allowed
-    /// ([`AlgorithmSet::ALL`]), the mock's clock, and key-store timeouts off (so tests can run
-    /// on paused tokio time; the mock always answers). Everything else is the library default.
+    /// A verifier configuration for this issuer with the library's production defaults
+    /// (audience `agentcube-api`, Keycloak `typ` rule, 30 s leeway, …), except:
+    ///
+    /// * the algorithm allowlist is exactly the algorithms of the keys published now (one RS256
+    ///   key by default, so RS256 only, the production default) — widen it with
+    ///   [`OidcConfig::algorithms`] for tests of other algorithms;
+    /// * the mock's clock;
+    /// * no key-store timeouts, so tests can run on paused tokio time (the mock always answers).
     pub fn config(&self) -> OidcConfig {
+        let algorithms: AlgorithmSet = self
+            .published_keys()
+            .iter()
+            .map(|key| key.algorithm())
+            .collect();
         OidcConfig::new(self.issuer.clone())
-            .algorithms(AlgorithmSet::ALL)
+            .algorithms(algorithms)
             .clock(self.clock())
             .key_store(KeyStoreConfig::new().timeouts(None, None))
     }
@@ -226,6 +307,20 @@ impl MockIssuer {
         let inner = self.state.lock();
         TokenBuilder::keycloak(
             &self.issuer,
+            Arc::clone(&inner.signing),
+            inner.clock.now_unix(),
+        )
+    }
+
+    /// An access token with only the registered claims (see [`TokenBuilder::generic`]) for
+    /// `subject` and `audience`, issued now by the mock's clock and signed by the current key:
+    /// the starting point for issuers other than Keycloak.
+    pub fn generic_token(&self, subject: &str, audience: &str) -> TokenBuilder {
+        let inner = self.state.lock();
+        TokenBuilder::generic(
+            &self.issuer,
+            subject,
+            audience,
             Arc::clone(&inner.signing),
             inner.clock.now_unix(),
         )
@@ -357,9 +452,15 @@ fn jwks_document(inner: &Inner) -> Value {
     json!({ "keys": keys })
 }
 
+/// The token endpoint under the issuer, named in the discovery document.
+const TOKEN_PATH: &str = "/protocol/openid-connect/token";
+
 struct DiscoveryResponder {
     state: Arc<State>,
     issuer: String,
+    /// Where the other endpoints live (the issuer without a trailing `/`).
+    endpoints: String,
+    jwks_uri: String,
 }
 
 impl Respond for DiscoveryResponder {
@@ -372,15 +473,15 @@ impl Respond for DiscoveryResponder {
         if let Some(response) = &inner.discovery_override {
             return response.clone();
         }
-        let i = &self.issuer;
+        let i = &self.endpoints;
         ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": i,
+            "issuer": self.issuer,
             "authorization_endpoint": format!("{i}/protocol/openid-connect/auth"),
-            "token_endpoint": format!("{i}/protocol/openid-connect/token"),
+            "token_endpoint": format!("{i}{TOKEN_PATH}"),
             "introspection_endpoint": format!("{i}/protocol/openid-connect/token/introspect"),
             "userinfo_endpoint": format!("{i}/protocol/openid-connect/userinfo"),
             "end_session_endpoint": format!("{i}/protocol/openid-connect/logout"),
-            "jwks_uri": format!("{i}/protocol/openid-connect/certs"),
+            "jwks_uri": self.jwks_uri,
             "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public", "pairwise"],

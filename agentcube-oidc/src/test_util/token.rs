@@ -17,9 +17,27 @@ const DEFAULT_AZP: &str = "agentcube-cli";
 /// The lifetime of the default token, in seconds (Keycloak's default access-token lifespan).
 const DEFAULT_LIFETIME: i64 = 300;
 
-/// Builds a signed token. Starts from a Keycloak access token for user `alice` with realm role
-/// `sandbox:invoke`, `aud` `agentcube-api`, `typ` `Bearer`, `exp` 300 s after `iat`; every claim
-/// and header member can be changed or removed.
+/// Builds a signed token; every claim and header member can be changed or removed.
+///
+/// Two starting points: [`TokenBuilder::generic`] (only `iss`, `sub`, `aud`, `iat`, `exp`,
+/// `jti`) for any issuer, and [`TokenBuilder::keycloak`], a Keycloak access token with these
+/// claims:
+///
+/// | claim | value |
+/// |---|---|
+/// | `iss` | the issuer |
+/// | `sub` | `3f0c1c7e-1b43-4c8a-9a3e-7b0e1f2a3c4d` (user `alice`) |
+/// | `aud` | `agentcube-api` |
+/// | `iat`, `auth_time` | now; `exp` = now + 300 s |
+/// | `jti` | random |
+/// | `typ` | `Bearer` (Keycloak's access-token type) |
+/// | `azp` | `agentcube-cli`; `sid` a fixed session id; `acr` `1` |
+/// | `realm_access.roles` | `default-roles-agentcube`, `offline_access`, `uma_authorization`, `sandbox:invoke` |
+/// | `resource_access.account.roles` | `manage-account`, `manage-account-links`, `view-profile` |
+/// | `scope` | `openid profile email` |
+/// | `email` | `alice@example.com`, `email_verified` `true`; `preferred_username` `alice`; `name`, `given_name`, `family_name` |
+///
+/// The header is `{"alg": <the key's>, "typ": "JWT", "kid": <the key's>}`.
 ///
 /// ```
 /// # fn demo(key: std::sync::Arc<agentcube_oidc::test_util::TestKey>) {
@@ -71,6 +89,27 @@ impl TokenBuilder {
             "given_name": "Alice",
             "family_name": "Example",
             "email": "alice@example.com"
+        });
+        Self::with_claims(key, claims)
+    }
+
+    /// A token with only the registered claims, for any issuer: `iss`, `sub`, `aud` (one
+    /// string), `iat` = `now`, `exp` = `now + 300`, and a random `jti`. No roles, no scope, no
+    /// Keycloak `typ`; add what your issuer sends with [`claim`](Self::claim).
+    pub fn generic(
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+        key: Arc<TestKey>,
+        now: i64,
+    ) -> Self {
+        let claims = json!({
+            "iss": issuer,
+            "sub": subject,
+            "aud": audience,
+            "iat": now,
+            "exp": now + DEFAULT_LIFETIME,
+            "jti": format!("{:016x}", rand_u64()),
         });
         Self::with_claims(key, claims)
     }
