@@ -4,6 +4,7 @@ mod cache;
 mod error;
 mod kind;
 pub mod manual;
+pub mod metrics;
 mod mint;
 mod replay;
 mod ring;
@@ -22,7 +23,7 @@ pub use kind::{
 };
 pub use mint::{MintedToken, MinterConfig, TokenMinter};
 pub use replay::ReplayGuard;
-pub use ring::{Jwks, KeyRing};
+pub use ring::{Jwks, KeyChange, KeyRing};
 pub use verify::{IdentityVerifier, InternalVerifier, SandboxVerifier, VerifierConfig};
 
 /// The HTTP header that carries the identity token from the Router to the workload manager.

@@ -33,6 +33,19 @@ impl Jwks {
     }
 }
 
+/// What [`KeyRing::replace`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyChange {
+    /// The `kid` of the key that was active before the call (`None` for a verify-only ring).
+    pub previous_active: Option<String>,
+    /// Whether another key signs from now on: tokens minted after the call carry its `kid`,
+    /// and no token cached before it is reused.
+    pub rotated: bool,
+    /// Whether anything changed (the active key or the published keys).
+    pub changed: bool,
+}
+
 /// The active signing key with the headers of both token kinds, encoded once per key.
 pub(crate) struct Signer {
     pub(crate) key: Arc<SigningKey>,
@@ -104,6 +117,10 @@ impl RingState {
 /// immediately. Every key's `kid` is its RFC 7638 thumbprint (unless the signing key was given
 /// another with [`SigningKey::with_kid`]; keys added from a JWKS keep the `kid` they were
 /// published with).
+///
+/// A Router that reads its keys from files (current, next, previous) sets the whole ring at
+/// once with [`KeyRing::replace`]: the next key is published before it signs, and the previous
+/// key stays published after it stops signing.
 ///
 /// Any [`SigningKey`] can be the active key, but verifiers accept only the algorithms of
 /// [`VerifierConfig::DEFAULT_ALGORITHMS`](crate::VerifierConfig::DEFAULT_ALGORITHMS) (`EdDSA`,
@@ -216,6 +233,65 @@ impl KeyRing {
             )))
         });
         previous
+    }
+
+    /// Sets the whole ring in one step: `active` signs, and the ring publishes (and verifies
+    /// with) exactly `active` and `published`; every other key is dropped. This is what a Router
+    /// that reloads its key files calls: a key in `published` that is not active is "published
+    /// but not signing", the state of the next key before a rotation (so verifiers learn it
+    /// before any token carries it) and of the previous key after one (so tokens it signed stay
+    /// valid until they expire).
+    ///
+    /// When `active` has the `kid` of the current active key, the current key is kept (tokens
+    /// cached by a [`TokenMinter`](crate::TokenMinter) stay reusable); otherwise it replaces it,
+    /// and no cached token signed by the old key is handed out again. Keys in `published` with
+    /// the active key's `kid`, or a `kid` seen earlier in `published`, are skipped. A call that
+    /// changes nothing leaves the ring (and its [`generation`](Self::generation)) as it is.
+    ///
+    /// # Errors
+    /// [`KeyError::Unusable`] for a published key that cannot verify; the ring is then
+    /// unchanged.
+    pub fn replace(
+        &self,
+        active: SigningKey,
+        published: impl IntoIterator<Item = Jwk>,
+    ) -> Result<KeyChange, KeyError> {
+        let mut others: Vec<Jwk> = Vec::new();
+        for jwk in published {
+            let jwk = normalise_public(jwk)?;
+            if jwk.kid.as_deref() != Some(active.kid()) && !others.iter().any(|k| k.kid == jwk.kid)
+            {
+                others.push(jwk);
+            }
+        }
+        let mut change = KeyChange {
+            previous_active: None,
+            rotated: false,
+            changed: false,
+        };
+        self.update(|state| {
+            change.previous_active = Self::active_kid(state).map(str::to_owned);
+            let keep = state
+                .active
+                .as_ref()
+                .filter(|current| current.key.kid() == active.kid())
+                .map(|current| Arc::clone(&current.key));
+            change.rotated = keep.is_none();
+            let unchanged = !change.rotated
+                && state.jwks.keys.len() == others.len() + 1
+                && state.jwks.keys.iter().skip(1).eq(others.iter());
+            if unchanged {
+                return Ok(None);
+            }
+            change.changed = true;
+            let key = keep.unwrap_or_else(|| Arc::new(active));
+            Ok(Some(RingState::build(
+                state.generation + 1,
+                Some(key),
+                others,
+            )))
+        })?;
+        Ok(change)
     }
 
     /// Adds a verification-only public key (for example the Router's previous key, or a key of
@@ -389,4 +465,107 @@ fn normalise_public(jwk: Jwk) -> Result<Jwk, KeyError> {
     };
     // Keeps a published kid; a key without one gets its thumbprint.
     jwk.for_signing_with(alg).map_err(KeyError::Unusable)
+}
+
+#[cfg(test)]
+mod tests {
+    use agentcube_auth_core::Principal;
+
+    use super::*;
+    use crate::TokenMinter;
+
+    fn ed25519() -> SigningKey {
+        SigningKey::generate(Algorithm::EdDSA).unwrap()
+    }
+
+    #[test]
+    fn replace_publishes_before_signing_and_keeps_the_previous_key_published() {
+        let current = ed25519();
+        let current_pem = current.to_pkcs8_pem().unwrap();
+        let current_kid = current.kid().to_owned();
+        let ring = Arc::new(KeyRing::new(current));
+        let minter = TokenMinter::new(Arc::clone(&ring));
+        let alice = Principal::builder("https://idp", "alice").build();
+        let cached = minter.identity_token(&alice).unwrap();
+
+        // Step 1: the next key is published, the current one still signs.
+        let next = ed25519();
+        let next_kid = next.kid().to_owned();
+        let next_jwk = next.public_jwk().clone();
+        let reload = || SigningKey::from_pem(current_pem.expose_secret()).unwrap();
+        let change = ring.replace(reload(), [next_jwk.clone()]).unwrap();
+        assert_eq!(
+            change,
+            KeyChange {
+                previous_active: Some(current_kid.clone()),
+                rotated: false,
+                changed: true,
+            }
+        );
+        assert_eq!(ring.kids(), [current_kid.as_str(), next_kid.as_str()]);
+        // The same key read again is kept: cached tokens are still reused.
+        assert!(minter.identity_token(&alice).unwrap().same_token(&cached));
+        // Reading the same files again changes nothing.
+        let generation = ring.generation();
+        let change = ring.replace(reload(), [next_jwk.clone()]).unwrap();
+        assert!(!change.changed && !change.rotated);
+        assert_eq!(ring.generation(), generation);
+
+        // Step 2: the swap. The next key signs, the old one stays published.
+        let current_jwk = ring.active().unwrap().public_jwk().clone();
+        let change = ring.replace(next, [current_jwk]).unwrap();
+        assert!(change.rotated && change.changed);
+        assert_eq!(
+            change.previous_active.as_deref(),
+            Some(current_kid.as_str())
+        );
+        assert_eq!(ring.kids(), [next_kid.as_str(), current_kid.as_str()]);
+        assert!(ring.generation() > generation);
+        let after = minter.identity_token(&alice).unwrap();
+        assert!(
+            !after.same_token(&cached),
+            "no token of the old key is reused"
+        );
+        let header = after.as_str().split('.').next().unwrap();
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["kid"], next_kid.as_str());
+
+        // Step 3: the previous key is dropped; duplicates of the active key are skipped.
+        let active = ring.active().unwrap();
+        let same = SigningKey::from_pem(active.to_pkcs8_pem().unwrap().expose_secret()).unwrap();
+        let change = ring
+            .replace(same, [active.public_jwk().clone(), next_jwk])
+            .unwrap();
+        assert!(change.changed && !change.rotated);
+        assert_eq!(ring.kids(), [next_kid]);
+        assert!(minter.identity_token(&alice).unwrap().same_token(&after));
+    }
+
+    #[test]
+    fn replace_with_an_unusable_key_changes_nothing() {
+        let ring = KeyRing::new(ed25519());
+        let (generation, kids) = (ring.generation(), ring.kids());
+        let mut enc = ed25519().public_jwk().clone();
+        enc.key_use = Some("enc".into());
+        assert!(matches!(
+            ring.replace(ed25519(), [enc]),
+            Err(KeyError::Unusable(_))
+        ));
+        assert_eq!((ring.generation(), ring.kids()), (generation, kids));
+    }
+
+    #[test]
+    fn replace_gives_a_verify_only_ring_its_signing_key() {
+        let ring = KeyRing::empty();
+        let key = ed25519();
+        let kid = key.kid().to_owned();
+        let change = ring.replace(key, []).unwrap();
+        assert_eq!(change.previous_active, None);
+        assert!(change.rotated && change.changed);
+        assert_eq!(ring.kids(), [kid]);
+    }
 }

@@ -18,14 +18,17 @@ use crate::server::{self, Server};
 /// Where the workload manager and the sandbox get the Router's public keys.
 #[derive(clap::Args, Debug)]
 pub struct RouterKeyArgs {
-    /// The Router's JWKS URL (…/.well-known/agentcube/jwks.json).
+    /// The Router's JWKS URL (…/.well-known/agentcube/jwks.json). Repeat it (or comma-separate
+    /// the environment variable) for several Router replicas: a token is accepted when any of
+    /// them publishes its key.
     #[arg(
         long,
         env = "AGENTCUBE_ROUTER_JWKS_URL",
+        value_delimiter = ',',
         conflicts_with = "router_public_key",
         required_unless_present = "router_public_key"
     )]
-    pub router_jwks_url: Option<String>,
+    pub router_jwks_url: Vec<String>,
     /// The Router's public key: a PEM file path or the PEM itself.
     #[arg(long, env = "AGENTCUBE_ROUTER_PUBLIC_KEY")]
     pub router_public_key: Option<String>,
@@ -38,9 +41,9 @@ impl RouterKeyArgs {
     /// An invalid URL or an unreadable or invalid PEM.
     pub fn keys(&self) -> Result<RouterKeys, String> {
         crate::keys::router_keys_from_flags(
-            self.router_jwks_url.as_deref(),
+            &self.router_jwks_url,
             self.router_public_key.as_deref(),
-            KeyStoreConfig::default(),
+            &KeyStoreConfig::default(),
         )
         .map_err(|e| e.to_string())
     }

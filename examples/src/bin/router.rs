@@ -19,6 +19,12 @@
 //! `--role-hierarchy-file PATH` (a realm export; `--realm-file` is the old name) expands them
 //! through the file's composites instead, for issuers that do not; the realm's default role
 //! (`default-roles-*`) is never expanded.
+//!
+//! Identity key rotation: `--identity-key DIR` names a directory (a mounted Kubernetes Secret,
+//! shared by every replica) with `current.pem`, which signs, and optionally `next.pem` and
+//! `previous.pem`, which are published in the JWKS but never sign. The directory is read again
+//! every `--identity-key-reload-secs` (default 5) and on `SIGHUP`; see the README's "Rotating
+//! the Router's identity key" for the operator procedure.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +34,10 @@ use std::time::Duration;
 
 use agentcube_auth_core::jose::AlgorithmSet;
 use agentcube_examples::cli::{self, OwnerIdSchemeArg, RoleHierarchyArgs};
-use agentcube_examples::keys::{IdentityKeyOrigin, load_or_generate_identity_key, public_key_path};
+use agentcube_examples::keys::{
+    DEFAULT_IDENTITY_KEY_RELOAD, IdentityKeyDir, IdentityKeyOrigin, load_or_generate_identity_key,
+    public_key_path, spawn_identity_key_reload,
+};
 use agentcube_examples::router::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_REQUIRED_ROLE, DEFAULT_ROLE_CLAIM, OidcOptions,
     REFERENCE_ALGORITHMS, RouterConfig,
@@ -84,9 +93,19 @@ struct Args {
     #[arg(long, env = "WORKLOAD_MANAGER_URL")]
     workload_manager_url: String,
     /// PEM private key for identity and sandbox tokens; generated (Ed25519) and written, with
-    /// its public key at `<path>.pub`, if the file does not exist; ephemeral if not given.
+    /// its public key at `<path>.pub`, if the file does not exist; ephemeral if not given. A
+    /// directory holds `current.pem` (signs), and optionally `next.pem` and `previous.pem`
+    /// (published in the JWKS, not signing): it is read again every
+    /// --identity-key-reload-secs and on SIGHUP, so the key rotates without a restart.
     #[arg(long, env = "AGENTCUBE_IDENTITY_KEY")]
     identity_key: Option<PathBuf>,
+    /// How often an --identity-key directory is read again, in seconds (0: only on SIGHUP).
+    #[arg(
+        long,
+        env = "AGENTCUBE_IDENTITY_KEY_RELOAD_SECS",
+        default_value_t = DEFAULT_IDENTITY_KEY_RELOAD.as_secs()
+    )]
+    identity_key_reload_secs: u64,
     /// Redis shared with the workload manager as the session owner store (in memory if not given).
     #[arg(long, env = "AGENTCUBE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
@@ -139,10 +158,27 @@ async fn run(args: Args) -> Result<(), String> {
             public_key = %public_key_path(path).display(),
             "generated a new identity key"
         ),
+        (IdentityKeyOrigin::Directory, Some(path)) => tracing::info!(
+            dir = %path.display(),
+            reload_secs = args.identity_key_reload_secs,
+            "loaded the identity keys of a key directory; reloaded on change and on SIGHUP"
+        ),
         _ => tracing::info!("loaded the identity key"),
     }
-    tracing::info!(kids = ?ring.kids(), "identity keys");
-    let minter = Arc::new(TokenMinter::new(Arc::new(ring)));
+    tracing::info!(
+        signing = ?ring.active().map(|k| k.kid().to_owned()),
+        kids = ?ring.kids(),
+        "identity keys"
+    );
+    let ring = Arc::new(ring);
+    if let (IdentityKeyOrigin::Directory, Some(path)) = (origin, &args.identity_key) {
+        spawn_identity_key_reload(
+            Arc::clone(&ring),
+            IdentityKeyDir::new(path),
+            Duration::from_secs(args.identity_key_reload_secs),
+        );
+    }
+    let minter = Arc::new(TokenMinter::new(ring));
 
     let store = cli::owner_store(args.redis_url.as_deref())?;
     let mut config = RouterConfig::new(args.workload_manager_url.as_str())
