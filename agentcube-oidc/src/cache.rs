@@ -178,6 +178,7 @@ mod tests {
             expires_at,
             issued_at,
             from_cache: false,
+            revocation: None,
         }
     }
 

@@ -98,8 +98,8 @@ impl MultiIssuerVerifier {
         let key = self.any_cache.then(|| Digest::of(token.as_bytes()));
         if let Some(key) = &key {
             for v in &*self.verifiers {
-                if let Some(principal) = v.cached_principal(key) {
-                    return Ok(principal);
+                if let Some(result) = v.cached_principal(key) {
+                    return result;
                 }
             }
         }

@@ -13,7 +13,8 @@ use agentcube_auth_core::jose::{
     UnverifiedJws, Validity, VerificationKey,
 };
 use agentcube_auth_core::{
-    AuthError, ClaimMapper, Claims, Clock, Principal, TokenVerifier, TypeLocation, Untrusted,
+    AuthError, ClaimMapper, Claims, Clock, Principal, RevocationProbe, RevocationSet,
+    TokenVerifier, TypeLocation, Untrusted,
 };
 use serde_json::Value;
 
@@ -40,6 +41,9 @@ pub struct VerifiedToken {
     pub issued_at: Option<i64>,
     /// Whether the answer came from the verified-token cache.
     pub from_cache: bool,
+    /// What a revocation check needs (kept with the cached entry), when revocations are
+    /// configured.
+    pub(crate) revocation: Option<RevocationProbe>,
 }
 
 /// Verifies access tokens of one OIDC issuer (Keycloak by default).
@@ -86,6 +90,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     keys: Keys,
     cache: Option<TokenCache>,
+    revocations: Option<Arc<dyn RevocationSet>>,
     accepted: Counter,
     cache_hits: Counter,
     cache_misses: Counter,
@@ -178,6 +183,7 @@ impl OidcVerifier {
                 clock: config.clock,
                 keys,
                 cache,
+                revocations: config.revocations,
                 accepted: Counter::default(),
                 cache_hits: Counter::default(),
                 cache_misses: Counter::default(),
@@ -277,17 +283,46 @@ impl OidcVerifier {
         }
     }
 
-    /// The cache lookup of a multi-issuer verifier: a servable entry counts as a hit here;
-    /// absence is not counted (the routed verifier counts the miss).
-    pub(crate) fn cached_principal(&self, key: &Digest) -> Option<Principal> {
-        let entry = self.servable(key)?;
+    /// The revocation set, if configured.
+    pub fn revocations(&self) -> Option<&Arc<dyn RevocationSet>> {
+        self.inner.revocations.as_ref()
+    }
+
+    /// The cache lookup of a multi-issuer verifier: a servable entry counts as a hit here (a
+    /// revoked one is answered `token_revoked` at once); absence is not counted (the routed
+    /// verifier counts the miss).
+    pub(crate) fn cached_principal(&self, key: &Digest) -> Option<Result<Principal, AuthError>> {
+        let hit = self.cache_hit(key)?;
         self.inner.cache_hits.incr();
-        self.inner.accepted.incr();
-        Some(entry.token.principal.clone())
+        match &hit {
+            Ok(_) => self.inner.accepted.incr(),
+            Err(err) => self.record_rejection(err),
+        }
+        Some(hit.map(|entry| entry.token.principal.clone()))
     }
 
     pub(crate) fn has_cache(&self) -> bool {
         self.inner.cache.is_some()
+    }
+
+    /// The issuer's key for `kid`/`alg`, as this verifier finds it (a back-channel logout
+    /// token is signed with the same keys as the access tokens).
+    pub(crate) async fn issuer_key(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerificationKey>, AuthError> {
+        self.inner.keys.key_for(kid, alg).await
+    }
+
+    /// The algorithm allowlist, the leeway and the clock (shared with the back-channel logout
+    /// receiver).
+    pub(crate) fn rules(&self) -> (jose::AlgorithmSet, std::time::Duration, &Arc<dyn Clock>) {
+        (
+            self.inner.policy.algorithms,
+            self.inner.time_rules.leeway,
+            &self.inner.clock,
+        )
     }
 
     /// Verification after a multi-issuer verifier found no cache entry.
@@ -303,6 +338,21 @@ impl OidcVerifier {
 
     pub(crate) fn record_rejection(&self, err: &AuthError) {
         self.inner.rejections.record(err.code());
+    }
+
+    /// A cache hit: the entry, or `token_revoked` when a revocation covers it (the entry stays:
+    /// the next request with that token is refused as cheaply).
+    fn cache_hit(&self, key: &Digest) -> Option<Result<Arc<Entry>, AuthError>> {
+        let entry = self.servable(key)?;
+        Some(self.check_revoked(&entry.token).map(|()| entry))
+    }
+
+    /// The revocation check of a verified token.
+    fn check_revoked(&self, token: &VerifiedToken) -> Result<(), AuthError> {
+        match (&self.inner.revocations, &token.revocation) {
+            (Some(set), Some(probe)) => set.check(probe),
+            _ => Ok(()),
+        }
     }
 
     fn servable(&self, key: &Digest) -> Option<Arc<Entry>> {
@@ -349,9 +399,9 @@ impl OidcVerifier {
             }
             (Some(_), Route::Direct) => {
                 let key = Digest::of(token.as_bytes());
-                if let Some(entry) = self.servable(&key) {
+                if let Some(hit) = self.cache_hit(&key) {
                     inner.cache_hits.incr();
-                    return Ok(Verified::Cached(entry));
+                    return hit.map(Verified::Cached);
                 }
                 inner.cache_misses.incr();
                 Some(key)
@@ -410,6 +460,15 @@ impl OidcVerifier {
         // Step 5: claims.
         let now = inner.clock.now_unix();
         let validity = self.check_claims(&claims, now)?;
+        // Revocation: the token is genuine and current; was it taken back since it was issued?
+        let revocation = match &inner.revocations {
+            Some(set) => {
+                let probe = RevocationProbe::from_claims(&inner.issuer, &claims)?;
+                set.check(&probe)?;
+                Some(probe)
+            }
+            None => None,
+        };
         // Step 6: mapping.
         let principal = inner.mapper.map(claims)?;
         tracing::trace!(issuer = %inner.issuer, kid = header.kid.as_deref().unwrap_or(""), "token verified");
@@ -422,6 +481,7 @@ impl OidcVerifier {
                 expires_at: validity.expires_at,
                 issued_at: validity.issued_at,
                 from_cache: false,
+                revocation,
             },
             validity,
         })

@@ -774,3 +774,60 @@ async fn the_router_identity_key_rotates_across_replicas_without_a_failed_reques
     wm_tap.shutdown().await;
     sandbox_tap.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_key_directory_at_once() {
+    let dir = TempDir::new();
+    let keys = dir.path().join("identity");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (current, current_pem) = new_key();
+    std::fs::write(keys.join(CURRENT_KEY_FILE), &current_pem).unwrap();
+    let port = free_port();
+    // Polling off: only the signal reloads.
+    let router = Proc::spawn(
+        "router",
+        env!("CARGO_BIN_EXE_router"),
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--jwt-issuer-url",
+            "http://127.0.0.1:9/realms/agentcube",
+            "--workload-manager-url",
+            "http://127.0.0.1:9",
+            "--identity-key",
+            keys.to_str().unwrap(),
+            "--identity-key-reload-secs",
+            "0",
+        ],
+        &[],
+        dir.path(),
+    );
+    let procs = [router];
+    let client = &http();
+    let jwks = [format!(
+        "http://127.0.0.1:{port}/.well-known/agentcube/jwks.json"
+    )];
+    let current_kid = current.kid().to_owned();
+    wait_for_kids(client, &jwks, &[&current_kid], "the router's JWKS", &procs).await;
+
+    let (next, next_pem) = new_key();
+    let next_kid = next.kid().to_owned();
+    write_atomically(&keys.join(NEXT_KEY_FILE), &next_pem);
+    let pid = procs[0].child.id().to_string();
+    let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(status.success());
+    wait_for_kids(
+        client,
+        &jwks,
+        &[&current_kid, &next_kid],
+        "the next key published after SIGHUP",
+        &procs,
+    )
+    .await;
+    let log = procs[0].output();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("identity keys reloaded") && l.contains("SIGHUP")),
+        "{log}"
+    );
+}
