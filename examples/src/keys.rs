@@ -453,7 +453,7 @@ fn reload_once(ring: &KeyRing, dir: &mut IdentityKeyDir, why: &str) {
             );
         }
         Ok(_) => {
-            tracing::debug!(dir = %dir.path().display(), trigger = why, "identity keys unchanged")
+            tracing::debug!(dir = %dir.path().display(), trigger = why, "identity keys unchanged");
         }
         Err(e) => tracing::warn!(
             dir = %dir.path().display(),
