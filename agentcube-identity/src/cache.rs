@@ -104,6 +104,18 @@ impl MintCache {
         self.map.insert(digest, Arc::new(entry));
     }
 
+    /// Drops the entries whose principal `matches`; returns how many.
+    pub(crate) fn forget(&self, matches: impl Fn(&Principal) -> bool) -> u64 {
+        let mut dropped = 0;
+        for (digest, entry) in &self.map {
+            if matches(&entry.principal) {
+                self.map.invalidate(&*digest);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// The number of cached tokens, after the cache's pending evictions.
     pub(crate) fn len(&self) -> u64 {
         self.map.run_pending_tasks();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentcube_auth_core::jose::SignError;
-use agentcube_auth_core::{Clock, Principal, SystemClock};
+use agentcube_auth_core::{Clock, Principal, Revocation, SystemClock};
 use aws_lc_rs::rand;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -313,6 +313,27 @@ impl TokenMinter {
     /// first, so it costs more than a field read.
     pub fn cached_tokens(&self) -> u64 {
         self.cache.as_ref().map_or(0, MintCache::len)
+    }
+
+    /// Drops every cached token (identity and sandbox) minted for `subject` of `issuer`, so
+    /// none is handed out again: call it when that principal's access is revoked (a
+    /// back-channel logout names the subject). Returns how many were dropped. A walk over the
+    /// cache: for revocations, not for the request path.
+    pub fn forget(&self, issuer: &str, subject: &str) -> u64 {
+        self.forget_where(|p| p.issuer() == issuer && p.subject() == subject)
+    }
+
+    /// Drops every cached token minted for a principal that `revocation` refuses (its session,
+    /// subject or client, with a token issued at or before the revocation; see
+    /// [`Revocation::matches`]). Subscribe it to the service's revocation set so that
+    /// revocations other replicas record drop this replica's tokens too. Returns how many
+    /// were dropped.
+    pub fn forget_revoked(&self, revocation: &Revocation) -> u64 {
+        self.forget_where(|p| revocation.matches(p))
+    }
+
+    fn forget_where(&self, matches: impl Fn(&Principal) -> bool) -> u64 {
+        self.cache.as_ref().map_or(0, |cache| cache.forget(matches))
     }
 
     /// An identity token for `principal`, reused from the cache when possible.
