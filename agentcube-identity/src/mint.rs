@@ -459,6 +459,10 @@ impl TokenMinter {
         }
         .map_err(|_| SignError::Payload)?;
         let token = signer.key.sign(signer.header(&target), &payload)?;
+        crate::metrics::minted(match target {
+            Target::Identity => crate::metrics::KIND_IDENTITY,
+            Target::Sandbox(_) => crate::metrics::KIND_SANDBOX,
+        });
         Ok(MintedToken {
             token: Arc::from(token),
             issued_at: now,

@@ -374,6 +374,14 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
     /// guard, `token_replayed` (401) or [`AuthError::ReplayGuardFull`] (503); otherwise the
     /// [`AuthError`] (401) of the first check that failed.
     pub async fn verify(&self, token: &str) -> Result<Verified<T>, AuthError> {
+        let result = self.verify_uncounted(token).await;
+        // Counted once per call, cache hits and replays included (feature `metrics`).
+        crate::metrics::verification(crate::metrics::kind_label::<T>(), &result);
+        result
+    }
+
+    /// [`verify`](Self::verify) without the metrics.
+    async fn verify_uncounted(&self, token: &str) -> Result<Verified<T>, AuthError> {
         // One reading of the clock for every time rule of this verification.
         let now = self.clock.now_unix();
         let (verified, fresh) = match &self.cache {

@@ -9,6 +9,7 @@ mod config;
 mod http;
 mod key_store;
 pub mod manual;
+pub mod metrics;
 mod multi;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

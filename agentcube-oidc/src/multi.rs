@@ -10,6 +10,7 @@ use agentcube_auth_core::jose::UnverifiedJws;
 use agentcube_auth_core::{AuthError, ErrorCode, Principal, TokenVerifier};
 
 use crate::config::ConfigError;
+use crate::metrics::{IssuerMetrics, Started};
 use crate::stats::{RejectionCounters, VerifierStats};
 use crate::verifier::OidcVerifier;
 
@@ -89,21 +90,26 @@ impl MultiIssuerVerifier {
     /// `unknown_issuer` for an issuer that is not configured, a framing error, or whatever the
     /// routed verifier answers.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let started = Started::now();
         if token.len() > self.max_token_bytes {
-            return Err(self.reject(AuthError::TokenTooLarge {
-                size: token.len(),
-                limit: self.max_token_bytes,
-            }));
+            return Err(self.reject(
+                AuthError::TokenTooLarge {
+                    size: token.len(),
+                    limit: self.max_token_bytes,
+                },
+                started,
+            ));
         }
         let key = self.any_cache.then(|| Digest::of(token.as_bytes()));
         if let Some(key) = &key {
             for v in &*self.verifiers {
                 if let Some(result) = v.cached_principal(key) {
+                    v.observe_cached(&result, started);
                     return result;
                 }
             }
         }
-        let verifier = self.route(token).map_err(|err| self.reject(err))?;
+        let verifier = self.route(token).map_err(|err| self.reject(err, started))?;
         verifier.verify_routed(token, key).await
     }
 
@@ -151,8 +157,9 @@ impl MultiIssuerVerifier {
         })
     }
 
-    fn reject(&self, err: AuthError) -> AuthError {
+    fn reject(&self, err: AuthError, started: Started) -> AuthError {
         self.rejections.record(err.code());
+        IssuerMetrics::unrouted().verification(Err(err.code()), started);
         err
     }
 }

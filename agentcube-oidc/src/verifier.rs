@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::cache::{Entry, TokenCache};
 use crate::config::{ConfigError, KeysConfig, OidcConfig};
 use crate::key_store::{FetchError, RefreshOutcome, RemoteKeySet};
+use crate::metrics::{IssuerMetrics, KeyStoreMetrics, Started};
 use crate::stats::{Counter, KeyStoreStats, RejectionCounters, VerifierStats};
 
 /// A verified token with the details an operator may want (the `verify-token` tool prints them).
@@ -95,6 +96,8 @@ struct Inner {
     cache_hits: Counter,
     cache_misses: Counter,
     rejections: RejectionCounters,
+    /// The facade's handles (nothing without the feature `metrics`).
+    metrics: IssuerMetrics,
 }
 
 /// The issuer's keys: fetched and refreshed, or fixed at start-up.
@@ -145,10 +148,15 @@ impl OidcVerifier {
     pub fn new(config: OidcConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let keys = match &config.keys {
-            KeysConfig::Static(set) => Static(set.clone()),
-            KeysConfig::Jwks(url) => {
-                Remote(RemoteKeySet::from_jwks_url(url, config.key_store.clone())?)
+            KeysConfig::Static(set) => {
+                KeyStoreMetrics::new(&config.issuer).ready(!set.is_empty());
+                Static(set.clone())
             }
+            KeysConfig::Jwks(url) => Remote(RemoteKeySet::from_jwks_url_of(
+                &config.issuer,
+                url,
+                config.key_store.clone(),
+            )?),
             KeysConfig::Discovery(None) => Remote(RemoteKeySet::from_issuer(
                 &config.issuer,
                 config.key_store.clone(),
@@ -170,6 +178,7 @@ impl OidcVerifier {
             require_iat: config.require_iat,
         };
         let cache = TokenCache::new(&config.cache);
+        let metrics = IssuerMetrics::new(&config.issuer);
         Ok(Self {
             inner: Arc::new(Inner {
                 issuer: config.issuer.into_boxed_str(),
@@ -188,6 +197,7 @@ impl OidcVerifier {
                 cache_hits: Counter::default(),
                 cache_misses: Counter::default(),
                 rejections: RejectionCounters::default(),
+                metrics,
             }),
         })
     }
@@ -372,12 +382,25 @@ impl OidcVerifier {
     }
 
     async fn run(&self, token: &str, route: Route) -> Result<Verified, AuthError> {
+        let started = Started::now();
         let result = self.pipeline(token, route).await;
         match &result {
             Ok(_) => self.inner.accepted.incr(),
             Err(err) => self.record_rejection(err),
         }
+        self.inner
+            .metrics
+            .verification(result.as_ref().map(drop).map_err(AuthError::code), started);
         result
+    }
+
+    /// The metrics of a multi-issuer verifier's cache hit on this verifier (its counters are
+    /// kept by [`cached_principal`](Self::cached_principal)).
+    pub(crate) fn observe_cached(&self, result: &Result<Principal, AuthError>, started: Started) {
+        self.inner.metrics.cache_hit();
+        self.inner
+            .metrics
+            .verification(result.as_ref().map(drop).map_err(AuthError::code), started);
     }
 
     async fn pipeline(&self, token: &str, route: Route) -> Result<Verified, AuthError> {
@@ -395,15 +418,18 @@ impl OidcVerifier {
             (None, _) => None,
             (Some(_), Route::Routed(key)) => {
                 inner.cache_misses.incr();
+                inner.metrics.cache_miss();
                 key
             }
             (Some(_), Route::Direct) => {
                 let key = Digest::of(token.as_bytes());
                 if let Some(hit) = self.cache_hit(&key) {
                     inner.cache_hits.incr();
+                    inner.metrics.cache_hit();
                     return hit.map(Verified::Cached);
                 }
                 inner.cache_misses.incr();
+                inner.metrics.cache_miss();
                 Some(key)
             }
         };

@@ -6,6 +6,7 @@
 pub use async_trait::async_trait;
 
 mod metadata;
+pub mod metrics;
 mod owner;
 mod policy;
 mod record;

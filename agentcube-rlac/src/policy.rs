@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use agentcube_auth_core::audit::{AuditDecision, AuditEvent, AuditResource};
 use agentcube_auth_core::{Code, Principal, Rejection, Role, RoleHierarchy};
 use http::StatusCode;
 
@@ -367,6 +368,8 @@ pub struct AccessRequest<'a> {
     /// The whole session record, when the caller has it (custom rules may read its
     /// [`extra`](SessionRecord::extra) fields, e.g. a list of groups it is shared with).
     pub record: Option<&'a SessionRecord>,
+    /// The id of the HTTP request that asked, when known (for the audit event).
+    pub request_id: Option<&'a str>,
 }
 
 impl<'a> AccessRequest<'a> {
@@ -382,6 +385,7 @@ impl<'a> AccessRequest<'a> {
             owner,
             session_id: None,
             record: None,
+            request_id: None,
         }
     }
 
@@ -397,6 +401,7 @@ impl<'a> AccessRequest<'a> {
             owner: record.owner(),
             session_id: Some(record.session_id.as_str()),
             record: Some(record),
+            request_id: None,
         }
     }
 
@@ -408,6 +413,12 @@ impl<'a> AccessRequest<'a> {
     /// Sets the session id.
     pub const fn with_session_id(mut self, session_id: &'a str) -> Self {
         self.session_id = Some(session_id);
+        self
+    }
+
+    /// Sets the id of the HTTP request (for the audit event).
+    pub const fn with_request_id(mut self, request_id: Option<&'a str>) -> Self {
+        self.request_id = request_id;
         self
     }
 }
@@ -647,18 +658,31 @@ impl AccessPolicy for OwnerPolicy {
     }
 }
 
-/// Writes one audit event for `decision` (tracing target `agentcube_rlac::audit`, level INFO):
-/// action, effect, reason code, session id, and the caller's issuer and subject.
+/// Writes the audit event of `decision` and counts it (metric
+/// [`DECISIONS_TOTAL`](crate::metrics::DECISIONS_TOTAL), with the feature `metrics`): call it
+/// once for every decision a service acts on.
+///
+/// The event is auth-core's [`AuditEvent`] (target `agentcube::audit`, level INFO), the shape
+/// every decision in the workspace is written in: `request_id`, the caller's `subject`,
+/// `client_id` and `issuer`, `action` (`create`, `invoke`, `read`, `delete`), `resource`
+/// (`session/<id>`, or `sessions` for a create), `decision` (`allow`/`deny`), `reason` (the
+/// reason code) and, for a denial, the `status` it is answered with.
 pub fn audit(request: &AccessRequest<'_>, decision: &Decision) {
-    tracing::info!(
-        target: "agentcube_rlac::audit",
-        action = request.action.code().as_str(),
-        effect = decision.effect().code().as_str(),
-        reason = decision.code().as_str(),
-        session_id = request.session_id,
-        issuer = request.principal.map(Principal::issuer),
-        subject = request.principal.map(Principal::subject),
-        "access {}",
-        decision.effect().code(),
-    );
+    crate::metrics::decision(decision);
+    let resource = match (request.session_id, request.action) {
+        (Some(id), _) => AuditResource::Session(id),
+        (None, Action::Create) => AuditResource::NewSession,
+        (None, _) => AuditResource::Unspecified,
+    };
+    let effect = match decision.effect() {
+        Effect::Allow => AuditDecision::Allow,
+        Effect::Deny => AuditDecision::Deny,
+    };
+    let mut event = AuditEvent::new(effect, request.action.code(), resource, decision.code())
+        .request_id(request.request_id)
+        .principal(request.principal);
+    if let Err(denied) = decision.into_result() {
+        event = event.status(denied.status().as_u16());
+    }
+    event.emit();
 }

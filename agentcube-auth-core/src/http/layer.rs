@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ::http::HeaderValue;
+use ::http::{Extensions, HeaderValue, Method, Request};
 use tower_layer::Layer;
 
 use super::bearer::TokenLocation;
@@ -14,19 +14,128 @@ use crate::principal::Principal;
 use crate::requirement::Requirement;
 use crate::verifier::TokenVerifier;
 
-/// A hook called with every rejection, for logging and metrics.
+/// A hook called with every rejection, for logging, auditing and metrics.
 ///
-/// It sees only the [`AuthError`], never the request or the token: log
-/// [`AuthError::code`] (and, server-side only, the error's `Display`, which is more precise than
-/// what the client is told). An [`AuthError::Custom`] from a claim mapper has the code `custom`
-/// there; [`Rejection::code`](crate::Rejection::code) is the service's own code the client
-/// receives. It runs on the request path, so keep it cheap.
+/// It sees the [`AuthError`] and, through
+/// [`on_rejected_request`](Self::on_rejected_request), a [`RejectedRequest`]: the method, the
+/// path, the request's extensions (a request id a middleware put there) and, for a refused
+/// requirement, the caller — never a header value, the query string or the body, so never the
+/// token. Log [`AuthError::code`] (and, server-side only, the error's `Display`, which is more
+/// precise than what the client is told). An [`AuthError::Custom`] from a claim mapper has the
+/// code `custom` there; [`Rejection::code`](crate::Rejection::code) is the service's own code the
+/// client receives. It runs on the request path, so keep it cheap.
+///
+/// The layers call [`on_rejected_request`](Self::on_rejected_request), whose default calls
+/// [`on_rejection`](Self::on_rejection): a hook that needs only the error implements the
+/// latter; one that writes an audit event with the request id implements both.
 ///
 /// Implemented for `()` (do nothing, the default) and for any
 /// `Fn(&AuthError) + Send + Sync + 'static`.
+///
+/// ```
+/// use agentcube_auth_core::AuthError;
+/// use agentcube_auth_core::http::{OnRejection, RejectedRequest};
+///
+/// /// Stands in for the service's own request-id extension.
+/// #[derive(Clone)]
+/// struct RequestId(String);
+///
+/// #[derive(Clone)]
+/// struct Audit;
+///
+/// impl OnRejection for Audit {
+///     fn on_rejection(&self, error: &AuthError) {
+///         eprintln!("rejected: {}", error.code());
+///     }
+///
+///     fn on_rejected_request(&self, request: &RejectedRequest<'_>, error: &AuthError) {
+///         let id = request.extensions().get::<RequestId>().map(|r| r.0.as_str());
+///         let subject = request.principal().map(|p| p.subject());
+///         eprintln!("{id:?} {} {}: {} ({subject:?})", request.method(), request.path(), error.code());
+///     }
+/// }
+/// ```
 pub trait OnRejection: Send + Sync + 'static {
-    /// Called once for each rejected request, before the response is produced.
+    /// Called once for each rejected request, before the response is produced, by the default
+    /// [`on_rejected_request`](Self::on_rejected_request).
     fn on_rejection(&self, error: &AuthError);
+
+    /// Called by [`AuthService`] and [`RequireService`](super::RequireService) once for each
+    /// rejected request, before the response is produced. The default calls
+    /// [`on_rejection`](Self::on_rejection).
+    fn on_rejected_request(&self, request: &RejectedRequest<'_>, error: &AuthError) {
+        let _ = request;
+        self.on_rejection(error);
+    }
+}
+
+/// What a rejection hook learns about the refused request (see [`OnRejection`]).
+///
+/// The method, the path (without the query string, which may carry secrets), the request's
+/// extensions — what earlier middleware put there, such as a request id or axum's matched
+/// route — and the [`Principal`] when the token verified but a requirement was not met. No header
+/// value and no body: the token cannot reach a hook through it.
+#[derive(Clone, Copy)]
+pub struct RejectedRequest<'a> {
+    method: &'a Method,
+    path: &'a str,
+    extensions: &'a Extensions,
+    principal: Option<&'a Principal>,
+}
+
+impl<'a> RejectedRequest<'a> {
+    /// A rejected request with `method`, `path` (no query) and `extensions`.
+    pub fn new(method: &'a Method, path: &'a str, extensions: &'a Extensions) -> Self {
+        Self {
+            method,
+            path,
+            extensions,
+            principal: None,
+        }
+    }
+
+    /// The metadata of `request`: its method, path and extensions.
+    pub fn of<B>(request: &'a Request<B>) -> Self {
+        Self::new(request.method(), request.uri().path(), request.extensions())
+    }
+
+    /// Adds the verified caller (a refused requirement).
+    #[must_use]
+    pub fn with_principal(mut self, principal: Option<&'a Principal>) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The path, without the query string.
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// The request's extensions.
+    pub fn extensions(&self) -> &'a Extensions {
+        self.extensions
+    }
+
+    /// The caller, when its token verified and a requirement refused it; `None` when
+    /// authentication itself failed.
+    pub fn principal(&self) -> Option<&'a Principal> {
+        self.principal
+    }
+}
+
+impl fmt::Debug for RejectedRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectedRequest")
+            .field("method", self.method)
+            .field("path", &self.path)
+            .field("subject", &self.principal.map(Principal::subject))
+            .finish_non_exhaustive()
+    }
 }
 
 impl OnRejection for () {
@@ -183,34 +292,54 @@ pub(crate) struct Shared<V, F> {
     on_rejection: F,
 }
 
+/// A refused request: the error, and the caller when the token verified but the requirement was
+/// not met.
+pub(crate) struct Refusal {
+    pub(crate) error: AuthError,
+    pub(crate) principal: Option<Principal>,
+}
+
+impl From<AuthError> for Refusal {
+    fn from(error: AuthError) -> Self {
+        Self {
+            error,
+            principal: None,
+        }
+    }
+}
+
+/// Reports a rejection to the hook; object-safe, so the response future names no verifier or
+/// hook type.
+pub(crate) trait Report: Send + Sync {
+    fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError);
+}
+
+impl<V: Send + Sync, F: OnRejection> Report for Shared<V, F> {
+    fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError) {
+        self.on_rejection.on_rejected_request(request, error);
+    }
+}
+
 impl<V, F> Shared<V, F>
 where
     V: TokenVerifier,
     F: OnRejection,
 {
-    /// Reports a rejection to the hook.
-    pub(crate) fn rejected(&self, error: &AuthError) {
-        self.on_rejection.on_rejection(error);
-    }
-
     /// Verifies the token in `authorization` (the header value at the token location) and
-    /// checks the requirement; reports a failure to the hook.
+    /// checks the requirement. The caller reports a failure to the hook, with the request.
     pub(crate) async fn authenticate(
         &self,
         authorization: &HeaderValue,
-    ) -> Result<Principal, AuthError> {
-        let result = self.verify_and_check(authorization).await;
-        if let Err(error) = &result {
-            self.rejected(error);
-        }
-        result
-    }
-
-    async fn verify_and_check(&self, authorization: &HeaderValue) -> Result<Principal, AuthError> {
+    ) -> Result<Principal, Refusal> {
         let token = self.location.token_in(authorization)?;
         let principal = self.verifier.verify(token).await?;
-        if let Some(requirement) = &self.requirement {
-            requirement.check(&principal, &self.hierarchy)?;
+        if let Some(requirement) = &self.requirement
+            && let Err(error) = requirement.check(&principal, &self.hierarchy)
+        {
+            return Err(Refusal {
+                error,
+                principal: Some(principal),
+            });
         }
         Ok(principal)
     }

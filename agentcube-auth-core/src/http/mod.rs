@@ -37,7 +37,9 @@
 //! - **The `Authorization` header is left on the request.** A service that forwards requests
 //!   (the Router) must strip it itself before proxying.
 //! - **Rejection hook.** [`AuthLayer::on_rejection`] sees the [`AuthError`](crate::AuthError)
-//!   only — never the request, so never the token. The client sees the stable code (the
+//!   and, through [`OnRejection::on_rejected_request`], the request's method, path and
+//!   extensions ([`RejectedRequest`]) — never a header value, the query or the body, so never
+//!   the token. The client sees the stable code (the
 //!   precise reason, e.g. `expired`) and
 //!   [`AuthError::public_message`](crate::AuthError::public_message) (for a bad token the vague
 //!   `invalid or expired token`); the hook can log more, e.g. the error's `Display` text.
@@ -122,7 +124,7 @@ pub use body::AuthBody;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::AuthenticatedPrincipal;
-pub use layer::{AuthLayer, OnRejection};
+pub use layer::{AuthLayer, OnRejection, RejectedRequest};
 pub use require::{RequireFuture, RequireLayer, RequireService};
 pub use response::{RETRY_AFTER_SECS, error_response};
 pub use service::{AuthService, ResponseFuture};

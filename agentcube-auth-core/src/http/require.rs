@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::AuthBody;
-use super::layer::OnRejection;
+use super::layer::{OnRejection, RejectedRequest};
 use super::response::error_response;
 use crate::error::AuthError;
 use crate::hierarchy::RoleHierarchy;
@@ -215,25 +215,29 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let verdict = match request.extensions().get::<Principal>() {
+        let principal = request.extensions().get::<Principal>();
+        let verdict = match principal {
             None => Err(AuthError::MissingAuthorization),
             Some(principal) => self
                 .shared
                 .requirement
                 .check(principal, &self.shared.hierarchy),
         };
+        if let Err(error) = &verdict {
+            let rejected = RejectedRequest::of(&request).with_principal(principal);
+            self.shared
+                .on_rejection
+                .on_rejected_request(&rejected, error);
+        }
         match verdict {
             Ok(()) => RequireFuture {
                 state: RequireState::Calling {
                     future: self.inner.call(request),
                 },
             },
-            Err(error) => {
-                self.shared.on_rejection.on_rejection(&error);
-                RequireFuture {
-                    state: RequireState::Rejected { error: Some(error) },
-                }
-            }
+            Err(error) => RequireFuture {
+                state: RequireState::Rejected { error: Some(error) },
+            },
         }
     }
 }

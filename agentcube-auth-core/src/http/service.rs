@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::AuthBody;
-use super::layer::{OnRejection, Shared};
+use super::layer::{OnRejection, Refusal, RejectedRequest, Report, Shared};
 use super::response::error_response;
 use crate::error::AuthError;
 use crate::principal::Principal;
@@ -97,13 +97,14 @@ where
             // A cheap clone: a header received by hyper shares the connection's buffer.
             Ok(value) => value.clone(),
             Err(error) => {
-                self.shared.rejected(&error);
+                self.shared.rejected(&RejectedRequest::of(&request), &error);
                 return ResponseFuture {
                     state: State::Rejected { error },
                 };
             }
         };
         let shared = Arc::clone(&self.shared);
+        let report: Arc<dyn Report> = Arc::clone(&self.shared) as Arc<dyn Report>;
         let verify: VerifyFuture =
             Box::pin(async move { shared.authenticate(&authorization).await });
         let fresh = self.inner.clone();
@@ -113,12 +114,13 @@ where
                 verify,
                 request,
                 inner,
+                report,
             },
         }
     }
 }
 
-type VerifyFuture = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
+type VerifyFuture = Pin<Box<dyn Future<Output = Result<Principal, Refusal>> + Send>>;
 
 pin_project! {
     /// The response future of [`AuthService`].
@@ -140,11 +142,13 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        // Verifying the token; owns the request and the ready inner service meanwhile.
+        // Verifying the token; owns the request and the ready inner service meanwhile, and the
+        // hook that hears of a refusal (with the request's metadata, never its token).
         Verifying {
             verify: VerifyFuture,
             request: Request<ReqBody>,
             inner: S,
+            report: Arc<dyn Report>,
         },
         // Authenticated; driving the inner service.
         Calling {
@@ -192,6 +196,7 @@ where
                     let StateProjReplace::Verifying {
                         mut request,
                         mut inner,
+                        report,
                         ..
                     } = state.as_mut().project_replace(State::Done)
                     else {
@@ -203,7 +208,12 @@ where
                             let future = inner.call(request);
                             state.set(State::Calling { future });
                         }
-                        Err(error) => return Poll::Ready(Ok(rejection(&error))),
+                        Err(Refusal { error, principal }) => {
+                            let rejected =
+                                RejectedRequest::of(&request).with_principal(principal.as_ref());
+                            report.rejected(&rejected, &error);
+                            return Poll::Ready(Ok(rejection(&error)));
+                        }
                     }
                 }
                 StateProj::Calling { future } => {

@@ -21,6 +21,7 @@ pub use fetch::FetchError;
 
 use crate::config::ConfigError;
 use crate::http::{Http, HttpConfig, HttpUrl, Redirects, RetryPolicy, discovery_url_for};
+use crate::metrics::{KeyStoreMetrics, OUTCOME_NOT_MODIFIED, OUTCOME_OK};
 use crate::stats::{Counter, KeyStoreStats};
 use fetch::Fetched;
 
@@ -128,6 +129,8 @@ struct Shared {
     /// Background refresh loops running.
     background: AtomicUsize,
     counters: Counters,
+    /// The `issuer` label of the metrics (nothing without the feature `metrics`).
+    metrics: KeyStoreMetrics,
 }
 
 #[derive(Default)]
@@ -217,6 +220,7 @@ impl RemoteKeySet {
             },
             issuer.into(),
             config,
+            KeyStoreMetrics::new(issuer),
         )
     }
 
@@ -226,11 +230,34 @@ impl RemoteKeySet {
     /// [`ConfigError`] for an invalid URL or HTTP client.
     pub fn from_jwks_url(jwks_url: &str, config: KeyStoreConfig) -> Result<Self, ConfigError> {
         let url = HttpUrl::parse(jwks_url).map_err(|_| ConfigError::InvalidUrl("jwks url"))?;
-        let label = url.as_str().into();
-        Self::new(Source::Jwks { url }, label, config)
+        let label: Box<str> = url.as_str().into();
+        let metrics = KeyStoreMetrics::new(&label);
+        Self::new(Source::Jwks { url }, label, config, metrics)
     }
 
-    fn new(source: Source, label: Box<str>, config: KeyStoreConfig) -> Result<Self, ConfigError> {
+    /// [`from_jwks_url`](Self::from_jwks_url) for a verifier of `issuer`: the metrics are
+    /// labelled with the issuer, not the URL.
+    pub(crate) fn from_jwks_url_of(
+        issuer: &str,
+        jwks_url: &str,
+        config: KeyStoreConfig,
+    ) -> Result<Self, ConfigError> {
+        let url = HttpUrl::parse(jwks_url).map_err(|_| ConfigError::InvalidUrl("jwks url"))?;
+        let label = url.as_str().into();
+        Self::new(
+            Source::Jwks { url },
+            label,
+            config,
+            KeyStoreMetrics::new(issuer),
+        )
+    }
+
+    fn new(
+        source: Source,
+        label: Box<str>,
+        config: KeyStoreConfig,
+        metrics: KeyStoreMetrics,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         // Same-origin redirects only, no connection pool (fetches are rare and a pool keeps idle
         // timers alive), no retries (the refresh schedule is the retry); a custom client keeps
@@ -249,6 +276,7 @@ impl RemoteKeySet {
         .build()
         .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         let now = Instant::now();
+        metrics.ready(false);
         Ok(Self {
             shared: Arc::new(Shared {
                 source,
@@ -270,6 +298,7 @@ impl RemoteKeySet {
                 refresh_spawned: AtomicBool::new(false),
                 background: AtomicUsize::new(0),
                 counters: Counters::default(),
+                metrics,
             }),
         })
     }
@@ -569,6 +598,7 @@ impl Shared {
             }) => {
                 flight.etag = etag;
                 self.counters.fetches_ok.incr();
+                self.metrics.fetched(OUTCOME_OK);
                 for s in &skipped {
                     tracing::debug!(
                         issuer = %self.label,
@@ -606,6 +636,7 @@ impl Shared {
             }
             Ok(Fetched::NotModified { max_age }) => {
                 self.counters.fetches_not_modified.incr();
+                self.metrics.fetched(OUTCOME_NOT_MODIFIED);
                 (
                     Snapshot {
                         keys: prev.keys.clone(),
@@ -622,6 +653,7 @@ impl Shared {
             }
             Err(error) => {
                 self.counters.fetches_failed.incr();
+                self.metrics.fetched(error.code().as_str());
                 let failures = prev.failures.saturating_add(1);
                 tracing::warn!(
                     issuer = %self.label,
@@ -646,6 +678,7 @@ impl Shared {
                 )
             }
         };
+        self.metrics.ready(self.usable(&next, now).is_ok());
         self.state.store(Arc::new(next));
         outcome
     }
