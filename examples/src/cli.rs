@@ -1,16 +1,19 @@
 //! What the service binaries share: the Router-key flags, the role-hierarchy flag, the session
-//! store flag, serving until Ctrl-C, and `main`'s logging and error report.
+//! store flag, the metrics listener, serving until Ctrl-C, and `main`'s logging and error
+//! report.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use agentcube_auth_core::RoleHierarchy;
 use agentcube_oidc::KeyStoreConfig;
 use agentcube_rlac::{InMemoryOwnerStore, OwnerIdScheme, OwnerStore, RedisOwnerStore};
 use axum::Router;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::keys::RouterKeys;
 use crate::server::{self, Server};
@@ -131,6 +134,85 @@ pub fn owner_store(redis_url: Option<&str>) -> Result<Arc<dyn OwnerStore>, Strin
         Some(url) => Arc::new(RedisOwnerStore::new(url).map_err(|e| format!("--redis-url: {e}"))?),
         None => Arc::new(InMemoryOwnerStore::new()),
     })
+}
+
+/// The Prometheus listener of a service binary (`--metrics-listen`).
+#[derive(clap::Args, Debug, Default)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics (text format) at `GET /metrics` on this address: a listener of
+    /// its own, never the service's port, so it can stay inside the cluster. Off when not given.
+    #[arg(long, env = "AGENTCUBE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The process's Prometheus recorder: installed by the first [`serve_metrics`], shared by the
+/// later ones.
+static PROMETHEUS: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// How often the recorder's histograms are drained between scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// `--metrics-listen`: with an address, installs the process-wide Prometheus recorder (once per
+/// process; the libraries' metrics go to it from then on), describes every metric of
+/// agentcube-oidc, agentcube-identity and agentcube-rlac, and serves the Prometheus text
+/// format at `GET /metrics` on a listener of its own (every other path is a 404). Without an
+/// address, nothing is installed or served: `Ok(None)`.
+///
+/// Call it first in a binary's `run`, before verifiers are built, so that every metric,
+/// the keys-ready gauge included, reaches the recorder. The server runs until the process ends
+/// (or [`Server::shutdown`]).
+///
+/// # Errors
+/// The bind error, or another metrics recorder already installed in the process.
+pub async fn serve_metrics(listen: Option<SocketAddr>) -> Result<Option<Server>, String> {
+    let Some(addr) = listen else {
+        return Ok(None);
+    };
+    let handle = PROMETHEUS
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(agentcube_oidc::metrics::VERIFY_DURATION_SECONDS.to_owned()),
+                    &agentcube_oidc::metrics::DURATION_BUCKETS,
+                )
+                .and_then(PrometheusBuilder::install_recorder)
+                .map_err(|e| format!("--metrics-listen: {e}"))?;
+            agentcube_oidc::metrics::describe();
+            agentcube_identity::metrics::describe();
+            agentcube_rlac::metrics::describe();
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(METRICS_UPKEEP);
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            Ok(handle)
+        })
+        .clone()?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = handle.render();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
+        .fallback(server::not_found);
+    let server = server::serve_on(addr, app)
+        .await
+        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+    tracing::info!(addr = %server.addr(), "metrics at /metrics");
+    Ok(Some(server))
 }
 
 /// Serves `app` on `--listen`, calls `listening` once bound (to log), and runs until Ctrl-C

@@ -121,8 +121,7 @@ use std::time::Duration;
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
 use agentcube_auth_core::jose::AlgorithmSet;
 use agentcube_auth_core::{
-    AuthError, ClaimPathMapper, Code, Principal, Requirement, RoleHierarchy, ServiceError,
-    TokenVerifier,
+    ClaimPathMapper, Code, Principal, Requirement, RoleHierarchy, ServiceError, TokenVerifier,
 };
 use agentcube_identity::{IDENTITY_HEADER, MintError, TokenMinter};
 use agentcube_oidc::{ConfigError, KeyStoreConfig, MultiIssuerVerifier, OidcConfig, OidcVerifier};
@@ -145,6 +144,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::sandbox::SESSION_HEADER;
 use crate::server::{self, REQUEST_ID_HEADER, RequestId, Server};
+use agentcube_auth_core::audit::AuditResource;
 use crate::workload_manager::{CreateSessionResponse, SessionKind};
 
 /// Where the Router serves its public identity keys.
@@ -433,9 +433,7 @@ pub fn app<V: TokenVerifier + 'static>(
     let auth = AuthLayer::from_arc(verifier)
         .require(Requirement::realm_role(config.required_role.as_str()))
         .hierarchy(Arc::clone(&config.hierarchy))
-        .on_rejection(|err: &AuthError| {
-            tracing::info!(code = err.code().as_str(), reason = %err, "authentication failed");
-        });
+        .on_rejection(server::AuditRejections::new("authentication failed"));
     let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
     let ar = "/v1/namespaces/{namespace}/agent-runtimes/{name}/invocations";
     let ci = "/v1/namespaces/{namespace}/code-interpreters/{name}/invocations";
@@ -959,7 +957,8 @@ impl Shared {
                             "invalid x-agentcube-session-id header",
                         )
                     })?;
-                self.authorize(principal, id, Action::Invoke).await?
+                self.authorize(principal, id, Action::Invoke, request_id.as_deref())
+                    .await?
             }
         };
         self.forward(&record, principal, parts, body, &path, peer)
@@ -1009,8 +1008,9 @@ impl Shared {
                 tracing::info!(session_id, "unknown session");
                 server::session_not_found()
             })?;
-        // The audit event logs the action, the reason, the session and the caller.
-        let request = AccessRequest::for_record(Some(principal), &record, action);
+        // The audit event logs the action, the reason, the session, the caller and the request.
+        let request =
+            AccessRequest::for_record(Some(principal), &record, action).with_request_id(request_id);
         server::enforce(&self.policy, &request)?;
         Ok(record)
     }
@@ -1023,15 +1023,24 @@ impl Shared {
         principal: &Principal,
         request_id: Option<&str>,
     ) -> Result<SessionRecord, ServiceError> {
-        server::enforce(&self.policy, &AccessRequest::create(Some(principal)))?;
+        server::enforce(
+            &self.policy,
+            &AccessRequest::create(Some(principal)).with_request_id(request_id),
+        )?;
         let owner =
             OwnerId::from_principal(principal, self.policy.owner_scheme()).map_err(|e| {
-                ServiceError::new(
-                    StatusCode::UNAUTHORIZED,
-                    Code::new("missing_claim"),
-                    e.to_string(),
+                server::audit_refusal(
+                    ServiceError::new(
+                        StatusCode::UNAUTHORIZED,
+                        Code::new("missing_claim"),
+                        e.to_string(),
+                    )
+                    .with_challenge("Bearer"),
+                    Action::Create.code(),
+                    AuditResource::NewSession,
+                    Some(principal),
+                    request_id,
                 )
-                .with_challenge("Bearer")
             })?;
         let body = json!({"kind": kind.name(), "name": name, "namespace": namespace});
         let response = self
@@ -1245,6 +1254,7 @@ impl Shared {
     }
 
     async fn delete(
+        request_id: Option<&str>,
         &self,
         session_id: &str,
         principal: &Principal,
@@ -1254,7 +1264,7 @@ impl Shared {
             return Err(server::session_not_found());
         }
         let record = self
-            .authorize(principal, session_id, Action::Delete)
+            .authorize(principal, session_id, Action::Delete, request_id)
             .await?;
         let kind = SessionKind::from_name(&record.kind).ok_or_else(|| {
             tracing::error!(session_id, kind = record.kind, "session of unknown kind");

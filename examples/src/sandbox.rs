@@ -27,22 +27,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentcube_auth_core::audit::{AuditEvent, AuditResource};
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
 use agentcube_auth_core::jose::KeySource;
 use agentcube_auth_core::{AuthError, Code, ServiceError};
 use agentcube_identity::{ConfigError, SandboxVerifier, SessionBinding, sandbox_session};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::server::{self, Server};
+use crate::server::{self, RequestId, Server};
 
 /// The header naming the session, set by the Router.
 pub const SESSION_HEADER: &str = "x-agentcube-session-id";
+
+/// The audit action of a sandbox request.
+const INVOKE: Code = Code::new("invoke");
+
+/// The audit reason of a request whose token is bound to the session it names.
+const SESSION_BOUND: Code = Code::new("session_bound");
 
 /// The longest delay `?delay_ms=` may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
@@ -80,9 +87,8 @@ pub fn app<K: KeySource + 'static>(
     session: &SandboxSession,
 ) -> Result<Router, ConfigError> {
     let verifier = SandboxVerifier::new(keys, session.binding())?;
-    let auth = AuthLayer::new(verifier).on_rejection(|err: &AuthError| {
-        tracing::info!(code = %err.code(), reason = %err, "sandbox token rejected");
-    });
+    let auth = AuthLayer::new(verifier)
+        .on_rejection(server::AuditRejections::new("sandbox token rejected"));
     let shared = session == &SandboxSession::Shared;
     let echo = Router::new()
         .fallback(echo)
@@ -150,15 +156,31 @@ fn session_of<'p>(
 async fn echo(
     State(shared): State<Arc<bool>>,
     AuthenticatedPrincipal(principal): AuthenticatedPrincipal,
+    request_id: Option<Extension<RequestId>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
+    // The session binding is this sandbox's authorization decision: audited either way.
     let session_id = match session_of(&principal, &headers, *shared) {
         Ok(session) => session,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => {
+            return server::audit_refusal(
+                refused,
+                INVOKE,
+                AuditResource::Route(uri.path()),
+                Some(&principal),
+                request_id,
+            )
+            .into_response();
+        }
     };
+    AuditEvent::allow(INVOKE, AuditResource::Session(session_id), SESSION_BOUND)
+        .request_id(request_id)
+        .principal(Some(&principal))
+        .emit();
     if let Some(ms) = delay_ms(&uri) {
         tokio::time::sleep(Duration::from_millis(ms).min(MAX_DELAY)).await;
     }

@@ -6,7 +6,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agentcube_auth_core::{Code, ErrorCode, Rejection as _, ServiceError};
+use agentcube_auth_core::audit::{self, AuditEvent, AuditResource};
+use agentcube_auth_core::http::{OnRejection, RejectedRequest};
+use agentcube_auth_core::{AuthError, Code, ErrorCode, Principal, Rejection as _, ServiceError};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
@@ -24,6 +26,73 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The request id of the current request (in the request extensions).
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The request id among a request's `extensions`, if the request-id middleware ran.
+    pub fn of(extensions: &axum::http::Extensions) -> Option<&str> {
+        extensions.get::<Self>().map(|id| id.0.as_str())
+    }
+}
+
+/// The rejection hook of every service's `AuthLayer`: one audit event per refused request
+/// ([`AuditEvent`], target `agentcube::audit`) with the request id, the path, the caller when
+/// the token verified but a requirement refused it, the code the client receives and the
+/// status; and a log line with the precise reason (server-side only). Never the token: the
+/// hook sees the request's method, path and extensions, not its headers.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditRejections {
+    message: &'static str,
+}
+
+impl AuditRejections {
+    /// A hook whose log line says `message` (e.g. `authentication failed`).
+    pub const fn new(message: &'static str) -> Self {
+        Self { message }
+    }
+}
+
+impl OnRejection for AuditRejections {
+    fn on_rejection(&self, error: &AuthError) {
+        tracing::info!(code = %error.code(), reason = %error, "{}", self.message);
+    }
+
+    fn on_rejected_request(&self, request: &RejectedRequest<'_>, error: &AuthError) {
+        self.on_rejection(error);
+        let status = error.status();
+        let action = if status == StatusCode::FORBIDDEN {
+            audit::AUTHORIZE
+        } else {
+            audit::AUTHENTICATE
+        };
+        AuditEvent::deny(
+            action,
+            AuditResource::Route(request.path()),
+            agentcube_auth_core::Rejection::code(error),
+        )
+        .request_id(RequestId::of(request.extensions()))
+        .principal(request.principal())
+        .status(status.as_u16())
+        .emit();
+    }
+}
+
+/// Writes the audit event of `refusal`, an authentication or authorization refusal decided
+/// outside the policy (a caller whose token lacks what an owner id needs, a sandbox token for
+/// another session), and returns it.
+pub fn audit_refusal(
+    refusal: ServiceError,
+    action: Code,
+    resource: AuditResource<'_>,
+    principal: Option<&Principal>,
+    request_id: Option<&str>,
+) -> ServiceError {
+    AuditEvent::deny(action, resource, refusal.code())
+        .request_id(request_id)
+        .principal(principal)
+        .status(refusal.status().as_u16())
+        .emit();
+    refusal
+}
 
 /// A running server: its address and a handle to stop it.
 #[derive(Debug)]
@@ -165,8 +234,9 @@ pub fn store_failed(err: &agentcube_rlac::StoreError) -> ServiceError {
     answer
 }
 
-/// Runs `policy` on `request`, writes the audit event, and turns a denial into its 403; the
-/// reason of an allowed request otherwise.
+/// Runs `policy` on `request`, writes the audit event (with the request id the request carries:
+/// [`AccessRequest::with_request_id`](agentcube_rlac::AccessRequest::with_request_id)) and counts
+/// the decision, and turns a denial into its 403; the reason of an allowed request otherwise.
 ///
 /// # Errors
 /// The denial's 403.

@@ -28,9 +28,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use agentcube_auth_core::audit::AuditResource;
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal, TokenLocation};
 use agentcube_auth_core::jose::KeySource;
-use agentcube_auth_core::{AuthError, Code, Principal, RoleHierarchy, ServiceError};
+use agentcube_auth_core::{Code, Principal, RoleHierarchy, ServiceError};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier};
 use agentcube_rlac::{
     AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
@@ -38,14 +39,14 @@ use agentcube_rlac::{
 };
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::server::{self, Server};
+use crate::server::{self, RequestId, Server};
 
 /// The kind of sandbox a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,9 +186,7 @@ pub fn app<K: KeySource + 'static>(
     });
     let auth = AuthLayer::from_arc(verifier)
         .token_location(identity_token_location())
-        .on_rejection(|err: &AuthError| {
-            tracing::info!(code = %err.code(), reason = %err, "identity token rejected");
-        });
+        .on_rejection(server::AuditRejections::new("identity token rejected"));
     // Only matched routes authenticate: an unknown path is a 404, not a 401.
     let sessions = Router::new()
         .route("/v1/sessions/{id}", get(get_session))
@@ -237,7 +236,11 @@ fn create_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
     post(
         move |State(shared): State<Arc<Shared>>,
               AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
-              body: Bytes| async move { shared.create(kind, &caller, &body).await },
+              id: Option<Extension<RequestId>>,
+              body: Bytes| async move {
+            let id = id.as_ref().map(|Extension(id)| id.0.as_str());
+            shared.create(kind, &caller, &body, id).await
+        },
     )
 }
 
@@ -246,8 +249,10 @@ fn delete_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
     delete(
         move |State(shared): State<Arc<Shared>>,
               Path(id): Path<String>,
-              AuthenticatedPrincipal(caller): AuthenticatedPrincipal| async move {
-            shared.delete(kind, &id, &caller).await
+              AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
+              request_id: Option<Extension<RequestId>>| async move {
+            let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
+            shared.delete(kind, &id, &caller, request_id).await
         },
     )
 }
@@ -257,14 +262,17 @@ async fn get_session(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
+    request_id: Option<Extension<RequestId>>,
 ) -> Result<Response, ServiceError> {
+    let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
     let record = shared
         .store
         .get(&id)
         .await
         .map_err(|e| server::store_failed(&e))?
         .ok_or_else(server::session_not_found)?;
-    let request = AccessRequest::for_record(Some(&caller), &record, Action::Read);
+    let request =
+        AccessRequest::for_record(Some(&caller), &record, Action::Read).with_request_id(request_id);
     server::enforce(&shared.policy, &request)?;
     Ok(axum::Json(record).into_response())
 }
@@ -286,6 +294,7 @@ impl Shared {
         kind: SessionKind,
         principal: &Principal,
         body: &[u8],
+        request_id: Option<&str>,
     ) -> Result<Response, ServiceError> {
         let request: CreateSessionRequest = serde_json::from_slice(body).map_err(|_| {
             ServiceError::new(
@@ -308,14 +317,24 @@ impl Shared {
                 "name and namespace must be lowercase dns names",
             ));
         }
+        server::enforce(
+            &self.policy,
+            &AccessRequest::create(Some(principal)).with_request_id(request_id),
+        )?;
         let owner =
             OwnerId::from_principal(principal, self.policy.owner_scheme()).map_err(|e| {
-                ServiceError::new(
-                    StatusCode::UNAUTHORIZED,
-                    Code::new("missing_claim"),
-                    e.to_string(),
+                server::audit_refusal(
+                    ServiceError::new(
+                        StatusCode::UNAUTHORIZED,
+                        Code::new("missing_claim"),
+                        e.to_string(),
+                    )
+                    .with_challenge("Bearer"),
+                    Action::Create.code(),
+                    AuditResource::NewSession,
+                    Some(principal),
+                    request_id,
                 )
-                .with_challenge("Bearer")
             })?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let sandbox_id = uuid::Uuid::new_v4().to_string();
@@ -372,6 +391,7 @@ impl Shared {
         kind: SessionKind,
         id: &str,
         principal: &Principal,
+        request_id: Option<&str>,
     ) -> Result<Response, ServiceError> {
         let record = self
             .store
@@ -380,7 +400,8 @@ impl Shared {
             .map_err(|e| server::store_failed(&e))?
             .filter(|r| SessionKind::from_name(&r.kind) == Some(kind))
             .ok_or_else(server::session_not_found)?;
-        let request = AccessRequest::for_record(Some(principal), &record, Action::Delete);
+        let request = AccessRequest::for_record(Some(principal), &record, Action::Delete)
+            .with_request_id(request_id);
         let reason = server::enforce(&self.policy, &request)?;
         self.store
             .delete(id)

@@ -121,9 +121,13 @@ struct Args {
     jwks_refresh_cooldown_secs: u64,
     #[command(flatten)]
     roles: RoleHierarchyArgs,
+    #[command(flatten)]
+    metrics: cli::MetricsArgs,
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // First, so that everything built below reports to the recorder.
+    let _metrics = cli::serve_metrics(args.metrics.metrics_listen).await?;
     let algorithms = AlgorithmSet::parse_list(&args.jwt_algorithms)
         .map_err(|e| format!("--jwt-algorithms: {e}"))?;
     if args.jwt_role_claim.is_empty() {

@@ -31,9 +31,13 @@ struct Args {
     session_id: Option<String>,
     #[command(flatten)]
     router_keys: RouterKeyArgs,
+    #[command(flatten)]
+    metrics: cli::MetricsArgs,
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // First, so that everything built below reports to the recorder.
+    let _metrics = cli::serve_metrics(args.metrics.metrics_listen).await?;
     let keys = args.router_keys.keys()?;
     let session = SandboxSession::from_flag(args.session_id);
     let app = sandbox::app(keys, &session).map_err(|e| e.to_string())?;

@@ -58,9 +58,13 @@ struct Args {
     owner_id_scheme: OwnerIdSchemeArg,
     #[command(flatten)]
     roles: RoleHierarchyArgs,
+    #[command(flatten)]
+    metrics: cli::MetricsArgs,
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // First, so that everything built below reports to the recorder.
+    let _metrics = cli::serve_metrics(args.metrics.metrics_listen).await?;
     let keys = args.router_keys.keys()?;
     let store = cli::owner_store(args.redis_url.as_deref())?;
     let mut config = WorkloadManagerConfig::new(args.sandbox_url.as_str())
