@@ -118,6 +118,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use agentcube_auth_core::audit::AuditResource;
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
 use agentcube_auth_core::jose::AlgorithmSet;
 use agentcube_auth_core::{
@@ -144,7 +145,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::sandbox::SESSION_HEADER;
 use crate::server::{self, REQUEST_ID_HEADER, RequestId, Server};
-use agentcube_auth_core::audit::AuditResource;
 use crate::workload_manager::{CreateSessionResponse, SessionKind};
 
 /// Where the Router serves its public identity keys.
@@ -998,6 +998,7 @@ impl Shared {
         principal: &Principal,
         session_id: &str,
         action: Action,
+        request_id: Option<&str>,
     ) -> Result<SessionRecord, ServiceError> {
         let record = self
             .store
@@ -1254,7 +1255,6 @@ impl Shared {
     }
 
     async fn delete(
-        request_id: Option<&str>,
         &self,
         session_id: &str,
         principal: &Principal,
