@@ -20,6 +20,14 @@
 //! through the file's composites instead, for issuers that do not; the realm's default role
 //! (`default-roles-*`) is never expanded.
 //!
+//! Operating it: `--metrics-listen ADDR` (env `AGENTCUBE_METRICS_LISTEN`; off by default)
+//! serves Prometheus metrics at `GET /metrics` on a listener of its own, never the public port:
+//! access-token verifications by issuer and result code, verification time, the verified-token
+//! cache, JWKS fetches and key readiness, ownership decisions, and the internal tokens minted.
+//! Every authentication and authorization decision that reaches a response is one `tracing`
+//! event on the target `agentcube::audit` (request id, subject, client id, action, resource,
+//! decision, reason code).
+//!
 //! Identity key rotation: `--identity-key DIR` names a directory (a mounted Kubernetes Secret,
 //! shared by every replica) with `current.pem`, which signs, and optionally `next.pem` and
 //! `previous.pem`, which are published in the JWKS but never sign. The directory is read again

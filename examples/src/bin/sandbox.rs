@@ -11,6 +11,11 @@
 //! sandbox --listen 0.0.0.0:8082 --session-id 6f1b2c3d \
 //!         --router-jwks-url http://127.0.0.1:8080/.well-known/agentcube/jwks.json
 //! ```
+//!
+//! Operating it: `--metrics-listen ADDR` (env `AGENTCUBE_METRICS_LISTEN`; off by default)
+//! serves Prometheus metrics at `GET /metrics` on a listener of its own (sandbox-token
+//! verifications by result code, the Router's key set); every refused token and every session
+//! binding decision is one `tracing` event on the target `agentcube::audit`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -18,6 +18,12 @@
 //! the identity token, as they are; `--role-hierarchy-file PATH` (a realm export;
 //! `--realm-file` is the old name) expands them through the file's composites, the realm's
 //! default role (`default-roles-*`) excepted.
+//!
+//! Operating it: `--metrics-listen ADDR` (env `AGENTCUBE_METRICS_LISTEN`; off by default)
+//! serves Prometheus metrics at `GET /metrics` on a listener of its own: identity-token
+//! verifications by result code, the Router's key set (fetches, readiness) and ownership
+//! decisions. Every authentication and authorization decision that reaches a response is one
+//! `tracing` event on the target `agentcube::audit`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
