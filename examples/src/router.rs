@@ -152,7 +152,8 @@ pub const JWKS_PATH: &str = "/.well-known/agentcube/jwks.json";
 
 /// The Router's algorithm allowlist (`--jwt-algorithms` default): every asymmetric algorithm,
 /// each bound to its key type.
-pub const REFERENCE_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA";
+pub const REFERENCE_ALGORITHMS: &str =
+    "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA";
 
 /// The default role claim: Keycloak's realm roles (client roles are read too, namespaced).
 pub const DEFAULT_ROLE_CLAIM: &str = "realm_access.roles";
