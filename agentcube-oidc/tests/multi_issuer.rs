@@ -8,10 +8,10 @@
     reason = "tests: a failed expectation is a failed test"
 )]
 
-use agentcube_auth_core::jose::Algorithm;
+use agentcube_auth_core::jose::{Algorithm, AlgorithmSet};
 use agentcube_auth_core::{AuthError, ErrorCode, MalformedReason, TokenVerifier};
-use agentcube_oidc::MultiIssuerVerifier;
 use agentcube_oidc::test_util::MockIssuer;
+use agentcube_oidc::{MultiIssuerVerifier, OidcVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -134,9 +134,19 @@ async fn a_token_claiming_another_issuer_is_judged_by_that_issuer() {
     // Signed by A's key, claiming to be from B: routed to B, whose keys do not know A's kid.
     let token = a.token().issuer(b.issuer()).sign();
     let err = multi.verify(&token).await.unwrap_err();
-    // B allows every algorithm in the mock config, so the RS256 header passes and the kid is
-    // unknown to B.
-    assert_eq!(err.code(), ErrorCode::UnknownKid);
+    // B's rules judge it: B allows only ES256 (its key's algorithm), so the RS256 header that A
+    // would accept is refused.
+    assert_eq!(err.code(), ErrorCode::AlgorithmNotAllowed);
+    // With every algorithm allowed at B, the header passes and A's kid is unknown to B.
+    let lenient = MultiIssuerVerifier::new([
+        a.verifier(),
+        OidcVerifier::new(b.config().algorithms(AlgorithmSet::ALL)).unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(
+        lenient.verify(&token).await.unwrap_err().code(),
+        ErrorCode::UnknownKid
+    );
     // The header rules are B's: an `alg: none` token claiming B is rejected by B.
     let none = format!(
         "{}.{}.",

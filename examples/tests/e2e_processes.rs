@@ -20,10 +20,10 @@
     reason = "test code: failing loudly is the point, and the measured times are printed"
 )]
 
-use std::fs::File;
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use agentcube_examples::dev_idp::DevIdp;
 use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_identity::{KeyRing, TokenMinter};
 use serde_json::{Value, json};
+use support::process::{Proc, TempDir, free_port, outputs};
 use tokio::time::Instant;
 
 /// How long a test waits for anything at all before it gives up.
@@ -51,100 +52,6 @@ const REALM_FILE: &str = concat!(
 );
 
 // ---- processes ----
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("agentcube-e2e-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running binary, killed (and reaped) when dropped; its output goes to a log file.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(
-        name: &'static str,
-        bin: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-        dir: &Path,
-    ) -> Self {
-        let log = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4()));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let mut command = Command::new(bin);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .env("RUST_LOG", "info");
-        // Only the flags given here configure the service.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("AGENTCUBE_") || key == "WORKLOAD_MANAGER_URL" {
-                command.env_remove(key.as_ref());
-            }
-        }
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({bin}): {e}"));
-        Self { name, child, log }
-    }
-
-    /// The process's output so far (for failure messages).
-    fn output(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        format!("---- {} output ----\n{text}", self.name)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The output of every process, for a failure message.
-fn outputs(procs: &[&Proc]) -> String {
-    procs
-        .iter()
-        .map(|p| p.output())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// A loopback port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 // ---- HTTP ----
 
@@ -388,7 +295,12 @@ async fn invoke_through_the_router(ports: &Ports, idp: &DevIdp, procs: &[&Proc])
     )
     .await
     .expect("the Router answers");
-    assert_eq!(answer.status, 200, "{answer:?}\n{}", outputs(procs));
+    assert_eq!(
+        answer.status,
+        200,
+        "{answer:?}\n{}",
+        outputs(procs.iter().copied())
+    );
     assert!(answer.header(SESSION_HEADER).is_some_and(|s| !s.is_empty()));
     let sub = agentcube_examples::scenario::unverified_claims(&token).unwrap()["sub"].clone();
     assert_eq!(answer.body["user_sub"], sub, "{answer:?}");
@@ -441,7 +353,7 @@ async fn services_started_together_are_ready_within_seconds_of_the_router_listen
             since_listening(readiness.ready) < READY_WITHIN,
             "{what} ready {} ms after the Router listened\n{}",
             ms(since_listening(readiness.ready)),
-            outputs(&procs)
+            outputs(procs.iter().copied())
         );
     }
     invoke_through_the_router(&ports, &idp, &procs).await;
@@ -491,7 +403,7 @@ async fn a_workload_manager_started_before_the_router_is_ready_within_seconds_of
             since_listening(readiness.ready) < READY_WITHIN,
             "{what} ready {} ms after the Router listened\n{}",
             ms(since_listening(readiness.ready)),
-            outputs(&procs)
+            outputs(procs.iter().copied())
         );
     }
     invoke_through_the_router(&ports, &idp, &procs).await;

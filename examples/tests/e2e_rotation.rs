@@ -30,10 +30,10 @@
     reason = "test code: failing loudly is the point, and the request counts are printed"
 )]
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +54,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use support::process::{Proc, TempDir, free_port, outputs};
 use tokio::time::Instant;
 
 /// How long any single wait may take before the test fails.
@@ -72,97 +73,6 @@ const MAX_ROUNDS: u64 = 20_000;
 const ROUNDS_PER_PHASE: u64 = 5;
 
 // ---- processes ----
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("agentcube-rotation-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running binary, killed (and reaped) when dropped; its output goes to a log file.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(
-        name: &'static str,
-        bin: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-        dir: &Path,
-    ) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let mut command = Command::new(bin);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .env("RUST_LOG", "info");
-        // Only the flags and variables given here configure the service.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("AGENTCUBE_") || key == "WORKLOAD_MANAGER_URL" {
-                command.env_remove(key.as_ref());
-            }
-        }
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({bin}): {e}"));
-        Self { name, child, log }
-    }
-
-    fn output(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        format!("---- {} output ----\n{text}", self.name)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn outputs(procs: &[Proc]) -> String {
-    procs
-        .iter()
-        .map(Proc::output)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

@@ -1,0 +1,3 @@
+//! Helpers shared by the end-to-end test binaries (each includes this module with `mod support;`).
+
+pub(crate) mod process;

@@ -1,0 +1,114 @@
+//! Running the service binaries as separate processes in tests: a temporary directory, a
+//! process killed (and reaped) when dropped with its output in a log file, free ports.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test support: each test binary uses part of it, and failing loudly is the point"
+)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A directory removed when dropped.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("agentcube-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running binary, killed (and reaped) when dropped; its output goes to a log file in `dir`.
+pub(crate) struct Proc {
+    pub(crate) name: &'static str,
+    pub(crate) child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `bin` with `args` and `env`, and no other `AGENTCUBE_*` variable: only what the
+    /// test gives configures the service.
+    pub(crate) fn spawn(
+        name: &'static str,
+        bin: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &Path,
+    ) -> Self {
+        let log = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4()));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut command = Command::new(bin);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .env("RUST_LOG", "info");
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("AGENTCUBE_") || key == "WORKLOAD_MANAGER_URL" {
+                command.env_remove(key.as_ref());
+            }
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({bin}): {e}"));
+        Self { name, child, log }
+    }
+
+    /// The process's output so far (for failure messages).
+    pub(crate) fn output(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("---- {} output ----\n{text}", self.name)
+    }
+
+    /// The process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The output of every process, for a failure message.
+pub(crate) fn outputs<'a>(procs: impl IntoIterator<Item = &'a Proc>) -> String {
+    procs
+        .into_iter()
+        .map(Proc::output)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
