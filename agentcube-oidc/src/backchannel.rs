@@ -161,6 +161,8 @@ pub struct Logout {
     pub subject: Option<Box<str>>,
     /// Whether the token named a session (`sid`).
     pub has_session: bool,
+    /// The header `typ` the token carried (`logout+jwt`, or none).
+    pub header_type: Option<Box<str>>,
 }
 
 impl Logout {
@@ -177,6 +179,7 @@ impl fmt::Debug for Logout {
             .field("revocation", &self.revocation)
             .field("subject", &self.subject)
             .field("has_session", &self.has_session)
+            .field("header_type", &self.header_type)
             .finish()
     }
 }
@@ -346,6 +349,7 @@ impl BackchannelLogout {
                 kind = %logout.revocation.target().kind(),
                 subject = logout.subject.as_deref().unwrap_or(""),
                 revoked_at = logout.revocation.revoked_at(),
+                header_typ = logout.header_type.as_deref().unwrap_or("(none)"),
                 "back-channel logout: revoked"
             ),
             Err(err) => {
@@ -362,6 +366,7 @@ impl BackchannelLogout {
         // Framing and header: no key is looked up for a token that fails them.
         let jws = UnverifiedJws::parse(logout_token, &receiver.policy)?;
         let header = jws.header();
+        let header_type = header.typ.clone();
         let key = verifier
             .issuer_key(header.kid.as_deref(), header.alg)
             .await?;
@@ -394,6 +399,7 @@ impl BackchannelLogout {
             revocation,
             subject: checked.subject.map(String::into_boxed_str),
             has_session: checked.session.is_some(),
+            header_type,
         })
     }
 

@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use agentcube_auth_core::{
-    MemoryRevocationSet, Revocation, RevocationError, RevocationKey, RevocationKind,
-    RevocationListener, RevocationSet, RevocationTarget, RevokeFuture,
+    AuthError, MemoryRevocationSet, Revocation, RevocationError, RevocationKey, RevocationKind,
+    RevocationListener, RevocationProbe, RevocationSet, RevocationTarget, RevokeFuture,
 };
 use redis::RedisResult;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -393,6 +393,10 @@ impl RevocationSet for RedisRevocationSet {
 
     fn generation(&self) -> u64 {
         self.inner.mirror.generation()
+    }
+
+    fn check(&self, probe: &RevocationProbe) -> Result<(), AuthError> {
+        self.inner.mirror.check(probe)
     }
 
     fn revoke(&self, revocation: Revocation) -> RevokeFuture<'_> {

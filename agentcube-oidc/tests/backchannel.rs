@@ -26,6 +26,9 @@ use agentcube_oidc::{
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_800_000_000;
+
+/// A change to the claims of a valid logout token.
+type ClaimsEdit = Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>;
 const CLIENT: &str = "agentcube-cli";
 const SID: &str = "0b7e4c2a-5d6f-4a1b-8c9d-aa11bb22cc33";
 const USER: &str = "5f0c8a2e-1111-4222-8333-944455556666";
@@ -446,10 +449,7 @@ async fn sid_or_sub_must_be_named() {
 async fn times_issuer_payload_type_and_signature_are_checked() {
     let f = fixture().await;
     let now = f.now();
-    let edits: Vec<(
-        Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>,
-        LogoutError,
-    )> = vec![
+    let edits: Vec<(ClaimsEdit, LogoutError)> = vec![
         (
             Box::new(|c| {
                 c.remove("iat");
