@@ -12,7 +12,8 @@
 # database) and several instances can run side by side from one unpacked distribution.
 #
 # Settings (environment): KEYCLOAK_VERSION, KEYCLOAK_START_TIMEOUT (s), KEYCLOAK_CACHE_DIR,
-# KEYCLOAK_JAVA_HOME, KC_BOOTSTRAP_ADMIN_USERNAME/PASSWORD, KC_CLIENT_{APP,ROUTER,ADMIN}_SECRET.
+# KEYCLOAK_JAVA_HOME, KC_BOOTSTRAP_ADMIN_USERNAME/PASSWORD, KC_CLIENT_{APP,ROUTER,ADMIN}_SECRET,
+# KC_ROUTER_URL (the Router's base URL in the clients' back-channel logout URL).
 
 KEYCLOAK_VERSION="${KEYCLOAK_VERSION:-26.4.7}"
 KEYCLOAK_REALM="agentcube"
@@ -31,6 +32,9 @@ KEYCLOAK_HOME="$KEYCLOAK_CACHE_DIR/keycloak-$KEYCLOAK_VERSION"
 : "${KC_CLIENT_APP_SECRET:=app-secret-dev}"
 : "${KC_CLIENT_ROUTER_SECRET:=router-secret-dev}"
 : "${KC_CLIENT_ADMIN_SECRET:=admin-secret-dev}"
+# The Router's base URL, for the back-channel logout URL of the realm's clients (the realm file's
+# ${KC_ROUTER_URL}); tests that run their own Router set the URL on a realm of their own.
+: "${KC_ROUTER_URL:=http://127.0.0.1:8080}"
 
 _kc_log() { echo "[keycloak] $*" >&2; }
 
@@ -154,6 +158,7 @@ _kc_start_locked() {
       KC_CLIENT_APP_SECRET="$KC_CLIENT_APP_SECRET" \
       KC_CLIENT_ROUTER_SECRET="$KC_CLIENT_ROUTER_SECRET" \
       KC_CLIENT_ADMIN_SECRET="$KC_CLIENT_ADMIN_SECRET" \
+      KC_ROUTER_URL="$KC_ROUTER_URL" \
       setsid "$KEYCLOAK_HOME/bin/kc.sh" "${args[@]}" >"$KEYCLOAK_LOG" 2>&1 </dev/null {_KC_LOCK_FD}>&- &
     KEYCLOAK_PID=$!
     ((had_m)) && set -m

@@ -12,6 +12,8 @@
 //! | `GET\|POST /v1/namespaces/{ns}/agent-runtimes/{name}/invocations/{*path}` | token + role | create or reuse a session, proxy to its sandbox |
 //! | `GET\|POST /v1/namespaces/{ns}/code-interpreters/{name}/invocations/{*path}` | token + role | the same for code interpreters |
 //! | `DELETE /v1/sessions/{id}` | token + role, owner or admin | forwarded to the workload manager |
+//! | `POST /oidc/backchannel-logout` | the logout token itself | OpenID Connect back-channel logout: revokes the ended session (with [`RevocationOptions::backchannel`]) |
+//! | `POST /admin/revocations` | token + admin role | revokes a subject, a client or a session by hand (with [`RevocationOptions`]) |
 //!
 //! # Order on `/v1/*`
 //!
@@ -84,6 +86,31 @@
 //!
 //! Errors of internal HTTP calls are logged without their URL: the URL of a forwarded request
 //! holds the client's query string, which may carry secrets.
+//!
+//! # Revocation
+//!
+//! With [`RouterConfig::revocation`], a token that was revoked after it was issued is refused
+//! with 401 `token_revoked`, on the first request after the revocation and on every later one
+//! (verified-token cache hits included; the verifier is built with the same set through
+//! [`OidcOptions::revocations`]). Revocations come from:
+//!
+//! - **the identity provider**: Keycloak posts a logout token to `POST /oidc/backchannel-logout`
+//!   when a session ends (the user logged out, an administrator ended the session or logged the
+//!   user out). The form's `logout_token` is verified with the issuer's keys and the back-channel
+//!   logout rules (see `agentcube_oidc::BackchannelLogout`); the answer is 200, or 400 with
+//!   `{"error":"invalid_request","error_description":...}`, both with `Cache-Control: no-store`.
+//!   No other authentication: the signed token is the credential.
+//! - **an administrator**: `POST /admin/revocations` with `{"sub": "..."}`, `{"client": "..."}`
+//!   or `{"sid": "..."}` (exactly one; `"iss"` names the issuer, by default the
+//!   administrator's own) revokes every token of that subject, client or session issued up to
+//!   now — for identities without a Keycloak session, such as service accounts. It requires the
+//!   admin role (`--admin-role`) through the same authentication layer as `/v1/*`, and answers
+//!   200 `{"iss","kind","value","revokedAt"}`.
+//!
+//! Every revocation also drops the internal tokens the Router had cached for the revoked
+//! principal, on every replica that learns of it, so none is handed out again. With a shared
+//! set (Redis), the replica that received the revocation refuses at once and the others within
+//! the set's poll interval.
 //!
 //! # Workload manager errors
 //!
@@ -187,6 +214,8 @@ pub struct OidcOptions {
     /// Minimum time between two JWKS fetches caused by unknown `kid`s or missing keys
     /// (default 30 s).
     pub jwks_refresh_cooldown: Duration,
+    /// The revocation set the verifier checks (none by default).
+    pub revocations: Option<Arc<dyn agentcube_auth_core::RevocationSet>>,
 }
 
 impl OidcOptions {
@@ -199,6 +228,7 @@ impl OidcOptions {
             // Every supported algorithm: the same set as [`REFERENCE_ALGORITHMS`] (tested).
             algorithms: AlgorithmSet::ALL,
             jwks_refresh_cooldown: KeyStoreConfig::DEFAULT_REFRESH_COOLDOWN,
+            revocations: None,
         }
     }
 
@@ -206,6 +236,14 @@ impl OidcOptions {
     #[must_use]
     pub fn jwks_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.jwks_refresh_cooldown = cooldown;
+        self
+    }
+
+    /// Refuses revoked tokens: every verifier built from these options checks `set`, cache
+    /// hits included (give the Router the same set in [`RouterConfig::revocation`]).
+    #[must_use]
+    pub fn revocations(mut self, set: Arc<dyn agentcube_auth_core::RevocationSet>) -> Self {
+        self.revocations = Some(set);
         self
     }
 
@@ -270,6 +308,9 @@ impl OidcOptions {
         if self.role_claim != DEFAULT_ROLE_CLAIM {
             config = config.mapper(ClaimPathMapper::new(self.role_claim.as_str()));
         }
+        if let Some(set) = &self.revocations {
+            config = config.revocations(Arc::clone(set));
+        }
         let verifier = OidcVerifier::new(config)?;
         verifier.spawn_background_refresh();
         Ok(verifier)
@@ -302,6 +343,9 @@ pub struct RouterConfig {
     /// declared longer is answered 502 `response_too_large`; one that turns out longer is cut
     /// off (see the module docs).
     pub max_response_bytes: Option<usize>,
+    /// Revocation: the back-channel logout endpoint and the admin route (see the module
+    /// docs). `None` (the default): neither route, and no revocation.
+    pub revocation: Option<RevocationOptions>,
 }
 
 impl RouterConfig {
@@ -317,7 +361,15 @@ impl RouterConfig {
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_response_bytes: None,
+            revocation: None,
         }
+    }
+
+    /// Serves the revocation routes with `revocation` (see the module docs).
+    #[must_use]
+    pub fn revocation(mut self, revocation: RevocationOptions) -> Self {
+        self.revocation = Some(revocation);
+        self
     }
 
     /// Sets the longest request body forwarded.
@@ -377,6 +429,30 @@ impl RouterConfig {
     }
 }
 
+/// Revocation on the Router (see the module docs).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RevocationOptions {
+    /// The set the verifier checks (the one given to [`OidcOptions::revocations`]): the admin
+    /// route records revocations into it, and the Router drops its cached internal tokens for
+    /// every revocation it hears of there.
+    pub set: Arc<dyn agentcube_auth_core::RevocationSet>,
+    /// Serves `POST /oidc/backchannel-logout` when given (built from the same verifier, whose
+    /// set it records logouts into).
+    pub backchannel: Option<agentcube_oidc::BackchannelLogout>,
+}
+
+impl RevocationOptions {
+    /// The admin route on `set`, and the back-channel logout endpoint when `backchannel` is
+    /// given.
+    pub fn new(
+        set: Arc<dyn agentcube_auth_core::RevocationSet>,
+        backchannel: Option<agentcube_oidc::BackchannelLogout>,
+    ) -> Self {
+        Self { set, backchannel }
+    }
+}
+
 /// Errors building the Router.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -420,6 +496,7 @@ pub fn app<V: TokenVerifier + 'static>(
         .timeout(config.upstream_timeout)
         .build()?;
     let policy = crate::owner_policy(&config.hierarchy, &config.admin_role, config.owner_scheme);
+    let revocation_routes = revocation_routes(&config, &verifier, &minter);
     let ready_verifier = Arc::clone(&verifier);
     let shared = Arc::new(Shared {
         minter,
@@ -458,6 +535,7 @@ pub fn app<V: TokenVerifier + 'static>(
         .route("/health/ready", get(ready))
         .route(JWKS_PATH, get(jwks))
         .merge(v1)
+        .merge(revocation_routes)
         .with_state(shared);
     Ok(server::finish(app, "router"))
 }
@@ -514,6 +592,174 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// The path of the back-channel logout endpoint.
+pub const BACKCHANNEL_LOGOUT_PATH: &str = "/oidc/backchannel-logout";
+
+/// The path of the admin revocation route.
+pub const ADMIN_REVOCATIONS_PATH: &str = "/admin/revocations";
+
+/// The content type of a back-channel logout request.
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// The longest body read on the revocation routes (a logout token is at most 8 KiB).
+const MAX_REVOCATION_BODY_BYTES: usize = 64 * 1024;
+
+/// What the revocation routes share.
+struct RevocationState {
+    set: Arc<dyn agentcube_auth_core::RevocationSet>,
+    backchannel: Option<agentcube_oidc::BackchannelLogout>,
+    minter: Arc<TokenMinter>,
+}
+
+/// The revocation routes of `config` (none without [`RouterConfig::revocation`]); subscribes
+/// the minter to the set so that each revocation drops the cached internal tokens of the
+/// revoked principal.
+fn revocation_routes<V: TokenVerifier + 'static, S: Clone + Send + Sync + 'static>(
+    config: &RouterConfig,
+    verifier: &Arc<V>,
+    minter: &Arc<TokenMinter>,
+) -> Router<S> {
+    let Some(options) = &config.revocation else {
+        return Router::new();
+    };
+    let forget = Arc::clone(minter);
+    let listener = move |revocation: &agentcube_auth_core::Revocation| {
+        let dropped = forget.forget_revoked(revocation);
+        tracing::info!(
+            issuer = revocation.issuer(),
+            kind = %revocation.target().kind(),
+            revoked_at = revocation.revoked_at(),
+            dropped_internal_tokens = dropped,
+            "revocation recorded"
+        );
+    };
+    options.set.subscribe(Arc::new(listener));
+    let state = Arc::new(RevocationState {
+        set: Arc::clone(&options.set),
+        backchannel: options.backchannel.clone(),
+        minter: Arc::clone(minter),
+    });
+    let admin = AuthLayer::from_arc(Arc::clone(verifier))
+        .require(Requirement::realm_role(config.admin_role.as_str()))
+        .hierarchy(Arc::clone(&config.hierarchy));
+    let mut routes = Router::new().route(
+        ADMIN_REVOCATIONS_PATH,
+        axum::routing::post(admin_revoke).route_layer(admin),
+    );
+    if options.backchannel.is_some() {
+        routes = routes.route(
+            BACKCHANNEL_LOGOUT_PATH,
+            axum::routing::post(backchannel_logout),
+        );
+    }
+    routes.with_state(state)
+}
+
+/// `POST /oidc/backchannel-logout`: a form with one `logout_token`.
+async fn backchannel_logout(State(state): State<Arc<RevocationState>>, req: Request) -> Response {
+    let Some(receiver) = &state.backchannel else {
+        return server::not_found().await;
+    };
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(FORM_CONTENT_TYPE));
+    let result = if is_form {
+        match axum::body::to_bytes(req.into_body(), MAX_REVOCATION_BODY_BYTES).await {
+            Ok(body) => receiver.receive_form(&body).await,
+            Err(_) => Err(agentcube_oidc::LogoutError::InvalidRequest),
+        }
+    } else {
+        Err(agentcube_oidc::LogoutError::InvalidRequest)
+    };
+    match result {
+        Ok(logout) => {
+            // The set's listener dropped what the revoked session had; a logout that names
+            // the user drops every internal token cached for them here too.
+            if let Some(subject) = &logout.subject {
+                state.minter.forget(logout.issuer(), subject);
+            }
+            (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
+        }
+        Err(err) => (
+            err.status(),
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            err.to_json(),
+        )
+            .into_response(),
+    }
+}
+
+const EXACTLY_ONE: &str = r#"exactly one of "sub", "client", "sid" is required"#;
+
+/// The body of `POST /admin/revocations`: exactly one of `sub`, `client`, `sid`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    client: Option<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    iss: Option<String>,
+}
+
+/// `POST /admin/revocations` (admin role).
+async fn admin_revoke(
+    State(state): State<Arc<RevocationState>>,
+    AuthenticatedPrincipal(admin): AuthenticatedPrincipal,
+    req: Request,
+) -> Result<Response, ServiceError> {
+    let invalid = |message: &'static str| {
+        ServiceError::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message)
+    };
+    let body = axum::body::to_bytes(req.into_body(), MAX_REVOCATION_BODY_BYTES)
+        .await
+        .map_err(|_| invalid("request body too large or unreadable"))?;
+    let request: RevokeRequest = serde_json::from_slice(&body).map_err(|_| {
+        invalid(r#"body must be a json object with one of "sub", "client", "sid" (and "iss")"#)
+    })?;
+    use agentcube_auth_core::RevocationTarget;
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let target = match (
+        nonempty(request.sub),
+        nonempty(request.client),
+        nonempty(request.sid),
+    ) {
+        (Some(sub), None, None) => RevocationTarget::Subject(sub.into()),
+        (None, Some(client), None) => RevocationTarget::Client(client.into()),
+        (None, None, Some(sid)) => RevocationTarget::Session(sid.into()),
+        _ => return Err(invalid(EXACTLY_ONE)),
+    };
+    let issuer = nonempty(request.iss).unwrap_or_else(|| admin.issuer().to_owned());
+    let now = agentcube_auth_core::Clock::now_unix(&agentcube_auth_core::SystemClock);
+    let revocation = agentcube_auth_core::Revocation::new(issuer, target, now);
+    tracing::info!(
+        admin = admin.subject(),
+        issuer = revocation.issuer(),
+        kind = %revocation.target().kind(),
+        "revocation requested by an administrator"
+    );
+    state.set.revoke(revocation.clone()).await.map_err(|err| {
+        tracing::warn!(error = %err, "revocation failed");
+        agentcube_auth_core::Rejection::to_service_error(&err)
+    })?;
+    Ok(axum::Json(json!({
+        "iss": revocation.issuer(),
+        "kind": revocation.target().kind().as_str(),
+        "value": revocation.target().value(),
+        "revokedAt": revocation.revoked_at(),
+    }))
+    .into_response())
 }
 
 /// The invocation route of `kind` (`GET` and `POST`).

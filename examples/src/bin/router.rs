@@ -20,6 +20,13 @@
 //! through the file's composites instead, for issuers that do not; the realm's default role
 //! (`default-roles-*`) is never expanded.
 //!
+//! Revocation: a session that ends in Keycloak (logout, or an administrator ending it) is
+//! refused at once with `token_revoked`, through Keycloak's back-channel logout to
+//! `/oidc/backchannel-logout` (set that URL on the clients users log in with and name them in
+//! `--backchannel-client-id`); an administrator revokes a subject or a client (a service account)
+//! with `POST /admin/revocations`. With `--redis-url` the replicas share their revocations
+//! (each reads the others' every `--revocation-poll-ms`).
+//!
 //! Operating it: `--metrics-listen ADDR` (env `AGENTCUBE_METRICS_LISTEN`; off by default)
 //! serves Prometheus metrics at `GET /metrics` on a listener of its own, never the public port:
 //! access-token verifications by issuer and result code, verification time, the verified-token
@@ -114,9 +121,28 @@ struct Args {
         default_value_t = DEFAULT_IDENTITY_KEY_RELOAD.as_secs()
     )]
     identity_key_reload_secs: u64,
-    /// Redis shared with the workload manager as the session owner store (in memory if not given).
+    /// Redis shared with the workload manager as the session owner store (in memory if not
+    /// given); the Router's replicas also share their revocations through it.
     #[arg(long, env = "AGENTCUBE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// The clients whose back-channel logout URL points at this Router's
+    /// /oidc/backchannel-logout (the audience of the logout tokens Keycloak posts there): the
+    /// clients users log in with.
+    #[arg(
+        long,
+        env = "AGENTCUBE_BACKCHANNEL_CLIENT_IDS",
+        value_delimiter = ',',
+        default_value = "agentcube-cli,agentcube-router"
+    )]
+    backchannel_client_id: Vec<String>,
+    /// How long a revocation is kept, in seconds: at least the longest access-token lifetime
+    /// plus the leeway (after that, every token it refused has expired anyway).
+    #[arg(long, env = "AGENTCUBE_REVOCATION_TTL_SECS", default_value_t = 3600)]
+    revocation_ttl_secs: u64,
+    /// With --redis-url: how often this replica reads the revocations the others recorded, in
+    /// milliseconds (their staleness bound here).
+    #[arg(long, env = "AGENTCUBE_REVOCATION_POLL_MS", default_value_t = 250)]
+    revocation_poll_ms: u64,
     /// Requests served at once on /v1/*; more are answered 429.
     #[arg(long, env = "AGENTCUBE_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
     max_concurrent_requests: usize,
@@ -148,11 +174,13 @@ async fn run(args: Args) -> Result<(), String> {
     let [first, ..] = args.jwt_issuer_url.as_slice() else {
         return Err("--jwt-issuer-url is required".into());
     };
+    let revocations = revocation_set(&args).await?;
     let options = OidcOptions::new(first.as_str())
         .audience(args.jwt_audience.as_str())
         .role_claim(args.jwt_role_claim.as_str())
         .algorithms(algorithms)
-        .jwks_refresh_cooldown(Duration::from_secs(args.jwks_refresh_cooldown_secs));
+        .jwks_refresh_cooldown(Duration::from_secs(args.jwks_refresh_cooldown_secs))
+        .revocations(Arc::clone(&revocations));
     let owner_scheme = args.owner_id_scheme.map_or_else(
         || OwnerIdScheme::for_issuer_count(args.jwt_issuer_url.len()),
         OwnerIdScheme::from,
@@ -206,11 +234,16 @@ async fn run(args: Args) -> Result<(), String> {
         let verifier = options
             .build()
             .map_err(|e| format!("--jwt-issuer-url: {e}"))?;
+        let config = with_revocation(config, &revocations, [&verifier], &args)?;
         agentcube_examples::router::app(Arc::new(verifier), minter, store, config)
     } else {
         let verifier = options
             .build_multi(&args.jwt_issuer_url)
             .map_err(|e| format!("--jwt-issuer-url: {e}"))?;
+        let issuers = verifier
+            .issuers()
+            .filter_map(|issuer| verifier.verifier(issuer));
+        let config = with_revocation(config, &revocations, issuers, &args)?;
         agentcube_examples::router::app(Arc::new(verifier), minter, store, config)
     }
     .map_err(|e| e.to_string())?;
@@ -225,6 +258,54 @@ async fn run(args: Args) -> Result<(), String> {
         );
     })
     .await
+}
+
+/// The revocation set: shared through Redis with --redis-url (loaded before serving, then
+/// polled), in memory otherwise.
+async fn revocation_set(
+    args: &Args,
+) -> Result<Arc<dyn agentcube_auth_core::RevocationSet>, String> {
+    let ttl = Duration::from_secs(args.revocation_ttl_secs);
+    if ttl.is_zero() {
+        return Err("--revocation-ttl-secs must be positive".into());
+    }
+    let Some(url) = &args.redis_url else {
+        return Ok(Arc::new(
+            agentcube_auth_core::MemoryRevocationSet::new().with_ttl(ttl),
+        ));
+    };
+    let config = agentcube_oidc::RedisRevocationConfig::new()
+        .with_ttl(ttl)
+        .with_poll_interval(Duration::from_millis(args.revocation_poll_ms));
+    let set = agentcube_oidc::RedisRevocationSet::with_config(url, config)
+        .map_err(|e| format!("--redis-url (revocations): {e}"))?;
+    match set.sync().await {
+        Ok(read) => tracing::info!(read, "revocations loaded from redis"),
+        Err(err) => tracing::warn!(
+            error = %err,
+            "revocations could not be loaded from redis yet; retrying in the background"
+        ),
+    }
+    set.spawn_sync();
+    Ok(Arc::new(set))
+}
+
+/// Adds the revocation routes: the admin route, and the back-channel logout endpoint for the
+/// issuers of `verifiers`.
+fn with_revocation<'a>(
+    config: RouterConfig,
+    revocations: &Arc<dyn agentcube_auth_core::RevocationSet>,
+    verifiers: impl IntoIterator<Item = &'a agentcube_oidc::OidcVerifier>,
+    args: &Args,
+) -> Result<RouterConfig, String> {
+    let client_ids = args.backchannel_client_id.iter().cloned();
+    let backchannel = agentcube_oidc::BackchannelLogout::new(verifiers, client_ids)
+        .map_err(|e| format!("--backchannel-client-id: {e}"))?;
+    let options = agentcube_examples::router::RevocationOptions::new(
+        Arc::clone(revocations),
+        Some(backchannel),
+    );
+    Ok(config.revocation(options))
 }
 
 #[tokio::main]
