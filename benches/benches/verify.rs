@@ -10,11 +10,15 @@
 )]
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use agentcube_auth_core::jose::{
     self, Algorithm, AlgorithmSet, JwsPolicy, TimeRules, UnverifiedJws,
 };
-use agentcube_auth_core::{ClaimMapper, KeycloakClaimMapper, Requirement, RoleHierarchy};
+use agentcube_auth_core::{
+    ClaimMapper, KeycloakClaimMapper, MemoryRevocationSet, Requirement, Revocation,
+    RevocationProbe, RevocationSet, RevocationTarget, RoleHierarchy,
+};
 use agentcube_benches::{ISSUER, fixture, now, ready};
 use agentcube_oidc::{CacheConfig, OidcConfig, OidcVerifier};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -97,6 +101,10 @@ fn bench_verify(c: &mut Criterion) {
             });
         });
 
+        if alg == Algorithm::RS256 {
+            bench_revocations(&mut group, &config, &f.token, now);
+        }
+
         // Where the pipeline's time goes beyond the signature.
         group.bench_function("breakdown_parse", |b| {
             b.iter(|| UnverifiedJws::parse(black_box(&f.token), &policy).unwrap());
@@ -115,6 +123,56 @@ fn bench_verify(c: &mut Criterion) {
         });
         group.finish();
     }
+}
+
+/// The revocation check on a cache hit: the same cached verifier with a set of 1,000
+/// revocations (sessions, subjects and clients of the same issuer, none of them the token's),
+/// against `cache_hit` above; and the full lookup a hit makes when the set changed since the
+/// token was last checked.
+fn bench_revocations(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    config: &dyn Fn() -> OidcConfig,
+    token: &str,
+    now: i64,
+) {
+    let set = MemoryRevocationSet::new();
+    for i in 0..1000 {
+        let target = match i % 5 {
+            0 | 1 => RevocationTarget::Session(format!("session-{i}").into()),
+            2 | 3 => RevocationTarget::Subject(format!("subject-{i}").into()),
+            _ => RevocationTarget::Client(format!("client-{i}").into()),
+        };
+        set.insert(&Revocation::new(ISSUER, target, now)).unwrap();
+    }
+    assert_eq!(set.len(), 1000);
+    let revocations = Arc::new(set);
+    let verifier = OidcVerifier::new(config().revocations(revocations.clone())).unwrap();
+    let hierarchy = RoleHierarchy::flat();
+    let invoke = Requirement::realm_role("sandbox:invoke");
+    ready(verifier.verify(token)).unwrap();
+    group.bench_function("cache_hit_revocations_1000", |b| {
+        b.iter(|| {
+            let principal = ready(verifier.verify(black_box(token))).unwrap();
+            invoke.check(&principal, &hierarchy).unwrap();
+            principal
+        });
+    });
+    // A probe never checked (as after any change to the set): three map lookups.
+    group.bench_function("revocation_check_full_1000", |b| {
+        b.iter_batched(
+            || {
+                RevocationProbe::new(
+                    ISSUER,
+                    "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b",
+                    Some("8d7c6b5a-4e3f-2a1b-0c9d-8e7f6a5b4c3d"),
+                    Some("agentcube-cli"),
+                    Some(now),
+                )
+            },
+            |probe| revocations.check(black_box(&probe)).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
 }
 
 criterion_group!(benches, bench_verify);
