@@ -643,7 +643,8 @@ fn revocation_routes<V: TokenVerifier + 'static, S: Clone + Send + Sync + 'stati
     });
     let admin = AuthLayer::from_arc(Arc::clone(verifier))
         .require(Requirement::realm_role(config.admin_role.as_str()))
-        .hierarchy(Arc::clone(&config.hierarchy));
+        .hierarchy(Arc::clone(&config.hierarchy))
+        .on_rejection(server::AuditRejections::new("authentication failed"));
     let mut routes = Router::new().route(
         ADMIN_REVOCATIONS_PATH,
         axum::routing::post(admin_revoke).route_layer(admin),
