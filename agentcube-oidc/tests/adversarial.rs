@@ -720,7 +720,7 @@ async fn keycloak_id_refresh_and_logout_tokens_are_not_access_tokens() {
         .unwrap();
     let token = idp.token().claim("typ", 1).sign();
     assert_eq!(err(&v, &token).await, AuthError::InvalidClaim("typ".into()));
-    // A realistic ID token: audience is the client, so it fails there first (DESIGN §3 order).
+    // A realistic ID token: audience is the client, so it fails there first (claims are checked in a fixed order).
     let id = idp
         .token()
         .token_type("ID")
