@@ -145,7 +145,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use agentcube_auth_core::audit::AuditResource;
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
 use agentcube_auth_core::jose::AlgorithmSet;
 use agentcube_auth_core::{
@@ -154,8 +153,7 @@ use agentcube_auth_core::{
 use agentcube_identity::{IDENTITY_HEADER, MintError, TokenMinter};
 use agentcube_oidc::{ConfigError, KeyStoreConfig, MultiIssuerVerifier, OidcConfig, OidcVerifier};
 use agentcube_rlac::{
-    AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
-    SessionRecord,
+    AccessRequest, Action, EntryPoint, OwnerIdScheme, OwnerPolicy, OwnerStore, SessionRecord,
 };
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -1272,25 +1270,7 @@ impl Shared {
         principal: &Principal,
         request_id: Option<&str>,
     ) -> Result<SessionRecord, ServiceError> {
-        server::enforce(
-            &self.policy,
-            &AccessRequest::create(Some(principal)).with_request_id(request_id),
-        )?;
-        let owner =
-            OwnerId::from_principal(principal, self.policy.owner_scheme()).map_err(|e| {
-                server::audit_refusal(
-                    ServiceError::new(
-                        StatusCode::UNAUTHORIZED,
-                        Code::new("missing_claim"),
-                        e.to_string(),
-                    )
-                    .with_challenge("Bearer"),
-                    Action::Create.code(),
-                    AuditResource::NewSession,
-                    Some(principal),
-                    request_id,
-                )
-            })?;
+        let owner = server::authorize_creation(&self.policy, principal, request_id)?;
         let body = json!({"kind": kind.name(), "name": name, "namespace": namespace});
         let response = self
             .call_wm(

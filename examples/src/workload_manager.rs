@@ -28,14 +28,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use agentcube_auth_core::audit::AuditResource;
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal, TokenLocation};
 use agentcube_auth_core::jose::KeySource;
 use agentcube_auth_core::{Code, Principal, RoleHierarchy, ServiceError};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier};
 use agentcube_rlac::{
-    AccessRequest, Action, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
-    SessionRecord,
+    AccessRequest, Action, EntryPoint, OwnerIdScheme, OwnerPolicy, OwnerStore, SessionRecord,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -317,25 +315,7 @@ impl Shared {
                 "name and namespace must be lowercase dns names",
             ));
         }
-        server::enforce(
-            &self.policy,
-            &AccessRequest::create(Some(principal)).with_request_id(request_id),
-        )?;
-        let owner =
-            OwnerId::from_principal(principal, self.policy.owner_scheme()).map_err(|e| {
-                server::audit_refusal(
-                    ServiceError::new(
-                        StatusCode::UNAUTHORIZED,
-                        Code::new("missing_claim"),
-                        e.to_string(),
-                    )
-                    .with_challenge("Bearer"),
-                    Action::Create.code(),
-                    AuditResource::NewSession,
-                    Some(principal),
-                    request_id,
-                )
-            })?;
+        let owner = server::authorize_creation(&self.policy, principal, request_id)?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let sandbox_id = uuid::Uuid::new_v4().to_string();
         let suffix: String = sandbox_id.chars().take(8).collect();
