@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod backchannel;
+pub mod backchannel;
 mod cache;
 #[cfg(feature = "client")]
 pub mod client;
@@ -13,7 +13,7 @@ pub mod metrics;
 mod multi;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-mod revocation_redis;
+pub mod revocation_redis;
 mod stats;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
