@@ -18,6 +18,9 @@ mod rejection;
 mod requirement;
 mod revocation;
 mod role;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod token_cache;
 mod verifier;
 
 pub use claims::{Audience, Claims};

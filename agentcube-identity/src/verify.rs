@@ -20,7 +20,7 @@ use crate::kind::{
     AudienceRule, Identity, Sandbox, SessionBinding, TokenKind, TokenMeta, Verified,
 };
 use crate::replay::ReplayGuard;
-use crate::verify_cache::VerifiedCache;
+use crate::verify_cache::{Entry, VerifiedCache};
 use crate::{DEFAULT_IDENTITY_AUDIENCE, DEFAULT_ISSUER, MAX_LIFETIME, sandbox_audience};
 
 /// The longest `jti` accepted (the minter's are 22 characters).
@@ -406,7 +406,15 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
             guard.check_and_record(verified.jwt_id(), forget_after, now)?;
         }
         if let (Some(cache), Some((digest, validity, key))) = (&self.cache, fresh) {
-            cache.insert(digest, now, &verified, validity, key);
+            cache.insert(
+                digest,
+                now,
+                validity,
+                Entry {
+                    verified: verified.clone(),
+                    key,
+                },
+            );
         }
         Ok(verified)
     }
@@ -420,8 +428,9 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
         digest: &Digest,
         now: i64,
     ) -> Option<Verified<T>> {
-        let entry = cache.get(digest)?;
-        let servable = entry.validity.is_current(now, self.config.leeway)
+        let hit = cache.get(digest)?;
+        let entry = hit.value();
+        let servable = hit.is_current(now, self.config.leeway)
             && self
                 .keys
                 .key_for(Some(entry.verified.kid()), entry.verified.algorithm())
@@ -531,13 +540,15 @@ mod tests {
             AuthError::InvalidSignature
         );
         let cache = verifier.cache.as_ref().unwrap();
-        let entry = cache.get(&Digest::of(token.as_str().as_bytes())).unwrap();
+        let hit = cache.get(&Digest::of(token.as_str().as_bytes())).unwrap();
         cache.insert(
             Digest::of(forged.as_bytes()),
             NOW,
-            &entry.verified,
-            entry.validity,
-            Arc::clone(&entry.key),
+            *hit.validity(),
+            Entry {
+                verified: hit.value().verified.clone(),
+                key: Arc::clone(&hit.value().key),
+            },
         );
         let served = verifier.verify(&forged).await.unwrap();
         assert!(served.from_cache());

@@ -18,7 +18,7 @@ use agentcube_auth_core::{
 };
 use serde_json::Value;
 
-use crate::cache::{Entry, TokenCache};
+use crate::cache::{Entry, TokenCache, token_cache};
 use crate::config::{ConfigError, KeysConfig, OidcConfig};
 use crate::key_store::{FetchError, RefreshOutcome, RemoteKeySet};
 use crate::metrics::{IssuerMetrics, KeyStoreMetrics, Started};
@@ -120,7 +120,7 @@ enum Verified {
 impl Verified {
     fn into_principal(self) -> Principal {
         match self {
-            Self::Cached(entry) => entry.token.principal.clone(),
+            Self::Cached(entry) => entry.value().principal.clone(),
             Self::Fresh(token) => token.principal,
         }
     }
@@ -129,7 +129,7 @@ impl Verified {
         match self {
             Self::Cached(entry) => VerifiedToken {
                 from_cache: true,
-                ..entry.token.clone()
+                ..entry.value().clone()
             },
             Self::Fresh(token) => token,
         }
@@ -177,7 +177,7 @@ impl OidcVerifier {
             max_lifetime: config.max_lifetime,
             require_iat: config.require_iat,
         };
-        let cache = TokenCache::new(&config.cache);
+        let cache = token_cache(&config.cache);
         let metrics = IssuerMetrics::new(&config.issuer);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -287,7 +287,7 @@ impl OidcVerifier {
             accepted: inner.accepted.get(),
             cache_hits: inner.cache_hits.get(),
             cache_misses: inner.cache_misses.get(),
-            cache_entries: inner.cache.as_ref().map_or(0, TokenCache::entry_count),
+            cache_entries: inner.cache.as_ref().map_or(0, TokenCache::len),
             rejections: inner.rejections.snapshot(),
             keys,
         }
@@ -308,7 +308,7 @@ impl OidcVerifier {
             Ok(_) => self.inner.accepted.incr(),
             Err(err) => self.record_rejection(err),
         }
-        Some(hit.map(|entry| entry.token.principal.clone()))
+        Some(hit.map(|entry| entry.value().principal.clone()))
     }
 
     pub(crate) fn has_cache(&self) -> bool {
@@ -354,7 +354,7 @@ impl OidcVerifier {
     /// the next request with that token is refused as cheaply).
     fn cache_hit(&self, key: &Digest) -> Option<Result<Arc<Entry>, AuthError>> {
         let entry = self.servable(key)?;
-        Some(self.check_revoked(&entry.token).map(|()| entry))
+        Some(self.check_revoked(entry.value()).map(|()| entry))
     }
 
     /// The revocation check of a verified token.
@@ -370,7 +370,7 @@ impl OidcVerifier {
         let entry = cache.get(key)?;
         let now = self.inner.clock.now_unix();
         if entry.is_current(now, self.inner.time_rules.leeway)
-            && trusts(&self.inner.keys, &entry.token.key_thumbprint)
+            && trusts(&self.inner.keys, &entry.value().key_thumbprint)
         {
             Some(entry)
         } else {
@@ -438,8 +438,8 @@ impl OidcVerifier {
             cache.insert(
                 key,
                 inner.clock.now_unix(),
-                &verified.token,
                 verified.validity,
+                verified.token.clone(),
             );
         }
         Ok(Verified::Fresh(verified.token))
