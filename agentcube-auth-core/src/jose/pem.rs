@@ -360,6 +360,7 @@ mod der {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Code;
     use crate::jose::SigningKey;
 
     #[test]
@@ -378,6 +379,54 @@ mod tests {
             assert_eq!(reloaded.algorithm(), alg);
             let public = Jwk::from_public_pem(&key.to_public_pem().unwrap()).unwrap();
             assert_eq!(&public, key.public_jwk(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn every_reachable_key_error_has_its_code() {
+        let ed = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let public = ed.to_public_pem().unwrap();
+        let private = ed.to_pkcs8_pem().unwrap();
+        let pem = |label: &str, der: &[u8]| encode(label, der.to_vec());
+        let code = |r: Result<SigningKey, KeyError>| r.map(|_| ()).unwrap_err().code();
+        let cases: [(Code, &str); 8] = [
+            (code(SigningKey::from_pem("not a pem")), "not_pem"),
+            (
+                code(SigningKey::from_pem(&pem("CERTIFICATE", b"x"))),
+                "unsupported_pem_label",
+            ),
+            (
+                code(SigningKey::from_pem(&pem("ENCRYPTED PRIVATE KEY", b"x"))),
+                "encrypted_key",
+            ),
+            (code(SigningKey::from_pem(&public)), "not_a_private_key"),
+            (
+                Jwk::from_public_pem(private.expose_secret())
+                    .unwrap_err()
+                    .code(),
+                "not_a_public_key",
+            ),
+            (
+                code(SigningKey::generate_rsa(Algorithm::RS256, 1024)),
+                "unsupported_key_type",
+            ),
+            (
+                code(
+                    SigningKey::generate(Algorithm::EdDSA)
+                        .and_then(|k| k.with_algorithm(Algorithm::ES256)),
+                ),
+                "unsupported_algorithm",
+            ),
+            (
+                code(SigningKey::from_pem(&pem(
+                    "RSA PRIVATE KEY",
+                    b"\x30\x03\x02\x01\x00",
+                ))),
+                "key_rejected",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
         }
     }
 
