@@ -21,7 +21,8 @@ use agentcube_identity::{KeyRing, TokenMinter};
 use agentcube_oidc::test_util::{MockIssuer, TestKey};
 use serde_json::{Value, json};
 
-fn run(args: &[&str], stdin: &str) -> (Vec<Value>, String, i32) {
+/// Runs `verify-token` with `args`, `stdin` written to it, and waits for it.
+fn output(args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_verify-token"))
         .args(args)
         .stdin(Stdio::piped())
@@ -35,7 +36,11 @@ fn run(args: &[&str], stdin: &str) -> (Vec<Value>, String, i32) {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn run(args: &[&str], stdin: &str) -> (Vec<Value>, String, i32) {
+    let out = output(args, stdin);
     let lines = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -156,20 +161,7 @@ fn bad_arguments_exit_2() {
 
 /// The raw output of a run.
 fn run_raw(args: &[&str], stdin: &str) -> (String, i32) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verify-token"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output(args, stdin);
     (
         String::from_utf8(out.stdout).unwrap(),
         out.status.code().unwrap(),
