@@ -2,10 +2,15 @@
 //! JSON type as an error rather than as absent.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
 use crate::error::AuthError;
+use crate::jose::strict_json::{Found, StrictObject};
 
 /// The JSON payload of a verified token.
 ///
@@ -30,9 +35,29 @@ use crate::error::AuthError;
 /// assert_eq!(err.to_string(), r#"token claim "org_size" has the wrong type or value"#);
 /// # Ok::<(), agentcube_auth_core::AuthError>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Claims read from a token are checked in full when the token is parsed (valid JSON, no
+/// duplicate member at any depth), but built only as far as they are read: a string claim is a
+/// slice of the payload until someone asks for it as a [`Value`], and the whole map is built
+/// on the first call to [`Claims::as_map`]. Verifying a token costs allocations for the claims
+/// its mapper reads, not for every claim it carries.
+#[derive(Clone, Default)]
 pub struct Claims {
-    map: Map<String, Value>,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// Built by the caller.
+    Map(Map<String, Value>),
+    /// Read from a token's payload.
+    Payload(StrictObject),
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Self::Map(Map::new())
+    }
 }
 
 /// The `aud` claim: a single string or an array of strings (RFC 7519 §4.1.3).
@@ -66,30 +91,119 @@ impl<'a> Audience<'a> {
 impl Claims {
     /// Wraps an already-parsed JSON object.
     pub fn new(map: Map<String, Value>) -> Self {
-        Self { map }
+        Self {
+            source: Source::Map(map),
+        }
     }
 
-    /// The raw claims.
+    /// Claims read from a payload that passed the strict checks.
+    pub(crate) fn from_payload(object: StrictObject) -> Self {
+        Self {
+            source: Source::Payload(object),
+        }
+    }
+
+    /// Every claim, as a JSON object (built on the first call for claims read from a token).
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.map
+        match &self.source {
+            Source::Map(map) => map,
+            Source::Payload(object) => object.map(),
+        }
     }
 
-    /// Consumes the claims, returning the raw map.
+    /// Consumes the claims, returning every claim as a JSON object.
     pub fn into_map(self) -> Map<String, Value> {
-        self.map
+        match self.source {
+            Source::Map(map) => map,
+            Source::Payload(object) => object.into_map(),
+        }
     }
 
-    /// A top-level claim.
+    /// A top-level claim as a JSON value.
+    ///
+    /// For claims read from a token, asking for a string or an object claim this way builds
+    /// the whole map once; the typed accessors ([`Claims::string`], [`Claims::numeric_date`],
+    /// [`Claims::deserialize`]) read without building it.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.map.get(name)
+        match &self.source {
+            Source::Map(map) => map.get(name),
+            Source::Payload(object) => object.get(name),
+        }
+    }
+
+    /// Whether the claim is present and not `null`.
+    pub fn contains(&self, name: &str) -> bool {
+        !matches!(self.lookup(name), None | Some(Found::Value(Value::Null)))
+    }
+
+    /// A claim without building anything.
+    fn lookup(&self, name: &str) -> Option<Found<'_>> {
+        match &self.source {
+            Source::Map(map) => map.get(name).map(Found::Value),
+            Source::Payload(object) => object.lookup(name),
+        }
     }
 
     /// A string claim; `Err(InvalidClaim)` when present but not a string (`null` is absent).
     pub fn string(&self, name: &str) -> Result<Option<&str>, AuthError> {
-        match self.map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+        match self.lookup(name) {
+            None | Some(Found::Value(Value::Null)) => Ok(None),
+            Some(Found::Str(s)) => Ok(Some(s)),
+            Some(Found::Value(Value::String(s))) => Ok(Some(s)),
+            Some(Found::Value(_) | Found::Object) => Err(AuthError::InvalidClaim(claim_name(name))),
+        }
+    }
+
+    /// A boolean claim; `Err(InvalidClaim)` when present but not a boolean (`null` is absent).
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, AuthError> {
+        match self.lookup(name) {
+            None | Some(Found::Value(Value::Null)) => Ok(None),
+            Some(Found::Value(Value::Bool(b))) => Ok(Some(*b)),
             Some(_) => Err(AuthError::InvalidClaim(claim_name(name))),
+        }
+    }
+
+    /// A claim deserialized into `T`, which may borrow strings from the claims:
+    /// `Ok(None)` when absent, `Err(InvalidClaim)` when it does not fit `T`.
+    ///
+    /// For claims read from a token this reads the claim's own JSON text and builds nothing
+    /// else, so it is the cheap way for a mapper to read a structured claim.
+    ///
+    /// ```
+    /// use agentcube_auth_core::Claims;
+    /// use serde::Deserialize;
+    /// use serde_json::json;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Org<'a> {
+    ///     id: &'a str,
+    ///     seats: u32,
+    /// }
+    ///
+    /// let claims = Claims::try_from(json!({"org": {"id": "acme", "seats": 12}}))?;
+    /// let org: Org<'_> = claims.deserialize("org")?.expect("present");
+    /// assert_eq!((org.id, org.seats), ("acme", 12));
+    /// assert!(claims.deserialize::<Org<'_>>("missing")?.is_none());
+    /// # Ok::<(), agentcube_auth_core::AuthError>(())
+    /// ```
+    pub fn deserialize<'a, T: Deserialize<'a>>(
+        &'a self,
+        name: &str,
+    ) -> Result<Option<T>, AuthError> {
+        self.deserialize_seed(name, PhantomData)
+            .transpose()
+            .map_err(|_| AuthError::InvalidClaim(claim_name(name)))
+    }
+
+    /// A claim read with a serde seed (see [`Claims::deserialize`]); `None` when absent.
+    pub(crate) fn deserialize_seed<'a, S: DeserializeSeed<'a>>(
+        &'a self,
+        name: &str,
+        seed: S,
+    ) -> Option<Result<S::Value, serde_json::Error>> {
+        match &self.source {
+            Source::Map(map) => Some(seed.deserialize(map.get(name)?)),
+            Source::Payload(object) => object.deserialize_member(name, seed),
         }
     }
 
@@ -100,11 +214,10 @@ impl Claims {
     pub fn numeric_date(&self, name: &str) -> Result<Option<i64>, AuthError> {
         const MAX: i64 = 1 << 53;
         let invalid = || AuthError::InvalidClaim(claim_name(name));
-        let Some(value) = self.map.get(name) else {
-            return Ok(None);
-        };
-        let Value::Number(n) = value else {
-            return Err(invalid());
+        let n = match self.lookup(name) {
+            None => return Ok(None),
+            Some(Found::Value(Value::Number(n))) => n,
+            Some(_) => return Err(invalid()),
         };
         let secs = if let Some(i) = n.as_i64() {
             i
@@ -162,10 +275,11 @@ impl Claims {
     /// `aud`, as a string or an array of strings; any other shape (including an array with a
     /// non-string element) is `InvalidClaim`.
     pub fn audience(&self) -> Result<Audience<'_>, AuthError> {
-        match self.map.get("aud") {
-            None | Some(Value::Null) => Ok(Audience::Absent),
-            Some(Value::String(s)) => Ok(Audience::One(s)),
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+        match self.lookup("aud") {
+            None | Some(Found::Value(Value::Null)) => Ok(Audience::Absent),
+            Some(Found::Str(s)) => Ok(Audience::One(s)),
+            Some(Found::Value(Value::String(s))) => Ok(Audience::One(s)),
+            Some(Found::Value(Value::Array(items))) if items.iter().all(Value::is_string) => {
                 Ok(Audience::Many(items))
             }
             Some(_) => Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),
@@ -185,11 +299,11 @@ impl Claims {
         if path.is_empty() {
             return None;
         }
-        if let Some(v) = self.map.get(path) {
+        if let Some(v) = self.get(path) {
             return Some(v);
         }
         let mut parts = path.split('.');
-        let mut current = self.map.get(parts.next()?)?;
+        let mut current = self.get(parts.next()?)?;
         for part in parts {
             current = current.as_object()?.get(part)?;
         }
@@ -231,6 +345,21 @@ pub(crate) fn claim_name(name: &str) -> Cow<'static, str> {
             })
             .collect(),
     )
+}
+
+/// Equal when they hold the same claims, however each was built.
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_map() == other.as_map()
+    }
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("map", self.as_map())
+            .finish()
+    }
 }
 
 impl From<Map<String, Value>> for Claims {

@@ -11,6 +11,7 @@ mod hierarchy;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod jose;
+mod keycloak_roles;
 pub mod manual;
 mod mapper;
 mod principal;

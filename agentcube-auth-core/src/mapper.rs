@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::claims::Claims;
 use crate::error::AuthError;
+use crate::keycloak_roles::{AccessRoles, ClientRoles};
 use crate::principal::{Principal, PrincipalBuilder};
 use crate::role::Role;
 
@@ -178,7 +179,7 @@ impl StandardClaims {
             .ok_or(AuthError::MissingClaim(Cow::Borrowed("sub")))?;
         let mut builder = Principal::builder(issuer, subject);
         if let Some(email) = claims.string("email")?.filter(|e| !e.is_empty()) {
-            let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)));
+            let verified = matches!(claims.boolean("email_verified"), Ok(Some(true)));
             builder = builder.email(email, verified);
         }
         if let Some(name) = claims.string("preferred_username")? {
@@ -230,32 +231,26 @@ impl KeycloakClaimMapper {
 
 impl ClaimMapper for KeycloakClaimMapper {
     fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
-        let mut roles: Vec<Role> = nested_roles(claims.get("realm_access"))
-            .map(Role::realm)
-            .collect();
-        if let Some(Value::Object(clients)) = claims.get("resource_access") {
-            for (client, access) in clients {
-                roles.extend(
-                    nested_roles(Some(access)).map(|name| Role::client(client.as_str(), name)),
-                );
-            }
+        // Read with serde seeds straight from the claims (for a token, from the JSON text of
+        // each object), so no map is built for the roles. The seeds accept any shape and read
+        // nothing from one they do not expect; an error could only be malformed JSON, which
+        // parsing has excluded, and would drop that claim's roles rather than half of them.
+        let mut roles = Vec::new();
+        let realm = AccessRoles {
+            out: &mut roles,
+            client: None,
+        };
+        if let Some(Err(_)) = claims.deserialize_seed("realm_access", realm) {
+            roles.clear();
+        }
+        let realm_roles = roles.len();
+        if let Some(Err(_)) =
+            claims.deserialize_seed("resource_access", ClientRoles { out: &mut roles })
+        {
+            roles.truncate(realm_roles);
         }
         Ok(StandardClaims::read(claims)?.roles(roles))
     }
-}
-
-/// The string elements of the `roles` array inside `access` (a `realm_access` or
-/// `resource_access.<client>` object); nothing when `access` is not an object, `roles` is not an
-/// array, or an element is not a string. Never looks at flat dotted member names.
-fn nested_roles(access: Option<&Value>) -> impl Iterator<Item = &str> {
-    access
-        .and_then(Value::as_object)
-        .and_then(|access| access.get("roles"))
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_str)
 }
 
 /// The [`StandardClaims`], plain roles read from one claim path and, optionally, permissions
@@ -335,6 +330,107 @@ mod tests {
 
     fn claims(v: Value) -> Claims {
         Claims::try_from(v).unwrap()
+    }
+
+    /// The same claims as a verifier reads them: parsed from a token's payload, as written.
+    fn token_claims(payload: &str) -> Claims {
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload);
+        let token = format!("e30.{payload}.c2ln");
+        crate::jose::UnverifiedJws::peek_claims(&token, 64 * 1024).unwrap()
+    }
+
+    #[test]
+    fn keycloak_roles_read_from_a_token_match_roles_read_from_a_map() {
+        let shapes = [
+            r#""#,
+            r#","realm_access":{"roles":["a","b"]}"#,
+            r#","realm_access":{"roles":["a",1,null,{"x":["y"]},["z"],"b",true,2.5]}"#,
+            r#","realm_access":{"other":["x"],"roles":["a"],"more":{"roles":["nested"]}}"#,
+            r#","realm_access":{"roles":"admin"}"#,
+            r#","realm_access":{"roles":{"admin":true}}"#,
+            r#","realm_access":["admin"]"#,
+            r#","realm_access":"admin""#,
+            r#","realm_access":null"#,
+            r#","realm_access.roles":["admin"]"#,
+            r#","resource_access":{"app":{"roles":["admin"]},"web":{"roles":["read",5]}}"#,
+            r#","resource_access":{"app":["admin"],"web":"x","api":{"roles":["w"]}}"#,
+            r#","resource_access":["admin"]"#,
+            r#","resource_access":{"app":{"roles":["a"]}},"realm_access":{"roles":["a"]}"#,
+            // Whitespace around the colon, and escapes in names and values: an object whose
+            // name has escapes is built rather than left as text.
+            " ,\n \"realm_access\" \t:\r\n {\"roles\" : [ \"ws\" ] } ",
+            r#","realm_\u0061ccess":{"roles":["esc"]}"#,
+            r#","resource_access":{"\u0061pp":{"r\u006fles":["x\"y","\u00e9"]}}"#,
+        ];
+        let mapper = KeycloakClaimMapper::new();
+        for shape in shapes {
+            let text = format!(r#"{{"iss":"https://idp","sub":"u"{shape}}}"#);
+            let from_map = mapper
+                .map(claims(serde_json::from_str(&text).unwrap()))
+                .unwrap();
+            let from_token = mapper.map(token_claims(&text)).unwrap();
+            assert_eq!(from_token.roles(), from_map.roles(), "{text}");
+        }
+        let escaped = mapper
+            .map(token_claims(
+                r#"{"iss":"i","sub":"u","resource_access":{"\u0061pp":{"r\u006fles":["x\"y"]}}}"#,
+            ))
+            .unwrap();
+        assert!(escaped.roles().contains(&Role::client("app", "x\"y")));
+        let spaced = mapper
+            .map(token_claims(
+                "{\"iss\":\"i\",\"sub\":\"u\",\"realm_access\" \t:\r\n {\"roles\" : [ \"ws\" ] } }",
+            ))
+            .unwrap();
+        assert!(spaced.has_role("ws"));
+    }
+
+    #[test]
+    fn claims_read_from_a_token_answer_like_claims_built_from_a_map() {
+        let text = r#"{"iss":"https://idp","sub":"u","aud":["a","b"],"exp":1700000000.5,
+            "email":"ada@example.com","email_verified":true,"esc":"\u0041\/b","n":null,
+            "obj":{"k":[1,{"z":null}]},"num":5,"flag":"yes","arr":[1,"x"],
+            "realm_access":{"roles":["r"]}}"#;
+        let map: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
+        let built = Claims::new(map.clone());
+        let parsed = token_claims(text);
+        for name in map.keys().map(String::as_str).chain(["missing"]) {
+            assert_eq!(parsed.string(name), built.string(name), "{name}");
+            assert_eq!(
+                parsed.numeric_date(name),
+                built.numeric_date(name),
+                "{name}"
+            );
+            assert_eq!(parsed.boolean(name), built.boolean(name), "{name}");
+            assert_eq!(parsed.contains(name), built.contains(name), "{name}");
+            assert_eq!(
+                parsed.deserialize::<Value>(name).unwrap(),
+                built.deserialize::<Value>(name).unwrap(),
+                "{name}"
+            );
+            assert_eq!(parsed.get(name), built.get(name), "{name}");
+        }
+        assert_eq!(
+            parsed.audience().unwrap().iter().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(parsed.string("esc").unwrap(), Some("A/b"));
+        assert_eq!(
+            parsed.boolean("flag").unwrap_err().code(),
+            ErrorCode::InvalidClaim
+        );
+        assert_eq!(
+            parsed.deserialize::<u32>("email").unwrap_err().code(),
+            ErrorCode::InvalidClaim
+        );
+        assert_eq!(parsed, built);
+        assert_eq!(parsed.as_map(), &map);
+        assert_eq!(token_claims(text).into_map(), map);
+        assert_eq!(
+            parsed.strings_at("realm_access.roles").collect::<Vec<_>>(),
+            ["r"]
+        );
     }
 
     #[test]

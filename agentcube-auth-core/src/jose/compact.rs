@@ -8,11 +8,11 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserializer as _;
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Deserializer as _};
 
 use super::algorithm::{Algorithm, AlgorithmSet};
-use super::strict_json::{StrictJsonError, parse_object};
+use super::strict_json::{CowStr, SeenKeys, StrictJsonError, StrictObject};
 use crate::claims::Claims;
 use crate::error::{AuthError, MalformedReason, TypeLocation, Untrusted};
 
@@ -152,7 +152,7 @@ impl<'a> UnverifiedJws<'a> {
         let mut header_buf = [0u8; MAX_HEADER_BYTES];
         let header_bytes = decode_header(header_b64, &mut header_buf)?;
         let raw: RawHeader<'_> = parse_header(header_bytes)?;
-        let claims = parse_payload(&decode(payload_b64)?)?;
+        let claims = parse_payload(decode(payload_b64)?)?;
         let signature = Signature::decode(signature_b64)?;
 
         // Header rules in a fixed order (alg, typ, crit), so a token that breaks several always
@@ -211,7 +211,7 @@ impl<'a> UnverifiedJws<'a> {
             });
         }
         let [_, payload_b64, _] = split_compact(token)?;
-        parse_payload(&decode(payload_b64)?)
+        parse_payload(decode(payload_b64)?)
     }
 
     /// The checked header.
@@ -259,8 +259,8 @@ struct RawHeader<'a> {
     enc: bool,
 }
 
-/// More header members than any real token has; beyond this the header is refused rather than
-/// checked for duplicates pairwise.
+/// More header members than any real token has (they carry three to five); a header with more
+/// is refused.
 const MAX_HEADER_MEMBERS: usize = 32;
 
 /// Why the single-pass header parse failed (carried through serde's error as a marker).
@@ -304,17 +304,20 @@ impl<'de> serde::de::Visitor<'de> for HeaderVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         use serde::de::Error as _;
         let mut header = RawHeader::default();
-        let mut seen: [Option<Cow<'de, str>>; MAX_HEADER_MEMBERS] =
-            [const { None }; MAX_HEADER_MEMBERS];
+        let mut seen = SeenKeys::new();
         let mut count = 0;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if seen.iter().take(count).flatten().any(|k| *k == key) {
+        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
+            count += 1;
+            if count > MAX_HEADER_MEMBERS {
+                return Err(A::Error::custom("too many header members"));
+            }
+            if !seen.insert(key.clone()) {
                 return Err(A::Error::custom(HEADER_DUPLICATE));
             }
             match &*key {
-                "alg" => header.alg = Some(map.next_value::<Str<'de>>()?.0),
-                "typ" => header.typ = Some(map.next_value::<Str<'de>>()?.0),
-                "kid" => header.kid = Some(map.next_value::<Str<'de>>()?.0),
+                "alg" => header.alg = Some(map.next_value::<CowStr<'de>>()?.0),
+                "typ" => header.typ = Some(map.next_value::<CowStr<'de>>()?.0),
+                "kid" => header.kid = Some(map.next_value::<CowStr<'de>>()?.0),
                 "crit" => {
                     map.next_value::<IgnoredAny>()?;
                     header.crit = true;
@@ -327,60 +330,14 @@ impl<'de> serde::de::Visitor<'de> for HeaderVisitor {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
-            let slot = seen
-                .get_mut(count)
-                .ok_or_else(|| A::Error::custom("too many header members"))?;
-            *slot = Some(key);
-            count += 1;
         }
         Ok(header)
     }
 }
 
-/// A JSON object key, borrowed from the input when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-/// A JSON string value, borrowed from the input when it has no escapes. Any other JSON type is
-/// a data error (`HeaderField`).
-struct Str<'a>(Cow<'a, str>);
-
-struct CowStrVisitor;
-
-impl<'de> serde::de::Visitor<'de> for CowStrVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(CowStrVisitor).map(Key)
-    }
-}
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(CowStrVisitor).map(Str)
-    }
-}
-
-fn parse_payload(bytes: &[u8]) -> Result<Claims, AuthError> {
-    match parse_object(bytes) {
-        Ok(map) => Ok(Claims::new(map)),
+fn parse_payload(bytes: Vec<u8>) -> Result<Claims, AuthError> {
+    match StrictObject::parse(bytes) {
+        Ok(object) => Ok(Claims::from_payload(object)),
         Err(StrictJsonError::Duplicate) => {
             Err(AuthError::Malformed(MalformedReason::DuplicateMember))
         }

@@ -44,7 +44,7 @@ mod key_set;
 mod pem;
 mod signing;
 mod sources;
-mod strict_json;
+pub(crate) mod strict_json;
 mod validate;
 
 pub use algorithm::{Algorithm, AlgorithmSet, KeyFamily, UnknownAlgorithm};
