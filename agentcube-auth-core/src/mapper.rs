@@ -334,8 +334,7 @@ mod tests {
 
     /// The same claims as a verifier reads them: parsed from a token's payload, as written.
     fn token_claims(payload: &str) -> Claims {
-        use base64::Engine as _;
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload);
+        let payload = crate::jose::base64url::encode(payload);
         let token = format!("e30.{payload}.c2ln");
         crate::jose::UnverifiedJws::peek_claims(&token, 64 * 1024).unwrap()
     }

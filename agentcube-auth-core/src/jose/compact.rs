@@ -6,12 +6,11 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserializer as _;
 use serde::de::IgnoredAny;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
+use super::base64url;
 use super::strict_json::{CowStr, SeenKeys, StrictJsonError, StrictObject};
 use crate::claims::Claims;
 use crate::error::{AuthError, MalformedReason, TypeLocation, Untrusted};
@@ -377,16 +376,15 @@ fn decode_header<'b>(
     if segment.len() > (MAX_HEADER_BYTES * 4).div_ceil(3) {
         return Err(AuthError::Malformed(MalformedReason::HeaderTooLarge));
     }
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(segment, buf)
-        .map_err(|_| AuthError::Malformed(MalformedReason::Base64))?;
-    Ok(buf.get(..len).unwrap_or_default())
+    decode_into(segment, buf)
 }
 
 fn decode(segment: &str) -> Result<Vec<u8>, AuthError> {
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| AuthError::Malformed(MalformedReason::Base64))
+    base64url::decode(segment).map_err(|_| AuthError::Malformed(MalformedReason::Base64))
+}
+
+fn decode_into<'b>(segment: &str, buf: &'b mut [u8]) -> Result<&'b [u8], AuthError> {
+    base64url::decode_into(segment, buf).map_err(|_| AuthError::Malformed(MalformedReason::Base64))
 }
 
 /// A decoded signature, held inline (no allocation).
@@ -401,9 +399,7 @@ impl Signature {
         if segment.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
             return Err(AuthError::Malformed(MalformedReason::SignatureEncoding));
         }
-        let len = URL_SAFE_NO_PAD
-            .decode_slice(segment, &mut bytes)
-            .map_err(|_| AuthError::Malformed(MalformedReason::Base64))?;
+        let len = decode_into(segment, &mut bytes)?.len();
         Ok(Self { bytes, len })
     }
 
@@ -432,6 +428,34 @@ impl std::fmt::Debug for Signature {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_must_be_canonical_unpadded_base64url() {
+        let base64 = AuthError::Malformed(MalformedReason::Base64);
+        // "QQ" is the one encoding of "A"; "QR" sets trailing bits that decode to nothing.
+        assert!(UnverifiedJws::peek_claims("e30.e30.c2ln", 100).is_ok());
+        for payload in ["QR", "e30=", "e3 0", "e+0", "e/0", "Q", "QUJ"] {
+            let token = format!("e30.{payload}.c2ln");
+            assert_eq!(
+                UnverifiedJws::peek_claims(&token, 100).err(),
+                Some(base64.clone()),
+                "{payload}"
+            );
+        }
+        let policy = JwsPolicy::new(AlgorithmSet::only(Algorithm::RS256));
+        let header = "eyJhbGciOiJSUzI1NiJ9"; // {"alg":"RS256"}
+        for bad in [
+            format!("{header}.e30.QR"),
+            format!("{header}.e30.QQ=="),
+            "e31.e30.QQ".to_owned(),
+        ] {
+            assert_eq!(
+                UnverifiedJws::parse(&bad, &policy).err(),
+                Some(base64.clone()),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn a_header_that_is_not_an_object_is_header_json_and_a_bad_member_is_header_field() {

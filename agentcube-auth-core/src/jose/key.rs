@@ -2,9 +2,8 @@
 
 use std::fmt;
 
+use super::base64url;
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::algorithm::{Algorithm, AlgorithmSet, KeyFamily};
@@ -115,7 +114,7 @@ impl Jwk {
             _ => return None,
         };
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
-        Some(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+        Some(base64url::encode(digest.as_ref()))
     }
 }
 
@@ -124,8 +123,8 @@ impl Jwk {
     pub fn rsa(n: &[u8], e: &[u8]) -> Self {
         Self {
             kty: "RSA".to_owned(),
-            n: Some(URL_SAFE_NO_PAD.encode(n)),
-            e: Some(URL_SAFE_NO_PAD.encode(e)),
+            n: Some(base64url::encode(n)),
+            e: Some(base64url::encode(e)),
             ..Self::default()
         }
     }
@@ -145,8 +144,8 @@ impl Jwk {
                 Some(Self {
                     kty: "EC".to_owned(),
                     crv: Some(crv.to_owned()),
-                    x: Some(URL_SAFE_NO_PAD.encode(x)),
-                    y: Some(URL_SAFE_NO_PAD.encode(y)),
+                    x: Some(base64url::encode(x)),
+                    y: Some(base64url::encode(y)),
                     ..Self::default()
                 })
             }
@@ -159,7 +158,7 @@ impl Jwk {
         (x.len() == 32).then(|| Self {
             kty: "OKP".to_owned(),
             crv: Some("Ed25519".to_owned()),
-            x: Some(URL_SAFE_NO_PAD.encode(x)),
+            x: Some(base64url::encode(x)),
             ..Self::default()
         })
     }
@@ -342,9 +341,7 @@ impl fmt::Debug for VerificationKey {
 
 fn b64(value: Option<&str>) -> Result<Vec<u8>, SkipReason> {
     let value = value.ok_or(SkipReason::InvalidKeyMaterial)?;
-    URL_SAFE_NO_PAD
-        .decode(value)
-        .map_err(|_| SkipReason::InvalidKeyMaterial)
+    base64url::decode(value).map_err(|_| SkipReason::InvalidKeyMaterial)
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -535,11 +532,11 @@ mod tests {
             extra(&mut jwk);
             VerificationKey::from_jwk(&jwk).err()
         };
-        let n2048 = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
-        let n1024 = URL_SAFE_NO_PAD.encode([0xc5u8; 128]);
+        let n2048 = base64url::encode([0xc5u8; 256]);
+        let n1024 = base64url::encode([0xc5u8; 128]);
         let mut padded = vec![0u8; 4];
         padded.extend([0x01u8; 255]); // 2041 bits after stripping zeros
-        let n_padded = URL_SAFE_NO_PAD.encode(padded);
+        let n_padded = base64url::encode(padded);
         assert_eq!(rsa(&n1024, |_| {}), Some(SkipReason::WeakKey));
         assert_eq!(rsa(&n_padded, |_| {}), Some(SkipReason::WeakKey));
         assert_eq!(
@@ -584,8 +581,8 @@ mod tests {
         let off_curve = Jwk {
             kty: "EC".into(),
             crv: Some("P-256".into()),
-            x: Some(URL_SAFE_NO_PAD.encode([1u8; 32])),
-            y: Some(URL_SAFE_NO_PAD.encode([2u8; 32])),
+            x: Some(base64url::encode([1u8; 32])),
+            y: Some(base64url::encode([2u8; 32])),
             ..Jwk::default()
         };
         assert_eq!(

@@ -38,6 +38,7 @@
 //! ```
 
 mod algorithm;
+pub(crate) mod base64url;
 mod compact;
 mod key;
 mod key_set;

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::base64url;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -14,8 +15,6 @@ use aws_lc_rs::signature::{
     self as sig, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
     ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::algorithm::{Algorithm, KeyFamily};
 use super::key::{Jwk, VerificationKey};
@@ -46,7 +45,7 @@ impl EncodedHeader {
     /// foreign `alg`): nothing here checks the bytes. Production code uses
     /// [`SigningKey::header`].
     pub fn from_json_bytes(header: &[u8]) -> Self {
-        Self(URL_SAFE_NO_PAD.encode(header).into_boxed_str())
+        Self(base64url::encode(header).into_boxed_str())
     }
 
     /// The base64url text (the token's first segment).
@@ -331,14 +330,17 @@ impl SigningKey {
     /// [`SignError::Crypto`] if the crypto library fails.
     pub fn sign(&self, header: &EncodedHeader, payload: &[u8]) -> Result<String, SignError> {
         let mut out = String::with_capacity(
-            header.0.len() + 2 + b64_len(payload.len()) + b64_len(self.signature_len()),
+            header.0.len()
+                + 2
+                + base64url::encoded_len(payload.len())
+                + base64url::encoded_len(self.signature_len()),
         );
         out.push_str(&header.0);
         out.push('.');
-        URL_SAFE_NO_PAD.encode_string(payload, &mut out);
+        base64url::encode_to(payload, &mut out);
         let signature = self.sign_message(out.as_bytes())?;
         out.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut out);
+        base64url::encode_to(signature, &mut out);
         Ok(out)
     }
 
@@ -447,10 +449,6 @@ impl fmt::Debug for PrivateKeyDer {
     }
 }
 
-const fn b64_len(n: usize) -> usize {
-    (n * 4).div_ceil(3)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,16 +472,14 @@ mod tests {
     #[test]
     fn header_is_encoded_once_with_the_key_kid_and_alg() {
         let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-        let decoded = URL_SAFE_NO_PAD
-            .decode(key.header(Some("x+jwt")).as_str())
-            .unwrap();
+        let decoded = base64url::decode(key.header(Some("x+jwt")).as_str()).unwrap();
         let header: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
         assert_eq!(
             header,
             serde_json::json!({"alg": "EdDSA", "kid": key.kid(), "typ": "x+jwt"})
         );
-        assert_eq!(b64_len(64), 86);
-        assert_eq!(b64_len(0), 0);
+        assert_eq!(base64url::encoded_len(64), 86);
+        assert_eq!(base64url::encoded_len(0), 0);
     }
 
     #[test]
