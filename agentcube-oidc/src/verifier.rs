@@ -16,7 +16,6 @@ use agentcube_auth_core::{
     AuthError, ClaimMapper, Claims, Clock, Principal, RevocationProbe, RevocationSet,
     TokenVerifier, TypeLocation, Untrusted,
 };
-use serde_json::Value;
 
 use crate::cache::{Entry, TokenCache, token_cache};
 use crate::config::{ConfigError, KeysConfig, OidcConfig};
@@ -538,7 +537,7 @@ impl OidcVerifier {
             }
         }
         for name in &*inner.required_claims {
-            if matches!(claims.get(name), None | Some(Value::Null)) {
+            if !claims.contains(name) {
                 return Err(AuthError::MissingClaim(Cow::Owned(name.clone())));
             }
         }
