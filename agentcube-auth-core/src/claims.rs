@@ -6,11 +6,11 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
-use serde::de::DeserializeSeed;
+use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::AuthError;
-use crate::jose::strict_json::{Found, StrictObject};
+use crate::jose::strict_json::{CowStr, Found, StrictObject};
 
 /// The JSON payload of a verified token.
 ///
@@ -150,7 +150,7 @@ impl Claims {
             None | Some(Found::Value(Value::Null)) => Ok(None),
             Some(Found::Str(s)) => Ok(Some(s)),
             Some(Found::Value(Value::String(s))) => Ok(Some(s)),
-            Some(Found::Value(_) | Found::Object) => Err(AuthError::InvalidClaim(claim_name(name))),
+            Some(Found::Value(_) | Found::Nested) => Err(AuthError::InvalidClaim(claim_name(name))),
         }
     }
 
@@ -275,14 +275,31 @@ impl Claims {
     /// `aud`, as a string or an array of strings; any other shape (including an array with a
     /// non-string element) is `InvalidClaim`.
     pub fn audience(&self) -> Result<Audience<'_>, AuthError> {
+        // The shape rule is `AudienceSeed`'s; what follows only picks the representation.
+        if self.audience_names_any::<&str>(&[])?.is_none() {
+            return Ok(Audience::Absent);
+        }
         match self.lookup("aud") {
-            None | Some(Found::Value(Value::Null)) => Ok(Audience::Absent),
             Some(Found::Str(s)) => Ok(Audience::One(s)),
-            Some(Found::Value(Value::String(s))) => Ok(Audience::One(s)),
-            Some(Found::Value(Value::Array(items))) if items.iter().all(Value::is_string) => {
-                Ok(Audience::Many(items))
-            }
-            Some(_) => Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),
+            _ => match self.get("aud") {
+                Some(Value::String(s)) => Ok(Audience::One(s)),
+                Some(Value::Array(items)) => Ok(Audience::Many(items)),
+                _ => Ok(Audience::Absent),
+            },
+        }
+    }
+
+    /// Whether `aud` names one of `accepted`: `Ok(None)` without an `aud` (or with `null`),
+    /// `InvalidClaim` unless it is a string or an array of strings. Reads the claim without
+    /// building it.
+    pub(crate) fn audience_names_any<S: AsRef<str>>(
+        &self,
+        accepted: &[S],
+    ) -> Result<Option<bool>, AuthError> {
+        match self.deserialize_seed("aud", AudienceSeed { accepted }) {
+            None => Ok(None),
+            Some(Ok(found)) => Ok(found),
+            Some(Err(_)) => Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),
         }
     }
 
@@ -321,6 +338,55 @@ impl Claims {
             .unwrap_or_default()
             .iter()
             .filter_map(Value::as_str)
+    }
+}
+
+/// Reads `aud`: a string or an array of strings (RFC 7519 §4.1.3), or `null` for none; whether
+/// any of `accepted` is among them. Any other shape is an error.
+struct AudienceSeed<'s, S> {
+    accepted: &'s [S],
+}
+
+impl<S: AsRef<str>> AudienceSeed<'_, S> {
+    fn accepts(&self, audience: &str) -> bool {
+        self.accepted.iter().any(|a| a.as_ref() == audience)
+    }
+}
+
+impl<'de, S: AsRef<str>> DeserializeSeed<'de> for AudienceSeed<'_, S> {
+    type Value = Option<bool>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<bool>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, S: AsRef<str>> Visitor<'de> for AudienceSeed<'_, S> {
+    type Value = Option<bool>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array of strings")
+    }
+
+    fn visit_str<E>(self, audience: &str) -> Result<Option<bool>, E> {
+        Ok(Some(self.accepts(audience)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<bool>, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E>(self) -> Result<Option<bool>, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<bool>, A::Error> {
+        // Every element is read, so a non-string after a match is still refused.
+        let mut found = false;
+        while let Some(CowStr(audience)) = seq.next_element::<CowStr<'de>>()? {
+            found |= self.accepts(&audience);
+        }
+        Ok(Some(found))
     }
 }
 

@@ -7,10 +7,10 @@
 //!
 //! A payload is checked in full once, when it is parsed ([`StrictObject::parse`]), but only
 //! what later questions need is built. A top-level string without escapes stays a range of the
-//! payload text; numbers, booleans and nulls are held as values (they do not allocate); arrays
-//! are built (verifiers read `aud` and `scp`); an object stays checked text until it is read,
-//! and a mapper reads one — `realm_access`, say — with a serde seed that borrows its strings
-//! ([`StrictObject::deserialize_member`]). The whole map is built only for a caller that asks
+//! payload text; numbers, booleans and nulls are held as values (they do not allocate); an
+//! object or array stays checked text until it is read, and a verifier or mapper reads one —
+//! `aud` or `realm_access`, say — with a serde seed that borrows its strings
+//! ([`StrictObject::deserialize_member`]). A member asked for as a [`Value`] is built once. The whole map is built only for a caller that asks
 //! for it. Verifying a token therefore allocates for what its principal keeps, not for every
 //! claim it carries.
 
@@ -150,24 +150,33 @@ enum Text {
 
 #[derive(Clone)]
 enum Slot {
-    /// A string without escapes: the range of its contents in the text.
-    Str(Range<usize>),
-    /// A number, boolean, null, string with escapes or array, built while it was checked
-    /// (scalars cost no allocation; arrays are the audiences and scopes verifiers read).
+    /// A string without escapes: the range of its contents in the text, and the string as a
+    /// [`Value`] once someone asked for one.
+    Str {
+        range: Range<usize>,
+        built: OnceLock<Value>,
+    },
+    /// A number, boolean or null (no allocation), or a value whose place in the text is not
+    /// known (a string with escapes; an object or array under a name with escapes), built
+    /// while it was checked.
     Value(Value),
-    /// An object, checked and left as text until it is read: where it starts in the text (a
-    /// reader stops at its end).
-    Object(usize),
+    /// An object or array, checked and left as text: where it starts (a reader stops at its
+    /// end), and the value once someone asked for one.
+    Nested {
+        start: usize,
+        built: OnceLock<Value>,
+    },
 }
 
 /// A member as [`StrictObject::lookup`] finds it.
 pub(crate) enum Found<'a> {
     /// A string, borrowed from the payload text.
     Str(&'a str),
-    /// A value that was built.
+    /// A number, boolean, null or a value that was built.
     Value(&'a Value),
-    /// An object, as its checked JSON text.
-    Object,
+    /// An object or array, not built (read it with [`StrictObject::get`] or
+    /// [`StrictObject::deserialize_member`]).
+    Nested,
 }
 
 impl StrictObject {
@@ -214,20 +223,23 @@ impl StrictObject {
     /// A member, without building anything.
     pub(crate) fn lookup(&self, name: &str) -> Option<Found<'_>> {
         Some(match &self.find(name)?.value {
-            Slot::Str(range) => Found::Str(self.slice(range)),
+            Slot::Str { range, .. } => Found::Str(self.slice(range)),
             Slot::Value(value) => Found::Value(value),
-            Slot::Object(_) => Found::Object,
+            Slot::Nested { .. } => Found::Nested,
         })
     }
 
-    /// A member as a [`Value`]. A string or an object builds the whole map once (see
-    /// [`StrictObject::map`]); read them with [`StrictObject::lookup`] or
-    /// [`StrictObject::deserialize_member`] to avoid that.
+    /// A member as a [`Value`], built on the first call for that member (read strings with
+    /// [`StrictObject::lookup`] and nested values with [`StrictObject::deserialize_member`] to
+    /// build nothing).
     pub(crate) fn get(&self, name: &str) -> Option<&Value> {
-        match &self.find(name)?.value {
-            Slot::Value(value) => Some(value),
-            Slot::Str(_) | Slot::Object(_) => self.map().get(name),
-        }
+        Some(match &self.find(name)?.value {
+            Slot::Str { range, built } => {
+                built.get_or_init(|| Value::String(self.slice(range).to_owned()))
+            }
+            Slot::Value(value) => value,
+            Slot::Nested { start, built } => built.get_or_init(|| self.build_at(*start)),
+        })
     }
 
     /// Deserializes one member with `seed`, borrowing its strings from the payload text.
@@ -237,9 +249,11 @@ impl StrictObject {
         seed: S,
     ) -> Option<Result<S::Value, serde_json::Error>> {
         Some(match &self.find(name)?.value {
-            Slot::Str(range) => seed.deserialize(BorrowedStrDeserializer::new(self.slice(range))),
+            Slot::Str { range, .. } => {
+                seed.deserialize(BorrowedStrDeserializer::new(self.slice(range)))
+            }
             Slot::Value(value) => seed.deserialize(value),
-            Slot::Object(start) => {
+            Slot::Nested { start, .. } => {
                 let mut de = serde_json::Deserializer::from_str(self.from(*start));
                 seed.deserialize(&mut de)
             }
@@ -258,17 +272,25 @@ impl StrictObject {
 
     fn build(&self, slot: &Slot) -> Value {
         match slot {
-            Slot::Str(range) => Value::String(self.slice(range).to_owned()),
+            Slot::Str { range, built } => built
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Value::String(self.slice(range).to_owned())),
             Slot::Value(value) => value.clone(),
-            // The text passed the same parser when the object was checked, so this cannot
-            // fail; `Null` keeps it total rather than panicking.
-            Slot::Object(start) => {
-                let mut de = serde_json::Deserializer::from_str(self.from(*start));
-                StrictValue { depth: 1 }
-                    .deserialize(&mut de)
-                    .unwrap_or(Value::Null)
-            }
+            Slot::Nested { start, built } => built
+                .get()
+                .cloned()
+                .unwrap_or_else(|| self.build_at(*start)),
         }
+    }
+
+    /// Builds the nested value that starts at `start`. The text passed the same parser when
+    /// it was checked, so this cannot fail; `Null` keeps it total rather than panicking.
+    fn build_at(&self, start: usize) -> Value {
+        let mut de = serde_json::Deserializer::from_str(self.from(start));
+        StrictValue { depth: 1 }
+            .deserialize(&mut de)
+            .unwrap_or(Value::Null)
     }
 
     /// Every member, moved out where they are already built.
@@ -291,6 +313,15 @@ impl StrictObject {
     }
 }
 
+impl Slot {
+    fn nested(start: usize) -> Self {
+        Self::Nested {
+            start,
+            built: OnceLock::new(),
+        }
+    }
+}
+
 /// The position of `part` inside `base`, when `part` was borrowed from it.
 fn range_in(base: &str, part: &str) -> Option<Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
@@ -308,10 +339,11 @@ fn key_text(base: &str, key: Cow<'_, str>) -> Text {
     }
 }
 
-/// Where the value of the member whose name ends at `key_end` starts, if it is an object:
+/// Where the value of the member whose name ends at `key_end` starts, if it is an object or
+/// an array:
 /// past the name's closing quote, the colon and any whitespace. The text has passed the
 /// parser, so this only skips what the grammar allows there.
-fn object_start(base: &str, key_end: usize) -> Option<usize> {
+fn nested_start(base: &str, key_end: usize) -> Option<usize> {
     let rest = base.as_bytes().get(key_end..)?;
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let mut at = 0;
@@ -325,7 +357,7 @@ fn object_start(base: &str, key_end: usize) -> Option<usize> {
     }
     at += 1;
     at += rest.get(at..)?.iter().take_while(|b| is_space(b)).count();
-    (rest.get(at) == Some(&b'{')).then_some(key_end + at)
+    matches!(rest.get(at), Some(b'{' | b'[')).then_some(key_end + at)
 }
 
 /// The top-level object: its members, checked in one pass, left as text where that is cheaper.
@@ -350,13 +382,13 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                 return Err(de::Error::custom(DUPLICATE));
             }
             let key = key_text(self.base, key);
-            let object_start = match &key {
-                Text::InPayload(range) => object_start(self.base, range.end),
+            let nested_start = match &key {
+                Text::InPayload(range) => nested_start(self.base, range.end),
                 Text::Decoded(_) => None,
             };
             let value = access.next_value_seed(MemberSeed {
                 base: self.base,
-                object_start,
+                nested_start,
             })?;
             members.push(Member { tag, key, value });
         }
@@ -364,11 +396,11 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
     }
 }
 
-/// One member's value. An object is checked without being built when its start in the text is
-/// known (its name had no escapes), and built otherwise.
+/// One member's value. An object or array is checked without being built when its start in
+/// the text is known (its name had no escapes), and built otherwise.
 struct MemberSeed<'b> {
     base: &'b str,
-    object_start: Option<usize>,
+    nested_start: Option<usize>,
 }
 
 impl<'de> DeserializeSeed<'de> for MemberSeed<'_> {
@@ -388,7 +420,10 @@ impl<'de> Visitor<'de> for MemberSeed<'_> {
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Slot, E> {
         Ok(match range_in(self.base, v) {
-            Some(range) => Slot::Str(range),
+            Some(range) => Slot::Str {
+                range,
+                built: OnceLock::new(),
+            },
             None => Slot::Value(Value::String(v.to_owned())),
         })
     }
@@ -426,14 +461,19 @@ impl<'de> Visitor<'de> for MemberSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Slot, A::Error> {
-        StrictValue { depth: 1 }.visit_seq(seq).map(Slot::Value)
+        match self.nested_start {
+            Some(start) => StrictCheck { depth: 1 }
+                .visit_seq(seq)
+                .map(|()| Slot::nested(start)),
+            None => StrictValue { depth: 1 }.visit_seq(seq).map(Slot::Value),
+        }
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Slot, A::Error> {
-        match self.object_start {
+        match self.nested_start {
             Some(start) => StrictCheck { depth: 1 }
                 .visit_map(map)
-                .map(|()| Slot::Object(start)),
+                .map(|()| Slot::nested(start)),
             None => StrictValue { depth: 1 }.visit_map(map).map(Slot::Value),
         }
     }
@@ -741,7 +781,8 @@ mod tests {
         assert!(
             matches!(ours.lookup("e"), Some(Found::Value(Value::String(s))) if s == "tab\tand é")
         );
-        assert!(matches!(ours.lookup("c"), Some(Found::Object)));
+        assert!(matches!(ours.lookup("c"), Some(Found::Nested)));
+        assert!(matches!(ours.lookup("b"), Some(Found::Nested)));
         assert!(ours.lookup("missing").is_none() && ours.get("missing").is_none());
         assert_eq!(ours.map(), &theirs);
         assert_eq!(parse(text).unwrap().into_map(), theirs);

@@ -134,14 +134,10 @@ pub fn check_issuer(claims: &Claims, expected: &str) -> Result<(), AuthError> {
 /// `missing_claim` when there is no `aud`, `invalid_claim` for a wrong type, otherwise
 /// `audience_mismatch`.
 pub fn check_audience<S: AsRef<str>>(claims: &Claims, accepted: &[S]) -> Result<(), AuthError> {
-    let aud = claims.audience()?;
-    if matches!(aud, crate::Audience::Absent) {
-        return Err(AuthError::MissingClaim(Cow::Borrowed("aud")));
-    }
-    if accepted.iter().any(|a| aud.contains(a.as_ref())) {
-        Ok(())
-    } else {
-        Err(AuthError::AudienceMismatch)
+    match claims.audience_names_any(accepted)? {
+        None => Err(AuthError::MissingClaim(Cow::Borrowed("aud"))),
+        Some(true) => Ok(()),
+        Some(false) => Err(AuthError::AudienceMismatch),
     }
 }
 
