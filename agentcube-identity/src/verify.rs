@@ -387,7 +387,7 @@ impl<K: KeySource, T: TokenKind> InternalVerifier<K, T> {
         let (verified, fresh) = match &self.cache {
             // An oversized token is never hashed: the full path refuses it first.
             Some(cache) if token.len() <= self.policy.max_token_bytes => {
-                let digest = Digest::of(token.as_bytes());
+                let digest = Digest::of_token(token);
                 match self.cached(cache, &digest, now).await {
                     Some(hit) => (hit, None),
                     None => {
@@ -540,9 +540,9 @@ mod tests {
             AuthError::InvalidSignature
         );
         let cache = verifier.cache.as_ref().unwrap();
-        let hit = cache.get(&Digest::of(token.as_str().as_bytes())).unwrap();
+        let hit = cache.get(&Digest::of_token(token.as_str())).unwrap();
         cache.insert(
-            Digest::of(forged.as_bytes()),
+            Digest::of_token(&forged),
             NOW,
             *hit.validity(),
             Entry {

@@ -100,7 +100,7 @@ impl MultiIssuerVerifier {
                 started,
             ));
         }
-        let key = self.any_cache.then(|| Digest::of(token.as_bytes()));
+        let key = self.any_cache.then(|| Digest::of_token(token));
         if let Some(key) = &key {
             for v in &*self.verifiers {
                 if let Some(result) = v.cached_principal(key) {

@@ -421,7 +421,7 @@ impl OidcVerifier {
                 key
             }
             (Some(_), Route::Direct) => {
-                let key = Digest::of(token.as_bytes());
+                let key = Digest::of_token(token);
                 if let Some(hit) = self.cache_hit(&key) {
                     inner.cache_hits.incr();
                     inner.metrics.cache_hit();
