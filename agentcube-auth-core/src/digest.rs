@@ -3,7 +3,7 @@
 //! A cache keyed by a token must not hold the token: a heap dump or a debug print of the cache
 //! would leak live credentials. [`Digest`] is a 128-bit SipHash-1-3 under a random
 //! per-process key, so a dump reveals nothing and nobody can aim one input at another's entry
-//! without the key. [`DigestHasher`] then lets a `HashMap` or `moka` cache use the digest as
+//! without the key. [`DigestHasher`] then lets a `HashMap` or a cache use the digest as
 //! it is instead of hashing it a second time.
 //!
 //! Token caches use [`Digest::of_token`], which feeds the keyed hash a fast unkeyed 128-bit hash

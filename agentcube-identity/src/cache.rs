@@ -9,13 +9,12 @@
 //! requires the signing key to still be the ring's active key, so a rotation invalidates every
 //! cached token.
 //!
-//! The map is a `moka` cache bounded by entry count (its eviction policy decides what goes when
-//! full: the cost is a re-sign, never a wrong token) with a time-to-live of the longest token
-//! lifetime, so stale entries do not linger. Whether a token may still be reused is decided by
-//! the minter's clock on every hit, not by the cache's timer.
+//! The map is a `quick_cache` bounded by entry count, as the verified-token cache is (its
+//! eviction policy decides what goes when full: the cost is a re-sign, never a wrong token).
+//! Whether a token may still be reused is decided by the minter's clock on every hit; an entry
+//! past its time is replaced by the next mint for the same principal, or evicted.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use agentcube_auth_core::Principal;
 use agentcube_auth_core::digest::{Digest, DigestHasher};
@@ -45,18 +44,21 @@ impl Entry {
 }
 
 pub(crate) struct MintCache {
-    map: moka::sync::Cache<Digest, Arc<Entry>, DigestHasher>,
+    map: quick_cache::sync::Cache<Digest, Arc<Entry>, quick_cache::UnitWeighter, DigestHasher>,
     compare_roles: bool,
 }
 
 impl MintCache {
-    /// A cache of at most `capacity` tokens, each kept at most `time_to_live` (real time).
-    pub(crate) fn new(capacity: u64, time_to_live: Duration, compare_roles: bool) -> Self {
+    /// A cache of at most `capacity` tokens.
+    pub(crate) fn new(capacity: u64, compare_roles: bool) -> Self {
         Self {
-            map: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(time_to_live)
-                .build_with_hasher(DigestHasher::default()),
+            map: quick_cache::sync::Cache::with(
+                usize::try_from(capacity).unwrap_or(usize::MAX),
+                capacity,
+                quick_cache::UnitWeighter,
+                DigestHasher::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
             compare_roles,
         }
     }
@@ -106,19 +108,19 @@ impl MintCache {
 
     /// Drops the entries whose principal `matches`; returns how many.
     pub(crate) fn forget(&self, matches: impl Fn(&Principal) -> bool) -> u64 {
-        let mut dropped = 0;
-        for (digest, entry) in &self.map {
-            if matches(&entry.principal) {
-                self.map.invalidate(&*digest);
-                dropped += 1;
+        let dropped = std::sync::atomic::AtomicU64::new(0);
+        self.map.retain(|_, entry| {
+            let keep = !matches(&entry.principal);
+            if !keep {
+                dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-        }
-        dropped
+            keep
+        });
+        dropped.into_inner()
     }
 
-    /// The number of cached tokens, after the cache's pending evictions.
+    /// The number of cached tokens.
     pub(crate) fn len(&self) -> u64 {
-        self.map.run_pending_tasks();
-        self.map.entry_count()
+        u64::try_from(self.map.len()).unwrap_or(u64::MAX)
     }
 }

@@ -282,11 +282,10 @@ impl TokenMinter {
 
     /// A minter with a `config` known to be valid, and the system clock.
     fn unchecked(ring: Arc<KeyRing>, config: MinterConfig) -> Self {
-        let longest = config.identity_lifetime.max(config.sandbox_lifetime);
         Self {
             ring,
             cache: (config.cache_capacity > 0)
-                .then(|| MintCache::new(config.cache_capacity, longest, config.include_roles)),
+                .then(|| MintCache::new(config.cache_capacity, config.include_roles)),
             config,
             clock: Arc::new(SystemClock),
         }
@@ -572,7 +571,7 @@ mod tests {
         let ring = KeyRing::generate().unwrap();
         let state = ring.snapshot();
         let key = &state.active.as_ref().unwrap().key;
-        let cache = MintCache::new(10, Duration::from_secs(60), true);
+        let cache = MintCache::new(10, true);
         let alice = Principal::builder("iss", "alice").build();
         let digest = MintCache::digest(&alice, Target::Identity);
         cache.insert(
