@@ -197,7 +197,7 @@ mod tests {
             put(&cache, &i.to_le_bytes(), 0, 100);
         }
         assert!(cache.len() <= 50, "{}", cache.len());
-        assert!(cache.len() > 0);
+        assert!(!cache.is_empty());
     }
 
     #[test]
