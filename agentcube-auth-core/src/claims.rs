@@ -446,6 +446,13 @@ impl TryFrom<Value> for Claims {
     }
 }
 
+/// Claims as a verifier reads them: parsed from a token's payload text, exactly as written.
+#[cfg(test)]
+pub(crate) fn from_payload_text(payload: &str) -> Claims {
+    let token = format!("e30.{}.c2ln", crate::jose::base64url::encode(payload));
+    crate::jose::UnverifiedJws::peek_claims(&token, 64 * 1024).expect("a valid payload")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +461,42 @@ mod tests {
 
     fn claims(v: Value) -> Claims {
         Claims::try_from(v).unwrap()
+    }
+
+    #[test]
+    fn the_audience_rule_is_the_same_for_claims_read_from_a_token() {
+        let check =
+            |claims: &Claims| crate::jose::check_audience(claims, &["x"]).map_err(|e| e.code());
+        for (aud, expected) in [
+            (r#""x""#, Ok(())),
+            (r#"["a","x"]"#, Ok(())),
+            (r#"["a"]"#, Err(ErrorCode::AudienceMismatch)),
+            (r#"[]"#, Err(ErrorCode::AudienceMismatch)),
+            (r#""y""#, Err(ErrorCode::AudienceMismatch)),
+            (r#"["x",5]"#, Err(ErrorCode::InvalidClaim)),
+            (r#"["x",null]"#, Err(ErrorCode::InvalidClaim)),
+            (r#"[["x"]]"#, Err(ErrorCode::InvalidClaim)),
+            (r#"{"x":1}"#, Err(ErrorCode::InvalidClaim)),
+            (r#"5"#, Err(ErrorCode::InvalidClaim)),
+            (r#"true"#, Err(ErrorCode::InvalidClaim)),
+            (r#"null"#, Err(ErrorCode::MissingClaim)),
+            (r#""\u0078""#, Ok(())),
+            (r#"["\u0078"]"#, Ok(())),
+        ] {
+            let text = format!(r#"{{"aud":{aud}}}"#);
+            let from_map = claims(serde_json::from_str(&text).unwrap());
+            let from_token = from_payload_text(&text);
+            assert_eq!(check(&from_token), expected, "{text}");
+            assert_eq!(check(&from_map), expected, "{text}");
+            assert_eq!(
+                from_token.audience().map(|a| a.iter().collect::<Vec<_>>()),
+                from_map.audience().map(|a| a.iter().collect::<Vec<_>>()),
+                "{text}"
+            );
+        }
+        let none = from_payload_text("{}");
+        assert_eq!(check(&none), Err(ErrorCode::MissingClaim));
+        assert!(matches!(none.audience().unwrap(), Audience::Absent));
     }
 
     #[test]
