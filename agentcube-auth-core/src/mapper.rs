@@ -235,7 +235,8 @@ impl ClaimMapper for KeycloakClaimMapper {
         // each object), so no map is built for the roles. The seeds accept any shape and read
         // nothing from one they do not expect; an error could only be malformed JSON, which
         // parsing has excluded, and would drop that claim's roles rather than half of them.
-        let mut roles = Vec::new();
+        // Room for a typical token's roles, so the vector is allocated once.
+        let mut roles = Vec::with_capacity(8);
         let realm = AccessRoles {
             out: &mut roles,
             client: None,

@@ -116,7 +116,9 @@ impl fmt::Debug for Role {
 /// Membership is a binary search: no hashing and no allocation.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RoleSet {
-    roles: Box<[Role]>,
+    /// Sorted, without duplicates. A `Vec` kept as collected: shrinking it to a boxed slice
+    /// would cost a reallocation per verified token for a few bytes.
+    roles: Vec<Role>,
 }
 
 impl RoleSet {
@@ -176,9 +178,7 @@ impl FromIterator<Role> for RoleSet {
         let mut roles: Vec<Role> = iter.into_iter().collect();
         roles.sort_unstable();
         roles.dedup();
-        Self {
-            roles: roles.into_boxed_slice(),
-        }
+        Self { roles }
     }
 }
 
