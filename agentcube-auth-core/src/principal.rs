@@ -40,18 +40,44 @@ pub struct Principal {
 
 #[derive(Clone)]
 struct Inner {
-    issuer: Box<str>,
-    subject: Box<str>,
-    email: Option<Box<str>>,
+    /// Every string of the principal, one after another, so that building one costs one
+    /// allocation for all of them; the fields below are spans of it. A field set twice leaves
+    /// its old text behind (builders set each once).
+    text: String,
+    issuer: Span,
+    subject: Span,
+    email: Option<Span>,
     email_verified: bool,
-    username: Option<Box<str>>,
-    client_id: Option<Box<str>>,
+    username: Option<Span>,
+    client_id: Option<Span>,
     service_account: bool,
-    scopes: Box<[Box<str>]>,
-    permissions: Box<[Box<str>]>,
+    scopes: Vec<Span>,
+    permissions: Vec<Span>,
     roles: RoleSet,
     claims: Claims,
     extensions: Extensions,
+}
+
+/// Where one string of a principal lies in [`Inner::text`].
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Inner {
+    fn str(&self, span: Span) -> &str {
+        self.text.get(span.start..span.end).unwrap_or_default()
+    }
+
+    fn push(&mut self, s: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(s);
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
 }
 
 /// Typed attributes, at most one value per type. Empty costs no allocation; a few values are
@@ -85,18 +111,31 @@ impl Principal {
     /// Starts building a principal for `subject` as asserted by `issuer`.
     ///
     /// Claim mappers use this; services normally receive a finished principal from a verifier.
-    pub fn builder(issuer: impl Into<Box<str>>, subject: impl Into<Box<str>>) -> PrincipalBuilder {
+    pub fn builder(issuer: impl AsRef<str>, subject: impl AsRef<str>) -> PrincipalBuilder {
+        let (issuer, subject) = (issuer.as_ref(), subject.as_ref());
+        // Room for the usual email, username, client and scopes too.
+        let mut text = String::with_capacity(issuer.len() + subject.len() + 160);
+        text.push_str(issuer);
+        text.push_str(subject);
+        let issuer_end = issuer.len();
         PrincipalBuilder {
             inner: Inner {
-                issuer: issuer.into(),
-                subject: subject.into(),
+                issuer: Span {
+                    start: 0,
+                    end: issuer_end,
+                },
+                subject: Span {
+                    start: issuer_end,
+                    end: text.len(),
+                },
+                text,
                 email: None,
                 email_verified: false,
                 username: None,
                 client_id: None,
                 service_account: false,
-                scopes: Box::default(),
-                permissions: Box::default(),
+                scopes: Vec::new(),
+                permissions: Vec::new(),
                 roles: RoleSet::new(),
                 claims: Claims::default(),
                 extensions: Extensions::default(),
@@ -106,17 +145,17 @@ impl Principal {
 
     /// The issuer (`iss`) that vouched for this principal.
     pub fn issuer(&self) -> &str {
-        &self.inner.issuer
+        self.inner.str(self.inner.issuer)
     }
 
     /// The subject (`sub`): the stable identifier of the caller within its issuer.
     pub fn subject(&self) -> &str {
-        &self.inner.subject
+        self.inner.str(self.inner.subject)
     }
 
     /// The email address, verified or not. Never use it as an identifier.
     pub fn email(&self) -> Option<&str> {
-        self.inner.email.as_deref()
+        self.inner.email.map(|s| self.inner.str(s))
     }
 
     /// Whether the issuer asserted `email_verified: true`.
@@ -131,12 +170,12 @@ impl Principal {
 
     /// A human-readable name such as Keycloak's `preferred_username`. Not unique; display only.
     pub fn username(&self) -> Option<&str> {
-        self.inner.username.as_deref()
+        self.inner.username.map(|s| self.inner.str(s))
     }
 
     /// The OAuth client the token was issued to (`azp`, `client_id` or `clientId`).
     pub fn client_id(&self) -> Option<&str> {
-        self.inner.client_id.as_deref()
+        self.inner.client_id.map(|s| self.inner.str(s))
     }
 
     /// Whether the principal is a client acting for itself (client_credentials), not a person.
@@ -146,23 +185,23 @@ impl Principal {
 
     /// The granted OAuth scopes.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.inner.scopes.iter().map(|s| &**s)
+        self.inner.scopes.iter().map(|s| self.inner.str(*s))
     }
 
     /// Whether the scope was granted. Allocation-free.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.inner.scopes.iter().any(|s| &**s == scope)
+        self.scopes().any(|s| s == scope)
     }
 
     /// The granted permissions, read by the mapper from a permissions claim (such as Auth0's
     /// `permissions`); empty unless the mapper sets them.
     pub fn permissions(&self) -> impl Iterator<Item = &str> {
-        self.inner.permissions.iter().map(|s| &**s)
+        self.inner.permissions.iter().map(|s| self.inner.str(*s))
     }
 
     /// Whether the permission was granted. Allocation-free.
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.inner.permissions.iter().any(|p| &**p == permission)
+        self.permissions().any(|p| p == permission)
     }
 
     /// The roles held directly (before any [`RoleHierarchy`](crate::RoleHierarchy) expansion).
@@ -193,9 +232,12 @@ impl Principal {
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
-            .field("issuer", &self.inner.issuer)
-            .field("subject", &self.inner.subject)
-            .field("client_id", &self.inner.client_id)
+            .field("issuer", &self.inner.str(self.inner.issuer))
+            .field("subject", &self.inner.str(self.inner.subject))
+            .field(
+                "client_id",
+                &self.inner.client_id.map(|s| self.inner.str(s)),
+            )
             .field("service_account", &self.inner.service_account)
             .field("roles", &self.inner.roles)
             .finish_non_exhaustive()
@@ -211,21 +253,21 @@ pub struct PrincipalBuilder {
 
 impl PrincipalBuilder {
     /// Sets the email address and whether the issuer verified it.
-    pub fn email(mut self, email: impl Into<Box<str>>, verified: bool) -> Self {
-        self.inner.email = Some(email.into());
+    pub fn email(mut self, email: impl AsRef<str>, verified: bool) -> Self {
+        self.inner.email = Some(self.inner.push(email.as_ref()));
         self.inner.email_verified = verified;
         self
     }
 
     /// Sets the display username.
-    pub fn username(mut self, username: impl Into<Box<str>>) -> Self {
-        self.inner.username = Some(username.into());
+    pub fn username(mut self, username: impl AsRef<str>) -> Self {
+        self.inner.username = Some(self.inner.push(username.as_ref()));
         self
     }
 
     /// Sets the OAuth client id.
-    pub fn client_id(mut self, client_id: impl Into<Box<str>>) -> Self {
-        self.inner.client_id = Some(client_id.into());
+    pub fn client_id(mut self, client_id: impl AsRef<str>) -> Self {
+        self.inner.client_id = Some(self.inner.push(client_id.as_ref()));
         self
     }
 
@@ -239,9 +281,13 @@ impl PrincipalBuilder {
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<Box<str>>,
+        S: AsRef<str>,
     {
-        self.inner.scopes = scopes.into_iter().map(Into::into).collect();
+        let mut spans = Vec::new();
+        for scope in scopes {
+            spans.push(self.inner.push(scope.as_ref()));
+        }
+        self.inner.scopes = spans;
         self
     }
 
@@ -249,9 +295,13 @@ impl PrincipalBuilder {
     pub fn permissions<I, S>(mut self, permissions: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<Box<str>>,
+        S: AsRef<str>,
     {
-        self.inner.permissions = permissions.into_iter().map(Into::into).collect();
+        let mut spans = Vec::new();
+        for permission in permissions {
+            spans.push(self.inner.push(permission.as_ref()));
+        }
+        self.inner.permissions = spans;
         self
     }
 
@@ -305,9 +355,12 @@ impl PrincipalBuilder {
 impl fmt::Debug for PrincipalBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrincipalBuilder")
-            .field("issuer", &self.inner.issuer)
-            .field("subject", &self.inner.subject)
-            .field("client_id", &self.inner.client_id)
+            .field("issuer", &self.inner.str(self.inner.issuer))
+            .field("subject", &self.inner.str(self.inner.subject))
+            .field(
+                "client_id",
+                &self.inner.client_id.map(|s| self.inner.str(s)),
+            )
             .field("service_account", &self.inner.service_account)
             .field("roles", &self.inner.roles)
             .finish_non_exhaustive()
@@ -331,17 +384,24 @@ impl serde::Serialize for Principal {
                 None => out.skip_field(key),
             }
         }
+        /// Strings of the principal, serialised as a list.
+        struct Strings<'a>(&'a Inner, &'a [Span]);
+        impl serde::Serialize for Strings<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.1.iter().map(|span| self.0.str(*span)))
+            }
+        }
         let p = &*self.inner;
         let mut out = serializer.serialize_struct("Principal", 10)?;
-        out.serialize_field("issuer", &p.issuer)?;
-        out.serialize_field("subject", &p.subject)?;
-        optional(&mut out, "email", p.email.as_deref())?;
+        out.serialize_field("issuer", self.issuer())?;
+        out.serialize_field("subject", self.subject())?;
+        optional(&mut out, "email", self.email())?;
         out.serialize_field("email_verified", &p.email_verified)?;
-        optional(&mut out, "username", p.username.as_deref())?;
-        optional(&mut out, "client_id", p.client_id.as_deref())?;
+        optional(&mut out, "username", self.username())?;
+        optional(&mut out, "client_id", self.client_id())?;
         out.serialize_field("service_account", &p.service_account)?;
-        out.serialize_field("scopes", &p.scopes)?;
-        out.serialize_field("permissions", &p.permissions)?;
+        out.serialize_field("scopes", &Strings(p, &p.scopes))?;
+        out.serialize_field("permissions", &Strings(p, &p.permissions))?;
         out.serialize_field("roles", &p.roles)?;
         out.end()
     }
