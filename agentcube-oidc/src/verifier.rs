@@ -34,7 +34,7 @@ pub struct VerifiedToken {
     /// The header `kid`, if any.
     pub kid: Option<Box<str>>,
     /// The RFC 7638 thumbprint of the key that verified the signature.
-    pub key_thumbprint: Box<str>,
+    pub key_thumbprint: Arc<str>,
     /// `exp`.
     pub expires_at: i64,
     /// `iat`, if present.
@@ -502,7 +502,7 @@ impl OidcVerifier {
                 principal,
                 algorithm: header.alg,
                 kid: header.kid,
-                key_thumbprint: key.thumbprint().into(),
+                key_thumbprint: key.shared_thumbprint(),
                 expires_at: validity.expires_at,
                 issued_at: validity.issued_at,
                 from_cache: false,

@@ -1,12 +1,13 @@
 //! Public keys: the JWK wire form, RFC 7638 thumbprints, and pre-parsed verification keys.
 
 use std::fmt;
+use std::sync::Arc;
 
-use super::base64url;
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use serde::{Deserialize, Serialize};
 
 use super::algorithm::{Algorithm, AlgorithmSet, KeyFamily};
+use super::base64url;
 use crate::error::AuthError;
 
 /// The smallest RSA modulus accepted, in bits.
@@ -189,7 +190,8 @@ fn json_str(s: &str) -> String {
 /// Parsing happens when the key set is loaded, never per request.
 pub struct VerificationKey {
     kid: Option<Box<str>>,
-    thumbprint: Box<str>,
+    /// Shared with every token it verifies (verified-token caches keep it).
+    thumbprint: Arc<str>,
     family: KeyFamily,
     algorithms: AlgorithmSet,
     parsed: Box<[(Algorithm, ParsedPublicKey)]>,
@@ -281,7 +283,7 @@ impl VerificationKey {
         let thumbprint = jwk.thumbprint().ok_or(SkipReason::InvalidKeyMaterial)?;
         Ok(Self {
             kid: jwk.kid.clone().map(String::into_boxed_str),
-            thumbprint: thumbprint.into_boxed_str(),
+            thumbprint: thumbprint.into(),
             family,
             algorithms,
             parsed,
@@ -296,6 +298,11 @@ impl VerificationKey {
     /// The RFC 7638 thumbprint: a stable identity of the key material.
     pub fn thumbprint(&self) -> &str {
         &self.thumbprint
+    }
+
+    /// The thumbprint as a shared string, to keep beside what the key verified without a copy.
+    pub fn shared_thumbprint(&self) -> Arc<str> {
+        Arc::clone(&self.thumbprint)
     }
 
     /// The key family.

@@ -7,7 +7,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::base64url;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -17,6 +16,7 @@ use aws_lc_rs::signature::{
 };
 
 use super::algorithm::{Algorithm, KeyFamily};
+use super::base64url;
 use super::key::{Jwk, VerificationKey};
 use super::pem::{self, KeyError};
 
