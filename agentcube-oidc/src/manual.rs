@@ -43,7 +43,7 @@
 //! | another client's `admin` role | the Keycloak mapper namespaces client roles by client | (no privilege) |
 //! | oversized or endless JWKS response | body cap (256 KiB) enforced while streaming, 32-key cap, timeouts | fetch fails, old keys kept |
 //! | JWKS redirect to an attacker's host | cross-origin redirects are not followed | fetch fails |
-//! | cache poisoning / aimed collisions | 128-bit SipHash under a random per-process key | — |
+//! | cache poisoning / aimed collisions | 128-bit SipHash under a random per-process key, over a 128-bit XXH3 of the token and the end of its signature (`Digest::of_token`: a token lands on another's entry only if it carries that token's signature, and then gets that token's own principal) | — |
 //!
 //! # Defaults
 //!
@@ -81,8 +81,9 @@
 //! * **Order inside step 5.** `iss`, `aud`, `exp`/`nbf`/`iat` (the lifetime cap is part of the
 //!   time check), `sub`, payload `typ`, `azp`, then configured required claims. An ID token with
 //!   the client as audience therefore fails with `audience_mismatch` before its `typ` is seen.
-//! * **The cache comes before framing.** A cache hit means this exact string already passed
-//!   every check under this verifier's configuration, so the lookup (after the size limit) is
+//! * **The cache comes before framing.** A cache hit means this string (or one that carries its
+//!   exact signature and collides on XXH3 — which only the holder of the token can make, for
+//!   the same principal) already passed every check under this verifier's configuration, so the lookup (after the size limit) is
 //!   safe first, and makes a repeat cost one hash and one lookup. On a hit `exp`/`nbf`/`iat` are
 //!   re-checked with the injected clock, the verifying key must still be in the current set,
 //!   and the set must still be usable (not too stale); otherwise the entry is dropped and the
