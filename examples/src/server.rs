@@ -177,7 +177,9 @@ impl Server {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves at Ctrl-C (or SIGTERM on Unix): what [`Server::run_until_signal`] waits for, for
+/// programs that serve something else (the development IdP binary).
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -247,6 +249,18 @@ pub fn serve_listener(listener: TcpListener, app: Router) -> io::Result<Server> 
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Logs, once at start-up, that `service` runs with authentication disabled, and what it
+/// therefore does not do (`skipped`). A `warn!` with `auth_mode = "disabled"`: loud enough to
+/// be seen in any log, and never repeated per request.
+pub fn warn_auth_disabled(service: &'static str, skipped: &'static str) {
+    tracing::warn!(
+        service,
+        auth_mode = "disabled",
+        "AUTHENTICATION IS DISABLED (--auth-mode disabled): every caller is unauthenticated; \
+         {skipped}. For benchmarks and migrations only: never expose this {service}"
+    );
 }
 
 /// 404 `session_not_found`.
