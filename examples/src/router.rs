@@ -1420,21 +1420,8 @@ impl Shared {
         caller: Caller<'_>,
         request_id: Option<&str>,
     ) -> Result<SessionRecord, ServiceError> {
-        let owner: Option<OwnerId> = match caller.principal() {
-            Some(principal) => Some(server::authorize_creation(
-                &self.policy,
-                principal,
-                request_id,
-            )?),
-            None => {
-                // Authentication disabled: the policy allows it (`auth_disabled`), audited.
-                server::enforce(
-                    &self.policy,
-                    &AccessRequest::create(None).with_request_id(request_id),
-                )?;
-                None
-            }
-        };
+        // No owner only with authentication disabled.
+        let owner = server::authorize_creation(&self.policy, caller.principal(), request_id)?;
         let expected_owner = owner.as_ref().map_or("", OwnerId::as_str);
         let body = json!({"kind": kind.name(), "name": name, "namespace": namespace});
         let response = self

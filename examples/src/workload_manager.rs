@@ -54,7 +54,7 @@ use agentcube_auth_core::jose::KeySource;
 use agentcube_auth_core::{Code, Principal, Rejection as _, RoleHierarchy, ServiceError};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier};
 use agentcube_rlac::{
-    AccessRequest, Action, AuthMode, EntryPoint, OwnerIdScheme, OwnerPolicy, OwnerStore,
+    AccessRequest, Action, AuthMode, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
     SessionRecord,
 };
 use axum::Router;
@@ -389,28 +389,15 @@ impl Shared {
                 "name and namespace must be lowercase dns names",
             ));
         }
-        let owner = match principal {
-            Some(principal) => Some(server::authorize_creation(
-                &self.policy,
-                principal,
-                request_id,
-            )?),
-            None => {
-                // The policy allows this only with authentication disabled (`auth_disabled`).
-                server::enforce(
-                    &self.policy,
-                    &AccessRequest::create(None).with_request_id(request_id),
-                )?;
-                None
-            }
-        };
+        // No owner only with authentication disabled (the policy denies it otherwise).
+        let owner = server::authorize_creation(&self.policy, principal, request_id)?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let sandbox_id = uuid::Uuid::new_v4().to_string();
         let suffix: String = sandbox_id.chars().take(8).collect();
         let sandbox_name = format!("{}-{suffix}", request.name);
 
         // Owned with authentication on; ownerless only with it disabled.
-        let owner_id = owner.as_ref().map_or("", |o| o.as_str()).to_owned();
+        let owner_id = owner.as_ref().map_or("", OwnerId::as_str).to_owned();
         let mut record = SessionRecord::new(self.policy.auth_mode(), owner, session_id.clone())
             .map_err(|e| e.to_service_error())?;
         record.kind = kind.name().to_owned();
