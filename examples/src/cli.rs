@@ -1,6 +1,6 @@
-//! What the service binaries share: the Router-key flags, the role-hierarchy flag, the session
-//! store flag, the metrics listener, serving until Ctrl-C, and `main`'s logging and error
-//! report.
+//! What the service binaries share: the authentication mode, the Router-key flags, the
+//! role-hierarchy flag, the session store flag, the metrics listener, serving until Ctrl-C, and
+//! `main`'s logging and error report.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,25 +11,92 @@ use std::time::Duration;
 
 use agentcube_auth_core::RoleHierarchy;
 use agentcube_oidc::KeyStoreConfig;
-use agentcube_rlac::{InMemoryOwnerStore, OwnerIdScheme, OwnerStore, RedisOwnerStore};
+use agentcube_rlac::{AuthMode, InMemoryOwnerStore, OwnerIdScheme, OwnerStore, RedisOwnerStore};
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::keys::RouterKeys;
 use crate::server::{self, Server};
 
-/// Where the workload manager and the sandbox get the Router's public keys.
+/// `--auth-mode` (env `AGENTCUBE_AUTH_MODE`), shared by the Router, the workload manager and
+/// the sandbox: `enabled` (the default) or `disabled`.
+///
+/// The mode itself is [`agentcube_rlac::AuthMode`]; this is only its spelling on the command
+/// line. Disabled is for benchmarks and migrations, and is loud about it: each service logs a
+/// warning at start-up, and refuses the flags that only configure authentication (see
+/// [`refuse_auth_flags`]) rather than half-applying them.
+#[derive(clap::Args, Debug, Default)]
+pub struct AuthModeArgs {
+    /// `enabled`: every request is authenticated. `disabled`: no authentication at all (every
+    /// caller is unauthenticated, sessions are ownerless) — for benchmarks and migrations only;
+    /// logged as a warning at start-up.
+    #[arg(
+        long,
+        env = "AGENTCUBE_AUTH_MODE",
+        value_enum,
+        value_name = "MODE",
+        default_value = "enabled"
+    )]
+    pub auth_mode: AuthModeArg,
+}
+
+impl AuthModeArgs {
+    /// The mode.
+    pub fn mode(&self) -> AuthMode {
+        self.auth_mode.into()
+    }
+}
+
+/// The values of `--auth-mode`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthModeArg {
+    /// Authenticate every request (the default).
+    #[default]
+    Enabled,
+    /// Authenticate nothing: benchmarks and migrations only.
+    Disabled,
+}
+
+impl From<AuthModeArg> for AuthMode {
+    fn from(arg: AuthModeArg) -> Self {
+        match arg {
+            AuthModeArg::Enabled => Self::Enabled,
+            AuthModeArg::Disabled => Self::Disabled,
+        }
+    }
+}
+
+/// With `--auth-mode disabled`, refuses every flag of `given` (name, whether it was given) that
+/// only configures authentication: a service that verifies nothing must not look as if it
+/// did. The error names the first such flag.
+///
+/// # Errors
+/// `--auth-mode disabled cannot be combined with <flag>: …`.
+pub fn refuse_auth_flags(mode: AuthMode, given: &[(&str, bool)]) -> Result<(), String> {
+    if mode == AuthMode::Enabled {
+        return Ok(());
+    }
+    match given.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(format!(
+            "--auth-mode disabled cannot be combined with {flag}: with authentication disabled \
+             nothing is verified, so {flag} would be silently ignored; remove one of them"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Where the workload manager and the sandbox get the Router's public keys. One of the two
+/// flags is required with authentication enabled, and refused with it disabled.
 #[derive(clap::Args, Debug)]
 pub struct RouterKeyArgs {
     /// The Router's JWKS URL (…/.well-known/agentcube/jwks.json). Repeat it (or comma-separate
     /// the environment variable) for several Router replicas: a token is accepted when any of
-    /// them publishes its key.
+    /// them publishes its key. Required (or --router-public-key) unless --auth-mode disabled.
     #[arg(
         long,
         env = "AGENTCUBE_ROUTER_JWKS_URL",
         value_delimiter = ',',
-        conflicts_with = "router_public_key",
-        required_unless_present = "router_public_key"
+        conflicts_with = "router_public_key"
     )]
     pub router_jwks_url: Vec<String>,
     /// The Router's public key: a PEM file path or the PEM itself.
@@ -38,11 +105,35 @@ pub struct RouterKeyArgs {
 }
 
 impl RouterKeyArgs {
+    /// Whether either flag was given.
+    pub fn given(&self) -> bool {
+        !self.router_jwks_url.is_empty() || self.router_public_key.is_some()
+    }
+
+    /// With `--auth-mode disabled`, refuses either flag (see [`refuse_auth_flags`]).
+    ///
+    /// # Errors
+    /// One of the flags was given with authentication disabled.
+    pub fn refuse_when_disabled(&self, mode: AuthMode) -> Result<(), String> {
+        refuse_auth_flags(
+            mode,
+            &[
+                ("--router-jwks-url", !self.router_jwks_url.is_empty()),
+                ("--router-public-key", self.router_public_key.is_some()),
+            ],
+        )
+    }
+
     /// The Router's keys (a remote JWKS starts its background refresh).
     ///
     /// # Errors
-    /// An invalid URL or an unreadable or invalid PEM.
+    /// Neither flag given, an invalid URL or an unreadable or invalid PEM.
     pub fn keys(&self) -> Result<RouterKeys, String> {
+        if !self.given() {
+            return Err("--router-jwks-url or --router-public-key is required \
+                        (unless --auth-mode disabled)"
+                .to_owned());
+        }
         crate::keys::router_keys_from_flags(
             &self.router_jwks_url,
             self.router_public_key.as_deref(),

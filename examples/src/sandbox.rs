@@ -19,6 +19,20 @@
 //!
 //! A verifier without keys answers 503.
 //!
+//! # Authentication disabled
+//!
+//! [`app_auth_disabled`] (the binary's `--auth-mode disabled`, env `AGENTCUBE_AUTH_MODE`;
+//! default `enabled`) is the sandbox of a deployment whose Router runs with authentication
+//! disabled (it sends no sandbox token): for benchmarks and migrations. It logs a warning at
+//! start-up that every caller is unauthenticated, reads and verifies no token (an
+//! `Authorization` header is ignored; the binary refuses `--router-jwks-url` and
+//! `--router-public-key` with it), and echoes `"user_sub": null` and `"user_email": null`. The
+//! session still comes from the request: a shared sandbox requires `x-agentcube-session-id`
+//! (400 `missing_session_id`), a bound one serves its `--session-id` and refuses a request
+//! naming another session (400 `session_mismatch`) — a routing check, no longer a security one.
+//! With authentication enabled (the default) a request without a valid sandbox token is
+//! refused 401 as always.
+//!
 //! The echo is `{"session_id", "user_sub", "user_email", "method", "path", "query", "body",
 //! "headers"}`: `body` as text, `headers` the *names* of the request headers as received, in
 //! order, with repeats (never their values), so tests can see which headers reached the sandbox.
@@ -30,7 +44,7 @@ use std::time::Duration;
 use agentcube_auth_core::audit::{AuditEvent, AuditResource};
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal};
 use agentcube_auth_core::jose::KeySource;
-use agentcube_auth_core::{AuthError, Code, ServiceError};
+use agentcube_auth_core::{AuthError, Code, Principal, Rejection as _, ServiceError};
 use agentcube_identity::{ConfigError, SandboxVerifier, SessionBinding, sandbox_session};
 use axum::Router;
 use axum::body::Bytes;
@@ -50,6 +64,13 @@ const INVOKE: Code = Code::new("invoke");
 
 /// The audit reason of a request whose token is bound to the session it names.
 const SESSION_BOUND: Code = Code::new("session_bound");
+
+/// Whether the sandbox verifies tokens, and which session it serves (the handler's state).
+struct Mode {
+    /// `false` with authentication disabled.
+    auth: bool,
+    session: SandboxSession,
+}
 
 /// The longest delay `?delay_ms=` may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
@@ -89,14 +110,45 @@ pub fn app<K: KeySource + 'static>(
     let verifier = SandboxVerifier::new(keys, session.binding())?;
     let auth = AuthLayer::new(verifier)
         .on_rejection(server::AuditRejections::new("sandbox token rejected"));
-    let shared = session == &SandboxSession::Shared;
+    let mode = Mode {
+        auth: true,
+        session: session.clone(),
+    };
     let echo = Router::new()
         .fallback(echo)
         .layer(auth)
-        .with_state(Arc::new(shared));
+        .with_state(Arc::new(mode));
     let app = Router::new()
         .route("/health", get(server::live))
         .merge(echo);
+    Ok(server::instrument(app, "sandbox"))
+}
+
+/// The sandbox **without authentication** (`--auth-mode disabled`; see "Authentication
+/// disabled" in the module docs): every path echoed without any token check, `user_sub` null.
+/// Logs a warning saying so.
+///
+/// # Errors
+/// [`ConfigError::InvalidSessionId`] for an unusable bound session id (empty or too long), as
+/// [`app`].
+pub fn app_auth_disabled(session: &SandboxSession) -> Result<Router, ConfigError> {
+    if let SandboxSession::Bound(id) = session
+        && (id.is_empty() || id.len() > agentcube_identity::MAX_SESSION_ID_BYTES)
+    {
+        return Err(ConfigError::InvalidSessionId);
+    }
+    server::warn_auth_disabled(
+        "sandbox",
+        "no sandbox token is verified and any caller that can reach it is served",
+    );
+    let mode = Mode {
+        auth: false,
+        session: session.clone(),
+    };
+    let app = Router::new()
+        .route("/health", get(server::live))
+        .fallback(echo)
+        .with_state(Arc::new(mode));
     Ok(server::instrument(app, "sandbox"))
 }
 
@@ -109,6 +161,15 @@ pub enum SandboxError {
     /// The listener could not bind.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Starts the sandbox without authentication ([`app_auth_disabled`]) on an ephemeral loopback
+/// port.
+///
+/// # Errors
+/// [`SandboxError`].
+pub async fn serve_auth_disabled(session: &SandboxSession) -> Result<Server, SandboxError> {
+    Ok(server::serve(app_auth_disabled(session)?).await?)
 }
 
 /// Starts the sandbox on an ephemeral loopback port.
@@ -133,29 +194,62 @@ fn delay_ms(uri: &Uri) -> Option<u64> {
 /// The session the request may act on: the token's, after checking the request names the
 /// same one (a shared sandbox must see the header; a bound one accepts it when it agrees).
 fn session_of<'p>(
-    principal: &'p agentcube_auth_core::Principal,
+    principal: &'p Principal,
     headers: &HeaderMap,
     shared: bool,
 ) -> Result<&'p str, ServiceError> {
-    use agentcube_auth_core::Rejection as _;
     // The verifier only returns sandbox principals, which always carry their session.
     let bound =
         sandbox_session(principal).ok_or_else(|| AuthError::AudienceMismatch.to_service_error())?;
     match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
-        None if shared => Err(ServiceError::new(
-            StatusCode::BAD_REQUEST,
-            Code::new("missing_session_id"),
-            "missing x-agentcube-session-id header",
-        )),
+        None if shared => Err(missing_session_id()),
         None => Ok(bound),
         Some(Ok(named)) if named == bound => Ok(bound),
         Some(_) => Err(AuthError::AudienceMismatch.to_service_error()),
     }
 }
 
+/// With authentication disabled: the session the request names, which must be the bound one
+/// (a routing check: nothing proves who sent it).
+fn unauthenticated_session<'a>(
+    session: &'a SandboxSession,
+    headers: &'a HeaderMap,
+) -> Result<&'a str, ServiceError> {
+    let named = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(named)) if !named.is_empty() => Some(named),
+        Some(_) => {
+            return Err(ServiceError::new(
+                StatusCode::BAD_REQUEST,
+                Code::new("invalid_session_id"),
+                "invalid x-agentcube-session-id header",
+            ));
+        }
+    };
+    match (session, named) {
+        (SandboxSession::Shared, Some(named)) => Ok(named),
+        (SandboxSession::Shared, None) => Err(missing_session_id()),
+        (SandboxSession::Bound(bound), None) => Ok(bound),
+        (SandboxSession::Bound(bound), Some(named)) if named == bound => Ok(bound),
+        (SandboxSession::Bound(_), Some(_)) => Err(ServiceError::new(
+            StatusCode::BAD_REQUEST,
+            Code::new("session_mismatch"),
+            "x-agentcube-session-id names another session than this sandbox serves",
+        )),
+    }
+}
+
+fn missing_session_id() -> ServiceError {
+    ServiceError::new(
+        StatusCode::BAD_REQUEST,
+        Code::new("missing_session_id"),
+        "missing x-agentcube-session-id header",
+    )
+}
+
 async fn echo(
-    State(shared): State<Arc<bool>>,
-    AuthenticatedPrincipal(principal): AuthenticatedPrincipal,
+    State(mode): State<Arc<Mode>>,
+    principal: Option<AuthenticatedPrincipal>,
     request_id: Option<Extension<RequestId>>,
     method: Method,
     uri: Uri,
@@ -163,8 +257,33 @@ async fn echo(
     body: Bytes,
 ) -> Response {
     let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
+    let principal = match (mode.auth, principal) {
+        (true, Some(AuthenticatedPrincipal(principal))) => Some(principal),
+        // Behind the layer there is always a principal; fail closed if not.
+        (true, None) => {
+            return AuthError::MissingAuthorization
+                .to_service_error()
+                .into_response();
+        }
+        (false, _) => None,
+    };
+    let Some(principal) = principal else {
+        let session_id = match unauthenticated_session(&mode.session, &headers) {
+            Ok(session) => session,
+            Err(refused) => return refused.into_response(),
+        };
+        AuditEvent::allow(
+            INVOKE,
+            AuditResource::Session(session_id),
+            agentcube_rlac::Reason::AuthDisabled.code(),
+        )
+        .request_id(request_id)
+        .emit();
+        return echo_response(session_id, None, &method, &uri, &headers, &body).await;
+    };
+    let shared = mode.session == SandboxSession::Shared;
     // The session binding is this sandbox's authorization decision: audited either way.
-    let session_id = match session_of(&principal, &headers, *shared) {
+    let session_id = match session_of(&principal, &headers, shared) {
         Ok(session) => session,
         Err(refused) => {
             return server::audit_refusal(
@@ -181,23 +300,35 @@ async fn echo(
         .request_id(request_id)
         .principal(Some(&principal))
         .emit();
-    if let Some(ms) = delay_ms(&uri) {
+    echo_response(session_id, Some(&principal), &method, &uri, &headers, &body).await
+}
+
+/// The echo (after `?delay_ms=`): `user_sub` and `user_email` are null without a principal.
+async fn echo_response(
+    session_id: &str,
+    principal: Option<&Principal>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if let Some(ms) = delay_ms(uri) {
         tokio::time::sleep(Duration::from_millis(ms).min(MAX_DELAY)).await;
     }
     tracing::info!(
         session_id,
-        user_sub = principal.subject(),
+        user_sub = principal.map(Principal::subject),
         "sandbox request"
     );
     let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
     axum::Json(json!({
         "session_id": session_id,
-        "user_sub": principal.subject(),
-        "user_email": principal.email(),
+        "user_sub": principal.map(Principal::subject),
+        "user_email": principal.and_then(Principal::email),
         "method": method.as_str(),
         "path": uri.path(),
         "query": uri.query(),
-        "body": String::from_utf8_lossy(&body),
+        "body": String::from_utf8_lossy(body),
         "headers": names,
     }))
     .into_response()

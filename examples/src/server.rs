@@ -94,35 +94,44 @@ pub fn audit_refusal(
     refusal
 }
 
-/// Authorizes `principal` to create a session and names its owner: the policy's create
-/// decision (audited), then the owner id the Router and the workload manager both record. A
-/// caller whose token lacks what an owner id needs is refused 401 `missing_claim` (audited).
+/// Authorizes a session creation and names its owner: the policy's create decision (audited),
+/// then the owner id the Router and the workload manager both record. A caller whose token
+/// lacks what an owner id needs is refused 401 `missing_claim` (audited).
+///
+/// Without a principal (`None`: authentication disabled) the policy decides alone: it allows
+/// with `auth_disabled` when it runs in [`AuthMode::Disabled`](agentcube_rlac::AuthMode), and
+/// there is no owner (`Ok(None)`); with authentication on it denies (401 `unauthenticated`).
 ///
 /// # Errors
 /// The policy's refusal, or the 401.
 pub fn authorize_creation(
     policy: &agentcube_rlac::OwnerPolicy,
-    principal: &Principal,
+    principal: Option<&Principal>,
     request_id: Option<&str>,
-) -> Result<agentcube_rlac::OwnerId, ServiceError> {
+) -> Result<Option<agentcube_rlac::OwnerId>, ServiceError> {
     enforce(
         policy,
-        &agentcube_rlac::AccessRequest::create(Some(principal)).with_request_id(request_id),
+        &agentcube_rlac::AccessRequest::create(principal).with_request_id(request_id),
     )?;
-    agentcube_rlac::OwnerId::from_principal(principal, policy.owner_scheme()).map_err(|e| {
-        audit_refusal(
-            ServiceError::new(
-                StatusCode::UNAUTHORIZED,
-                Code::new("missing_claim"),
-                e.to_string(),
+    let Some(principal) = principal else {
+        return Ok(None);
+    };
+    agentcube_rlac::OwnerId::from_principal(principal, policy.owner_scheme())
+        .map(Some)
+        .map_err(|e| {
+            audit_refusal(
+                ServiceError::new(
+                    StatusCode::UNAUTHORIZED,
+                    Code::new("missing_claim"),
+                    e.to_string(),
+                )
+                .with_challenge("Bearer"),
+                agentcube_rlac::Action::Create.code(),
+                AuditResource::NewSession,
+                Some(principal),
+                request_id,
             )
-            .with_challenge("Bearer"),
-            agentcube_rlac::Action::Create.code(),
-            AuditResource::NewSession,
-            Some(principal),
-            request_id,
-        )
-    })
+        })
 }
 
 /// A running server: its address and a handle to stop it.
@@ -177,7 +186,9 @@ impl Server {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves at Ctrl-C (or SIGTERM on Unix): what [`Server::run_until_signal`] waits for, for
+/// programs that serve something else (the development IdP binary).
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -247,6 +258,18 @@ pub fn serve_listener(listener: TcpListener, app: Router) -> io::Result<Server> 
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Logs, once at start-up, that `service` runs with authentication disabled, and what it
+/// therefore does not do (`skipped`). A `warn!` with `auth_mode = "disabled"`: loud enough to
+/// be seen in any log, and never repeated per request.
+pub fn warn_auth_disabled(service: &'static str, skipped: &'static str) {
+    tracing::warn!(
+        service,
+        auth_mode = "disabled",
+        "AUTHENTICATION IS DISABLED (--auth-mode disabled): every caller is unauthenticated; \
+         {skipped}. For benchmarks and migrations only: never expose this {service}"
+    );
 }
 
 /// 404 `session_not_found`.

@@ -19,6 +19,27 @@
 //! record's `metadata` field. Records go to the [`OwnerStore`] (in memory, or the Redis the
 //! Router reads, under the layout `session:<id>`).
 //!
+//! # Authentication disabled
+//!
+//! [`app_auth_disabled`] (the binary's `--auth-mode disabled`, env `AGENTCUBE_AUTH_MODE`;
+//! default `enabled`) is the workload manager of a deployment whose Router runs with
+//! authentication disabled, for benchmarks and migrations. It logs a warning at start-up that
+//! every caller is unauthenticated, and then:
+//!
+//! - reads and verifies no identity token (an `X-AgentCube-User-Identity` header is ignored);
+//!   it holds none of the Router's keys (the binary refuses `--router-jwks-url` and
+//!   `--router-public-key` with it), and is always ready;
+//! - creates ownerless sessions (`SessionRecord::new(AuthMode::Disabled, None, …)`): no owner
+//!   annotation or label, `"ownerId": ""` in the answer;
+//! - lets anyone read and delete any session (the ownership policy runs in
+//!   [`AuthMode::Disabled`]: every decision is allowed with the reason `auth_disabled`, and
+//!   audited as usual).
+//!
+//! With authentication enabled (the default) nothing of this applies: a create without the
+//! identity header is refused 401 `missing_authorization`, so a sandbox without an owner is
+//! only ever created by a workload manager that was explicitly told to run without
+//! authentication.
+//!
 //! Decisions made here: reading a session record needs an identity token like every other
 //! session route, because the record names its owner; the owner or an admin may read it. A
 //! delete through the route of the other kind (an agent-runtime session deleted on
@@ -30,10 +51,11 @@ use std::sync::Arc;
 
 use agentcube_auth_core::http::{AuthLayer, AuthenticatedPrincipal, TokenLocation};
 use agentcube_auth_core::jose::KeySource;
-use agentcube_auth_core::{Code, Principal, RoleHierarchy, ServiceError};
+use agentcube_auth_core::{Code, Principal, Rejection as _, RoleHierarchy, ServiceError};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier};
 use agentcube_rlac::{
-    AccessRequest, Action, EntryPoint, OwnerIdScheme, OwnerPolicy, OwnerStore, SessionRecord,
+    AccessRequest, Action, AuthMode, EntryPoint, OwnerId, OwnerIdScheme, OwnerPolicy, OwnerStore,
+    SessionRecord,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -173,20 +195,62 @@ pub fn app<K: KeySource + 'static>(
     store: Arc<dyn OwnerStore>,
     config: WorkloadManagerConfig,
 ) -> Router {
-    let policy = crate::owner_policy(&config.hierarchy, &config.admin_role, config.owner_scheme);
     let verifier = Arc::new(verifier);
     let ready_verifier = Arc::clone(&verifier);
-    let shared = Arc::new(Shared {
-        store,
-        policy,
-        sandbox_url: config.sandbox_url,
-        ready: Box::new(move || ready_verifier.is_ready()),
-    });
     let auth = AuthLayer::from_arc(verifier)
         .token_location(identity_token_location())
         .on_rejection(server::AuditRejections::new("identity token rejected"));
     // Only matched routes authenticate: an unknown path is a 404, not a 401.
-    let sessions = Router::new()
+    let sessions = session_routes().route_layer(auth);
+    let ready = Box::new(move || ready_verifier.is_ready());
+    finish(sessions, AuthMode::Enabled, store, config, ready)
+}
+
+/// The workload manager **without authentication** (`--auth-mode disabled`; see
+/// "Authentication disabled" in the module docs): no identity token is verified, sessions are
+/// ownerless, and anyone may read or delete any session. Logs a warning saying so.
+pub fn app_auth_disabled(store: Arc<dyn OwnerStore>, config: WorkloadManagerConfig) -> Router {
+    server::warn_auth_disabled(
+        "workload manager",
+        "no identity token is verified, sessions are created without an owner, and anyone may \
+         read or delete any session",
+    );
+    finish(
+        session_routes(),
+        AuthMode::Disabled,
+        store,
+        config,
+        Box::new(|| true),
+    )
+}
+
+/// The health routes and `sessions`, with their state.
+fn finish(
+    sessions: Router<Arc<Shared>>,
+    auth: AuthMode,
+    store: Arc<dyn OwnerStore>,
+    config: WorkloadManagerConfig,
+    ready: Box<dyn Fn() -> bool + Send + Sync>,
+) -> Router {
+    let policy = crate::owner_policy(&config.hierarchy, &config.admin_role, config.owner_scheme)
+        .with_auth_mode(auth);
+    let shared = Arc::new(Shared {
+        store,
+        policy,
+        sandbox_url: config.sandbox_url,
+        ready,
+    });
+    let app = Router::new()
+        .route("/health/live", get(server::live))
+        .route("/health/ready", get(ready_route))
+        .merge(sessions)
+        .with_state(shared);
+    server::finish(app, "workload-manager")
+}
+
+/// The session routes (the caller puts authentication in front of them).
+fn session_routes() -> Router<Arc<Shared>> {
+    Router::new()
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/agent-runtime", create_route(SessionKind::AgentRuntime))
         .route(
@@ -201,13 +265,6 @@ pub fn app<K: KeySource + 'static>(
             "/v1/code-interpreter/sessions/{id}",
             delete_route(SessionKind::CodeInterpreter),
         )
-        .route_layer(auth);
-    let app = Router::new()
-        .route("/health/live", get(server::live))
-        .route("/health/ready", get(ready))
-        .merge(sessions)
-        .with_state(shared);
-    server::finish(app, "workload-manager")
 }
 
 /// Starts the workload manager on an ephemeral loopback port.
@@ -222,7 +279,19 @@ pub async fn serve<K: KeySource + 'static>(
     server::serve(app(verifier, store, config)).await
 }
 
-async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+/// Starts the workload manager without authentication ([`app_auth_disabled`]) on an ephemeral
+/// loopback port.
+///
+/// # Errors
+/// The bind error.
+pub async fn serve_auth_disabled(
+    store: Arc<dyn OwnerStore>,
+    config: WorkloadManagerConfig,
+) -> std::io::Result<Server> {
+    server::serve(app_auth_disabled(store, config)).await
+}
+
+async fn ready_route(State(shared): State<Arc<Shared>>) -> Response {
     server::readiness(
         (shared.ready)(),
         "identity verification keys are unavailable",
@@ -233,11 +302,11 @@ async fn ready(State(shared): State<Arc<Shared>>) -> Response {
 fn create_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
     post(
         move |State(shared): State<Arc<Shared>>,
-              AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
+              caller: Option<AuthenticatedPrincipal>,
               id: Option<Extension<RequestId>>,
               body: Bytes| async move {
             let id = id.as_ref().map(|Extension(id)| id.0.as_str());
-            shared.create(kind, &caller, &body, id).await
+            shared.create(kind, caller.as_deref(), &body, id).await
         },
     )
 }
@@ -247,10 +316,12 @@ fn delete_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
     delete(
         move |State(shared): State<Arc<Shared>>,
               Path(id): Path<String>,
-              AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
+              caller: Option<AuthenticatedPrincipal>,
               request_id: Option<Extension<RequestId>>| async move {
             let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
-            shared.delete(kind, &id, &caller, request_id).await
+            shared
+                .delete(kind, &id, caller.as_deref(), request_id)
+                .await
         },
     )
 }
@@ -259,7 +330,7 @@ fn delete_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
 async fn get_session(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-    AuthenticatedPrincipal(caller): AuthenticatedPrincipal,
+    caller: Option<AuthenticatedPrincipal>,
     request_id: Option<Extension<RequestId>>,
 ) -> Result<Response, ServiceError> {
     let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
@@ -269,8 +340,10 @@ async fn get_session(
         .await
         .map_err(|e| server::store_failed(&e))?
         .ok_or_else(server::session_not_found)?;
-    let request =
-        AccessRequest::for_record(Some(&caller), &record, Action::Read).with_request_id(request_id);
+    // No caller only with authentication disabled (the layer refuses it otherwise); the policy
+    // then allows with `auth_disabled`, and would deny an unauthenticated request if not.
+    let request = AccessRequest::for_record(caller.as_deref(), &record, Action::Read)
+        .with_request_id(request_id);
     server::enforce(&shared.policy, &request)?;
     Ok(axum::Json(record).into_response())
 }
@@ -285,12 +358,13 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Shared {
-    /// The layer verified the caller before this runs: nothing is parsed or created for a
-    /// caller nobody can name.
+    /// With authentication on, the layer verified the caller before this runs: nothing is
+    /// parsed or created for a caller nobody can name. `principal` is `None` only with
+    /// authentication disabled.
     async fn create(
         &self,
         kind: SessionKind,
-        principal: &Principal,
+        principal: Option<&Principal>,
         body: &[u8],
         request_id: Option<&str>,
     ) -> Result<Response, ServiceError> {
@@ -315,13 +389,17 @@ impl Shared {
                 "name and namespace must be lowercase dns names",
             ));
         }
+        // No owner only with authentication disabled (the policy denies it otherwise).
         let owner = server::authorize_creation(&self.policy, principal, request_id)?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let sandbox_id = uuid::Uuid::new_v4().to_string();
         let suffix: String = sandbox_id.chars().take(8).collect();
         let sandbox_name = format!("{}-{suffix}", request.name);
 
-        let mut record = SessionRecord::owned(owner.clone(), session_id.clone());
+        // Owned with authentication on; ownerless only with it disabled.
+        let owner_id = owner.as_ref().map_or("", OwnerId::as_str).to_owned();
+        let mut record = SessionRecord::new(self.policy.auth_mode(), owner, session_id.clone())
+            .map_err(|e| e.to_service_error())?;
         record.kind = kind.name().to_owned();
         record.namespace.clone_from(&request.namespace);
         record.sandbox_id.clone_from(&sandbox_id);
@@ -352,7 +430,7 @@ impl Shared {
         tracing::info!(
             session_id,
             kind = kind.name(),
-            subject = principal.subject(),
+            subject = principal.map(Principal::subject),
             "session created"
         );
         Ok(axum::Json(CreateSessionResponse {
@@ -361,7 +439,7 @@ impl Shared {
             sandbox_id,
             sandbox_name,
             entry_points: record.entry_points,
-            owner_id: owner.as_str().to_owned(),
+            owner_id,
         })
         .into_response())
     }
@@ -370,7 +448,7 @@ impl Shared {
         &self,
         kind: SessionKind,
         id: &str,
-        principal: &Principal,
+        principal: Option<&Principal>,
         request_id: Option<&str>,
     ) -> Result<Response, ServiceError> {
         let record = self
@@ -380,7 +458,7 @@ impl Shared {
             .map_err(|e| server::store_failed(&e))?
             .filter(|r| SessionKind::from_name(&r.kind) == Some(kind))
             .ok_or_else(server::session_not_found)?;
-        let request = AccessRequest::for_record(Some(principal), &record, Action::Delete)
+        let request = AccessRequest::for_record(principal, &record, Action::Delete)
             .with_request_id(request_id);
         let reason = server::enforce(&self.policy, &request)?;
         self.store
@@ -389,7 +467,7 @@ impl Shared {
             .map_err(|e| server::store_failed(&e))?;
         tracing::info!(
             session_id = id,
-            subject = principal.subject(),
+            subject = principal.map(Principal::subject),
             reason = %reason.code(),
             "session deleted"
         );

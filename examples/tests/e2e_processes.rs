@@ -34,6 +34,7 @@ use agentcube_examples::dev_idp::DevIdp;
 use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_identity::{KeyRing, TokenMinter};
 use serde_json::{Value, json};
+use support::http::{Answer, client, try_send};
 use support::process::{Proc, TempDir, free_port, outputs};
 use tokio::time::Instant;
 
@@ -56,43 +57,7 @@ const REALM_FILE: &str = concat!(
 // ---- HTTP ----
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body.get("code").and_then(Value::as_str).unwrap_or("")
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// The answer, or `None` when nothing answered (not listening yet).
-async fn try_send(request: reqwest::RequestBuilder) -> Option<Answer> {
-    let response = request.send().await.ok()?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Some(Answer {
-        status,
-        headers,
-        body,
-    })
+    client(Duration::from_secs(2))
 }
 
 /// What polling a service saw.

@@ -35,6 +35,16 @@
 //! event on the target `agentcube::audit` (request id, subject, client id, action, resource,
 //! decision, reason code).
 //!
+//! Authentication disabled: `--auth-mode disabled` (env `AGENTCUBE_AUTH_MODE`; default
+//! `enabled`) runs the Router without any authentication, for benchmarks and migrations: no
+//! token, role or ownership check, ownerless sessions, and no identity or sandbox token sent
+//! (the workload manager and the sandbox must run with `--auth-mode disabled` too). It logs a
+//! warning at start-up that every caller is unauthenticated. `--jwt-issuer-url` is then not
+//! required, and it, `--identity-key`, `--role-hierarchy-file` and `--owner-id-scheme` are
+//! refused rather than ignored: the Router stops
+//! with `--auth-mode disabled cannot be combined with --jwt-issuer-url: …`. See the `router`
+//! module of the `agentcube-examples` library.
+//!
 //! Identity key rotation: `--identity-key DIR` names a directory (a mounted Kubernetes Secret,
 //! shared by every replica) with `current.pem`, which signs, and optionally `next.pem` and
 //! `previous.pem`, which are published in the JWKS but never sign. The directory is read again
@@ -48,7 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentcube_auth_core::jose::AlgorithmSet;
-use agentcube_examples::cli::{self, OwnerIdSchemeArg, RoleHierarchyArgs};
+use agentcube_examples::cli::{self, AuthModeArgs, OwnerIdSchemeArg, RoleHierarchyArgs};
 use agentcube_examples::keys::{
     DEFAULT_IDENTITY_KEY_RELOAD, IdentityKeyDir, IdentityKeyOrigin, load_or_generate_identity_key,
     public_key_path, spawn_identity_key_reload,
@@ -58,7 +68,7 @@ use agentcube_examples::router::{
     REFERENCE_ALGORITHMS, RouterConfig,
 };
 use agentcube_identity::TokenMinter;
-use agentcube_rlac::OwnerIdScheme;
+use agentcube_rlac::{AuthMode, OwnerIdScheme};
 use clap::Parser;
 
 /// The AgentCube Router.
@@ -71,14 +81,12 @@ struct Args {
     /// The OIDC issuer (compared exactly with `iss`), e.g. http://keycloak:8080/realms/agentcube.
     /// Repeat it (or comma-separate the environment variable) to accept several issuers, e.g.
     /// Keycloak and the cluster's service-account issuer: a token is routed by its `iss`, and
-    /// owners are then qualified by issuer.
-    #[arg(
-        long,
-        env = "AGENTCUBE_JWT_ISSUER_URL",
-        required = true,
-        value_delimiter = ','
-    )]
+    /// owners are then qualified by issuer. Required unless --auth-mode disabled (which refuses
+    /// it).
+    #[arg(long, env = "AGENTCUBE_JWT_ISSUER_URL", value_delimiter = ',')]
     jwt_issuer_url: Vec<String>,
+    #[command(flatten)]
+    auth: AuthModeArgs,
     /// How owner ids are formed; default `subject` with one issuer, `issuer-qualified` with
     /// several. The workload manager must be given the same.
     #[arg(long, env = "AGENTCUBE_OWNER_ID_SCHEME", value_enum)]
@@ -162,6 +170,9 @@ struct Args {
 async fn run(args: Args) -> Result<(), String> {
     // First, so that everything built below reports to the recorder.
     let _metrics = cli::serve_metrics(args.metrics.metrics_listen).await?;
+    if args.auth.mode() == AuthMode::Disabled {
+        return run_auth_disabled(&args).await;
+    }
     let algorithms = AlgorithmSet::parse_list(&args.jwt_algorithms)
         .map_err(|e| format!("--jwt-algorithms: {e}"))?;
     if args.jwt_role_claim.is_empty() {
@@ -172,7 +183,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let hierarchy = Arc::new(args.roles.hierarchy()?);
     let [first, ..] = args.jwt_issuer_url.as_slice() else {
-        return Err("--jwt-issuer-url is required".into());
+        return Err("--jwt-issuer-url is required (unless --auth-mode disabled)".into());
     };
     let revocations = revocation_set(&args).await?;
     let options = OidcOptions::new(first.as_str())
@@ -255,6 +266,37 @@ async fn run(args: Args) -> Result<(), String> {
             owner_scheme = ?owner_scheme,
             workload_manager = args.workload_manager_url,
             "router listening; JWKS at /.well-known/agentcube/jwks.json"
+        );
+    })
+    .await
+}
+
+/// `--auth-mode disabled`: the Router without authentication, after refusing the flags that
+/// would only configure it.
+async fn run_auth_disabled(args: &Args) -> Result<(), String> {
+    cli::refuse_auth_flags(
+        AuthMode::Disabled,
+        &[
+            ("--jwt-issuer-url", !args.jwt_issuer_url.is_empty()),
+            ("--identity-key", args.identity_key.is_some()),
+            ("--role-hierarchy-file", args.roles.path().is_some()),
+            ("--owner-id-scheme", args.owner_id_scheme.is_some()),
+        ],
+    )?;
+    let store = cli::owner_store(args.redis_url.as_deref())?;
+    let mut config = RouterConfig::new(args.workload_manager_url.as_str())
+        .max_concurrent_requests(args.max_concurrent_requests);
+    if let Some(limit) = args.max_response_bytes {
+        config = config.max_response_bytes(limit);
+    }
+    let app =
+        agentcube_examples::router::app_auth_disabled(store, config).map_err(|e| e.to_string())?;
+    cli::serve_until_signal(args.listen, app, |server| {
+        tracing::info!(
+            addr = %server.addr(),
+            auth_mode = "disabled",
+            workload_manager = args.workload_manager_url,
+            "router listening"
         );
     })
     .await

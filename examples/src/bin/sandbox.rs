@@ -12,6 +12,12 @@
 //!         --router-jwks-url http://127.0.0.1:8080/.well-known/agentcube/jwks.json
 //! ```
 //!
+//! `--auth-mode disabled` (env `AGENTCUBE_AUTH_MODE`; default `enabled`) turns token
+//! verification off, for a deployment whose Router runs with authentication disabled
+//! (benchmarks, migrations): it then echoes `"user_sub": null`, logs a warning at start-up, and
+//! refuses `--router-jwks-url` / `--router-public-key` (they would be ignored). See the
+//! `sandbox` module of the `agentcube-examples` library.
+//!
 //! Operating it: `--metrics-listen ADDR` (env `AGENTCUBE_METRICS_LISTEN`; off by default)
 //! serves Prometheus metrics at `GET /metrics` on a listener of its own (sandbox-token
 //! verifications by result code, the Router's key set); every refused token and every session
@@ -20,8 +26,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use agentcube_examples::cli::{self, RouterKeyArgs};
+use agentcube_examples::cli::{self, AuthModeArgs, RouterKeyArgs};
 use agentcube_examples::sandbox::{self, SandboxSession};
+use agentcube_rlac::AuthMode;
 use clap::Parser;
 
 /// A stand-in AgentCube sandbox agent.
@@ -35,6 +42,8 @@ struct Args {
     #[arg(long, env = "AGENTCUBE_SESSION_ID")]
     session_id: Option<String>,
     #[command(flatten)]
+    auth: AuthModeArgs,
+    #[command(flatten)]
     router_keys: RouterKeyArgs,
     #[command(flatten)]
     metrics: cli::MetricsArgs,
@@ -43,9 +52,14 @@ struct Args {
 async fn run(args: Args) -> Result<(), String> {
     // First, so that everything built below reports to the recorder.
     let _metrics = cli::serve_metrics(args.metrics.metrics_listen).await?;
-    let keys = args.router_keys.keys()?;
+    let mode = args.auth.mode();
+    args.router_keys.refuse_when_disabled(mode)?;
     let session = SandboxSession::from_flag(args.session_id);
-    let app = sandbox::app(keys, &session).map_err(|e| e.to_string())?;
+    let app = match mode {
+        AuthMode::Enabled => sandbox::app(args.router_keys.keys()?, &session),
+        AuthMode::Disabled => sandbox::app_auth_disabled(&session),
+    }
+    .map_err(|e| format!("--session-id: {e}"))?;
     cli::serve_until_signal(args.listen, app, |server| {
         tracing::info!(addr = %server.addr(), "sandbox listening");
     })

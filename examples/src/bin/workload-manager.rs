@@ -19,6 +19,13 @@
 //! `--realm-file` is the old name) expands them through the file's composites, the realm's
 //! default role (`default-roles-*`) excepted.
 //!
+//! `--auth-mode disabled` (env `AGENTCUBE_AUTH_MODE`; default `enabled`) turns identity
+//! verification off, for a deployment whose Router runs with authentication disabled
+//! (benchmarks, migrations): sessions are then created without an owner and anyone may read or
+//! delete them. It logs a warning at start-up and refuses `--router-jwks-url`,
+//! `--router-public-key` and `--role-hierarchy-file` (they would be ignored). With the default, a create without the
+//! identity header is refused 401 as always.
+//!
 //! Operating it: `--metrics-listen ADDR` (env `AGENTCUBE_METRICS_LISTEN`; off by default)
 //! serves Prometheus metrics at `GET /metrics` on a listener of its own: identity-token
 //! verifications by result code, the Router's key set (fetches, readiness) and ownership
@@ -29,9 +36,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agentcube_examples::cli::{self, OwnerIdSchemeArg, RoleHierarchyArgs, RouterKeyArgs};
+use agentcube_examples::cli::{
+    self, AuthModeArgs, OwnerIdSchemeArg, RoleHierarchyArgs, RouterKeyArgs,
+};
 use agentcube_examples::workload_manager::WorkloadManagerConfig;
 use agentcube_identity::IdentityVerifier;
+use agentcube_rlac::AuthMode;
 use clap::Parser;
 
 /// The AgentCube workload manager.
@@ -41,6 +51,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "AGENTCUBE_WM_LISTEN", default_value = "0.0.0.0:8081")]
     listen: SocketAddr,
+    #[command(flatten)]
+    auth: AuthModeArgs,
     #[command(flatten)]
     router_keys: RouterKeyArgs,
     /// The sandbox every session's entry point names.
@@ -71,13 +83,27 @@ struct Args {
 async fn run(args: Args) -> Result<(), String> {
     // First, so that everything built below reports to the recorder.
     let _metrics = cli::serve_metrics(args.metrics.metrics_listen).await?;
-    let keys = args.router_keys.keys()?;
+    let mode = args.auth.mode();
+    args.router_keys.refuse_when_disabled(mode)?;
+    cli::refuse_auth_flags(
+        mode,
+        &[("--role-hierarchy-file", args.roles.path().is_some())],
+    )?;
     let store = cli::owner_store(args.redis_url.as_deref())?;
     let mut config = WorkloadManagerConfig::new(args.sandbox_url.as_str())
         .admin_role(args.admin_role.as_str())
         .hierarchy(Arc::new(args.roles.hierarchy()?));
     config.owner_scheme = args.owner_id_scheme.into();
-    let app = agentcube_examples::workload_manager::app(IdentityVerifier::new(keys), store, config);
+    let app = match mode {
+        AuthMode::Enabled => agentcube_examples::workload_manager::app(
+            IdentityVerifier::new(args.router_keys.keys()?),
+            store,
+            config,
+        ),
+        AuthMode::Disabled => {
+            agentcube_examples::workload_manager::app_auth_disabled(store, config)
+        }
+    };
     cli::serve_until_signal(args.listen, app, |server| {
         tracing::info!(addr = %server.addr(), sandbox = args.sandbox_url, "workload manager listening");
     })

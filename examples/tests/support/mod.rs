@@ -1,3 +1,4 @@
 //! Helpers shared by the end-to-end test binaries (each includes this module with `mod support;`).
 
+pub(crate) mod http;
 pub(crate) mod process;

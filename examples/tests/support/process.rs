@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A directory removed when dropped.
 pub(crate) struct TempDir(PathBuf);
@@ -54,23 +54,9 @@ impl Proc {
         let log = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4()));
         let out = File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut command = Command::new(bin);
-        command
-            .args(args)
-            .stdin(Stdio::null())
+        let child = command(bin, args, env)
             .stdout(out)
             .stderr(err)
-            .env("RUST_LOG", "info");
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("AGENTCUBE_") || key == "WORKLOAD_MANAGER_URL" {
-                command.env_remove(key.as_ref());
-            }
-        }
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({bin}): {e}"));
         Self { name, child, log }
@@ -93,6 +79,31 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `bin` with `args`, logging at `info`, its stdin closed, and no `AGENTCUBE_*` variable (nor
+/// `WORKLOAD_MANAGER_URL`) but those of `env`: only what the test gives configures the service.
+pub(crate) fn command(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .env("RUST_LOG", "info");
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("AGENTCUBE_") || key == "WORKLOAD_MANAGER_URL" {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+/// Runs `bin` (configured as [`command`] does) to its end; its output.
+pub(crate) fn run_to_end(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(bin, args, env)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
 }
 
 /// The output of every process, for a failure message.
