@@ -1,5 +1,7 @@
 //! Finding the token in a request's headers.
 
+use std::ops::Range;
+
 use ::http::header::AUTHORIZATION;
 use ::http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -75,6 +77,14 @@ impl TokenLocation {
         }
     }
 
+    /// Where the token lies in one header value, so that a caller that checked it early can
+    /// hold the value and read the token again without parsing it twice ([`token_at`]).
+    pub(crate) fn token_range(&self, value: &HeaderValue) -> Result<Range<usize>, AuthError> {
+        let token = self.token_in(value)?;
+        let start = (token.as_ptr() as usize).wrapping_sub(value.as_bytes().as_ptr() as usize);
+        Ok(start..start + token.len())
+    }
+
     /// The token of a request.
     ///
     /// # Errors
@@ -83,4 +93,14 @@ impl TokenLocation {
     pub fn token<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, AuthError> {
         self.token_in(self.value(headers)?)
     }
+}
+
+/// The token at `range` of `value`, as found by [`TokenLocation::token_range`] (already checked
+/// to be visible ASCII).
+pub(crate) fn token_at(value: &HeaderValue, range: Range<usize>) -> Result<&str, AuthError> {
+    value
+        .as_bytes()
+        .get(range)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .ok_or(AuthError::InvalidAuthorizationFormat)
 }

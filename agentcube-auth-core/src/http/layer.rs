@@ -325,13 +325,15 @@ where
     V: TokenVerifier,
     F: OnRejection,
 {
-    /// Verifies the token in `authorization` (the header value at the token location) and
-    /// checks the requirement. The caller reports a failure to the hook, with the request.
+    /// Verifies the token at `token` in `authorization` (the header value at the token
+    /// location, as [`TokenLocation::token_range`] found it) and checks the requirement. The
+    /// caller reports a failure to the hook, with the request.
     pub(crate) async fn authenticate(
         &self,
         authorization: &HeaderValue,
+        token: std::ops::Range<usize>,
     ) -> Result<Principal, Refusal> {
-        let token = self.location.token_in(authorization)?;
+        let token = super::bearer::token_at(authorization, token)?;
         let principal = self.verifier.verify(token).await?;
         if let Some(requirement) = &self.requirement
             && let Err(error) = requirement.check(&principal, &self.hierarchy)

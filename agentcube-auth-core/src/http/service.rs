@@ -90,12 +90,14 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let location = &self.shared.location;
+        // The token is found once, here, so that a malformed header is refused without a
+        // future; the future reads it again by its place in the value.
         let checked = location
             .value(request.headers())
-            .and_then(|value| location.token_in(value).map(|_| value));
-        let authorization = match checked {
+            .and_then(|value| Ok((value, location.token_range(value)?)));
+        let (authorization, token) = match checked {
             // A cheap clone: a header received by hyper shares the connection's buffer.
-            Ok(value) => value.clone(),
+            Ok((value, token)) => (value.clone(), token),
             Err(error) => {
                 self.shared.rejected(&RejectedRequest::of(&request), &error);
                 return ResponseFuture {
@@ -106,7 +108,7 @@ where
         let shared = Arc::clone(&self.shared);
         let report: Arc<dyn Report> = Arc::clone(&self.shared) as Arc<dyn Report>;
         let verify: VerifyFuture =
-            Box::pin(async move { shared.authenticate(&authorization).await });
+            Box::pin(async move { shared.authenticate(&authorization, token).await });
         let fresh = self.inner.clone();
         let inner = mem::replace(&mut self.inner, fresh);
         ResponseFuture {
