@@ -126,7 +126,7 @@ pub struct UnverifiedJws<'a> {
     header: JwsHeader,
     claims: Claims,
     signing_input: &'a str,
-    signature: Signature,
+    signature: Signature<'a>,
 }
 
 impl<'a> UnverifiedJws<'a> {
@@ -229,11 +229,9 @@ impl<'a> UnverifiedJws<'a> {
     /// `key_algorithm_mismatch` if the key cannot be used with the header's `alg`;
     /// `invalid_signature` if the signature does not verify.
     pub fn verify(self, key: &super::VerificationKey) -> Result<(JwsHeader, Claims), AuthError> {
-        key.verify(
-            self.header.alg,
-            self.signing_input.as_bytes(),
-            self.signature.as_bytes(),
-        )?;
+        let mut buf = [0u8; MAX_SIGNATURE_BYTES];
+        let signature = self.signature.bytes(&mut buf)?;
+        key.verify(self.header.alg, self.signing_input.as_bytes(), signature)?;
         Ok((self.header, self.claims))
     }
 }
@@ -387,24 +385,27 @@ fn decode_into<'b>(segment: &str, buf: &'b mut [u8]) -> Result<&'b [u8], AuthErr
     base64url::decode_into(segment, buf).map_err(|_| AuthError::Malformed(MalformedReason::Base64))
 }
 
-/// A decoded signature, held inline (no allocation).
-struct Signature {
-    bytes: [u8; MAX_SIGNATURE_BYTES],
+/// A signature segment checked to decode, kept as text: it is decoded again onto the stack
+/// when it is verified, which costs less than carrying a kilobyte buffer through every move of
+/// the token (and allocates nothing).
+struct Signature<'a> {
+    text: &'a str,
     len: usize,
 }
 
-impl Signature {
-    fn decode(segment: &str) -> Result<Self, AuthError> {
-        let mut bytes = [0u8; MAX_SIGNATURE_BYTES];
+impl<'a> Signature<'a> {
+    fn decode(segment: &'a str) -> Result<Self, AuthError> {
         if segment.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
             return Err(AuthError::Malformed(MalformedReason::SignatureEncoding));
         }
+        let mut bytes = [0u8; MAX_SIGNATURE_BYTES];
         let len = decode_into(segment, &mut bytes)?.len();
-        Ok(Self { bytes, len })
+        Ok(Self { text: segment, len })
     }
 
-    fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or_default()
+    /// Decodes the signature into `buf` (it decoded when the token was parsed).
+    fn bytes<'b>(&self, buf: &'b mut [u8; MAX_SIGNATURE_BYTES]) -> Result<&'b [u8], AuthError> {
+        decode_into(self.text, buf)
     }
 
     /// Fixed-size algorithms have one valid length; RSA signatures are checked against the
@@ -419,7 +420,7 @@ impl Signature {
     }
 }
 
-impl std::fmt::Debug for Signature {
+impl std::fmt::Debug for Signature<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Signature({} bytes)", self.len)
     }
