@@ -10,6 +10,7 @@ use agentcube_auth_core::{Clock, Principal, Revocation, SystemClock};
 use aws_lc_rs::rand;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
 use serde::Serialize;
 
 use crate::cache::{Entry, MintCache};
@@ -196,11 +197,35 @@ impl MinterConfig {
 #[derive(Clone)]
 pub struct MintedToken {
     token: Arc<str>,
+    /// `Bearer <token>` as a header value, built once: every reuse of the token is then a
+    /// reference-count increment, not an 800-byte copy and check per proxied request.
+    bearer: HeaderValue,
     issued_at: i64,
     expires_at: i64,
 }
 
 impl MintedToken {
+    fn new(token: String, issued_at: i64, expires_at: i64) -> Self {
+        // A compact JWS is base64url and dots, always a valid header value; were it not, the
+        // empty value would be refused by the sandbox (fail closed), never sent half-made.
+        let mut bearer = HeaderValue::try_from(format!("Bearer {token}"))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        // Never indexed by an HTTP/2 encoder, and shown as `Sensitive` by `Debug`.
+        bearer.set_sensitive(true);
+        Self {
+            token: Arc::from(token),
+            bearer,
+            issued_at,
+            expires_at,
+        }
+    }
+
+    /// `Bearer <token>` as an `Authorization` header value for a sandbox request (a cheap
+    /// clone of the value built when the token was minted).
+    pub fn bearer_header(&self) -> HeaderValue {
+        self.bearer.clone()
+    }
+
     /// The compact JWS, e.g. the value of the [`IDENTITY_HEADER`](crate::IDENTITY_HEADER).
     pub fn as_str(&self) -> &str {
         &self.token
@@ -208,7 +233,7 @@ impl MintedToken {
 
     /// `Bearer <token>`, the `Authorization` value for a sandbox request.
     pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.token)
+        self.bearer.to_str().unwrap_or_default().to_owned()
     }
 
     /// `iat`, seconds since the epoch.
@@ -462,11 +487,7 @@ impl TokenMinter {
             Target::Identity => crate::metrics::KIND_IDENTITY,
             Target::Sandbox(_) => crate::metrics::KIND_SANDBOX,
         });
-        Ok(MintedToken {
-            token: Arc::from(token),
-            issued_at: now,
-            expires_at: exp,
-        })
+        Ok(MintedToken::new(token, now, exp))
     }
 }
 
@@ -567,6 +588,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bearer_header_is_the_token_marked_sensitive() {
+        let token = MintedToken::new("a.b.c".to_owned(), 0, 100);
+        let header = token.bearer_header();
+        assert_eq!(header.as_bytes(), b"Bearer a.b.c");
+        assert!(header.is_sensitive());
+        assert_eq!(token.bearer(), "Bearer a.b.c");
+        assert!(!format!("{header:?}").contains("a.b.c"));
+    }
+
+    #[test]
     fn a_digest_collision_or_any_changed_field_is_a_miss() {
         let ring = KeyRing::generate().unwrap();
         let state = ring.snapshot();
@@ -581,11 +612,7 @@ mod tests {
                 principal: alice.clone(),
                 key: Arc::clone(key),
                 refresh_at: 90,
-                token: MintedToken {
-                    token: Arc::from("a.b.c"),
-                    issued_at: 0,
-                    expires_at: 100,
-                },
+                token: MintedToken::new("a.b.c".to_owned(), 0, 100),
             },
         );
         assert!(

@@ -1541,9 +1541,7 @@ impl Shared {
             }
         }
         if let Some(token) = token {
-            let bearer =
-                HeaderValue::from_str(&token.bearer()).map_err(|_| jwt_signing_failed())?;
-            headers.insert(header::AUTHORIZATION, bearer);
+            headers.insert(header::AUTHORIZATION, token.bearer_header());
         }
         if let Ok(v) = HeaderValue::from_str(&record.session_id) {
             headers.insert(SESSION_HEADER, v);
