@@ -10,9 +10,9 @@
 //! payload text; numbers, booleans and nulls are held as values (they do not allocate); an
 //! object or array stays checked text until it is read, and a verifier or mapper reads one —
 //! `aud` or `realm_access`, say — with a serde seed that borrows its strings
-//! ([`StrictObject::deserialize_member`]). A member asked for as a [`Value`] is built once. The whole map is built only for a caller that asks
-//! for it. Verifying a token therefore allocates for what its principal keeps, not for every
-//! claim it carries.
+//! ([`StrictObject::deserialize_member`]). A member asked for as a [`Value`] is built once;
+//! the whole map only for a caller that asks for it. Verifying a token therefore allocates for
+//! what its principal keeps, not for every claim it carries.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -131,6 +131,9 @@ impl<'de> SeenKeys<'de> {
 pub(crate) struct StrictObject {
     text: String,
     members: Vec<Member>,
+    /// The members asked for as a [`Value`], by index; allocated on the first such request,
+    /// so that a member costs nothing for this until then.
+    built: OnceLock<Box<[OnceLock<Value>]>>,
     map: OnceLock<Map<String, Value>>,
 }
 
@@ -150,22 +153,15 @@ enum Text {
 
 #[derive(Clone)]
 enum Slot {
-    /// A string without escapes: the range of its contents in the text, and the string as a
-    /// [`Value`] once someone asked for one.
-    Str {
-        range: Range<usize>,
-        built: OnceLock<Value>,
-    },
+    /// A string without escapes: the range of its contents in the text.
+    Str(Range<usize>),
     /// A number, boolean or null (no allocation), or a value whose place in the text is not
     /// known (a string with escapes; an object or array under a name with escapes), built
     /// while it was checked.
     Value(Value),
     /// An object or array, checked and left as text: where it starts (a reader stops at its
-    /// end), and the value once someone asked for one.
-    Nested {
-        start: usize,
-        built: OnceLock<Value>,
-    },
+    /// end).
+    Nested(usize),
 }
 
 /// A member as [`StrictObject::lookup`] finds it.
@@ -194,6 +190,7 @@ impl StrictObject {
         Ok(Self {
             text,
             members,
+            built: OnceLock::new(),
             map: OnceLock::new(),
         })
     }
@@ -213,19 +210,20 @@ impl StrictObject {
         }
     }
 
-    fn find(&self, name: &str) -> Option<&Member> {
+    fn find(&self, name: &str) -> Option<(usize, &Member)> {
         let tag = Tag::of(name);
         self.members
             .iter()
-            .find(|m| m.tag == tag && self.key(&m.key) == name)
+            .enumerate()
+            .find(|(_, m)| m.tag == tag && self.key(&m.key) == name)
     }
 
     /// A member, without building anything.
     pub(crate) fn lookup(&self, name: &str) -> Option<Found<'_>> {
-        Some(match &self.find(name)?.value {
-            Slot::Str { range, .. } => Found::Str(self.slice(range)),
+        Some(match &self.find(name)?.1.value {
+            Slot::Str(range) => Found::Str(self.slice(range)),
             Slot::Value(value) => Found::Value(value),
-            Slot::Nested { .. } => Found::Nested,
+            Slot::Nested(_) => Found::Nested,
         })
     }
 
@@ -233,13 +231,18 @@ impl StrictObject {
     /// [`StrictObject::lookup`] and nested values with [`StrictObject::deserialize_member`] to
     /// build nothing).
     pub(crate) fn get(&self, name: &str) -> Option<&Value> {
-        Some(match &self.find(name)?.value {
-            Slot::Str { range, built } => {
-                built.get_or_init(|| Value::String(self.slice(range).to_owned()))
-            }
-            Slot::Value(value) => value,
-            Slot::Nested { start, built } => built.get_or_init(|| self.build_at(*start)),
-        })
+        let (index, member) = self.find(name)?;
+        if let Slot::Value(value) = &member.value {
+            return Some(value);
+        }
+        let built = self
+            .built
+            .get_or_init(|| self.members.iter().map(|_| OnceLock::new()).collect());
+        match built.get(index) {
+            Some(cell) => Some(cell.get_or_init(|| self.build(&member.value))),
+            // Unreachable (one cell per member); the map answers all the same.
+            None => self.map().get(name),
+        }
     }
 
     /// Deserializes one member with `seed`, borrowing its strings from the payload text.
@@ -248,12 +251,10 @@ impl StrictObject {
         name: &str,
         seed: S,
     ) -> Option<Result<S::Value, serde_json::Error>> {
-        Some(match &self.find(name)?.value {
-            Slot::Str { range, .. } => {
-                seed.deserialize(BorrowedStrDeserializer::new(self.slice(range)))
-            }
+        Some(match &self.find(name)?.1.value {
+            Slot::Str(range) => seed.deserialize(BorrowedStrDeserializer::new(self.slice(range))),
             Slot::Value(value) => seed.deserialize(value),
-            Slot::Nested { start, .. } => {
+            Slot::Nested(start) => {
                 let mut de = serde_json::Deserializer::from_str(self.from(*start));
                 seed.deserialize(&mut de)
             }
@@ -265,32 +266,35 @@ impl StrictObject {
         self.map.get_or_init(|| {
             self.members
                 .iter()
-                .map(|m| (self.key(&m.key).to_owned(), self.build(&m.value)))
+                .enumerate()
+                .map(|(index, m)| (self.key(&m.key).to_owned(), self.built_or_build(index, m)))
                 .collect()
         })
     }
 
-    fn build(&self, slot: &Slot) -> Value {
-        match slot {
-            Slot::Str { range, built } => built
-                .get()
-                .cloned()
-                .unwrap_or_else(|| Value::String(self.slice(range).to_owned())),
-            Slot::Value(value) => value.clone(),
-            Slot::Nested { start, built } => built
-                .get()
-                .cloned()
-                .unwrap_or_else(|| self.build_at(*start)),
-        }
+    /// A member's value: a copy of the one built on request, or a new one.
+    fn built_or_build(&self, index: usize, member: &Member) -> Value {
+        self.built
+            .get()
+            .and_then(|built| built.get(index))
+            .and_then(OnceLock::get)
+            .cloned()
+            .unwrap_or_else(|| self.build(&member.value))
     }
 
-    /// Builds the nested value that starts at `start`. The text passed the same parser when
-    /// it was checked, so this cannot fail; `Null` keeps it total rather than panicking.
-    fn build_at(&self, start: usize) -> Value {
-        let mut de = serde_json::Deserializer::from_str(self.from(start));
-        StrictValue { depth: 1 }
-            .deserialize(&mut de)
-            .unwrap_or(Value::Null)
+    fn build(&self, slot: &Slot) -> Value {
+        match slot {
+            Slot::Str(range) => Value::String(self.slice(range).to_owned()),
+            Slot::Value(value) => value.clone(),
+            // The text passed the same parser when it was checked, so this cannot fail;
+            // `Null` keeps it total rather than panicking.
+            Slot::Nested(start) => {
+                let mut de = serde_json::Deserializer::from_str(self.from(*start));
+                StrictValue { depth: 1 }
+                    .deserialize(&mut de)
+                    .unwrap_or(Value::Null)
+            }
+        }
     }
 
     /// Every member, moved out where they are already built.
@@ -299,26 +303,22 @@ impl StrictObject {
             return map;
         }
         let members = std::mem::take(&mut self.members);
+        let mut built = self.built.take().map(Vec::from).unwrap_or_default();
         members
             .into_iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(index, m)| {
                 let key = self.key(&m.key).to_owned();
                 let value = match m.value {
                     Slot::Value(value) => value,
-                    other => self.build(&other),
+                    other => built
+                        .get_mut(index)
+                        .and_then(OnceLock::take)
+                        .unwrap_or_else(|| self.build(&other)),
                 };
                 (key, value)
             })
             .collect()
-    }
-}
-
-impl Slot {
-    fn nested(start: usize) -> Self {
-        Self::Nested {
-            start,
-            built: OnceLock::new(),
-        }
     }
 }
 
@@ -420,10 +420,7 @@ impl<'de> Visitor<'de> for MemberSeed<'_> {
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Slot, E> {
         Ok(match range_in(self.base, v) {
-            Some(range) => Slot::Str {
-                range,
-                built: OnceLock::new(),
-            },
+            Some(range) => Slot::Str(range),
             None => Slot::Value(Value::String(v.to_owned())),
         })
     }
@@ -464,7 +461,7 @@ impl<'de> Visitor<'de> for MemberSeed<'_> {
         match self.nested_start {
             Some(start) => StrictCheck { depth: 1 }
                 .visit_seq(seq)
-                .map(|()| Slot::nested(start)),
+                .map(|()| Slot::Nested(start)),
             None => StrictValue { depth: 1 }.visit_seq(seq).map(Slot::Value),
         }
     }
@@ -473,7 +470,7 @@ impl<'de> Visitor<'de> for MemberSeed<'_> {
         match self.nested_start {
             Some(start) => StrictCheck { depth: 1 }
                 .visit_map(map)
-                .map(|()| Slot::nested(start)),
+                .map(|()| Slot::Nested(start)),
             None => StrictValue { depth: 1 }.visit_map(map).map(Slot::Value),
         }
     }
