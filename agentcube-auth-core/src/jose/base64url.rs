@@ -31,6 +31,14 @@ pub(crate) fn decode_into<'b>(text: &str, buf: &'b mut [u8]) -> Result<&'b [u8],
     Ok(decoded)
 }
 
+/// Checks `text` as [`decode`] would, without decoding it; returns the decoded length.
+pub(crate) fn check(text: &str) -> Result<usize, InvalidBase64> {
+    ENGINE.check(text.as_bytes()).map_err(|_| InvalidBase64)?;
+    ENGINE
+        .decoded_length(text.as_bytes())
+        .map_err(|_| InvalidBase64)
+}
+
 /// Encodes `bytes`.
 pub(crate) fn encode(bytes: impl AsRef<[u8]>) -> String {
     ENGINE.encode_to_string(bytes)
@@ -50,6 +58,8 @@ pub(crate) fn encoded_len(len: usize) -> usize {
 mod tests {
     use super::*;
 
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
     #[test]
     fn decoding_accepts_only_the_canonical_unpadded_form() {
         assert_eq!(decode("QQ"), Ok(b"A".to_vec()));
@@ -57,7 +67,20 @@ mod tests {
         assert_eq!(decode(""), Ok(Vec::new()));
         for bad in ["QR", "QUJ", "Q", "QQ==", "a+b", "a/b", "QQ\n", " QQ"] {
             assert_eq!(decode(bad), Err(InvalidBase64), "{bad:?}");
+            assert_eq!(check(bad), Err(InvalidBase64), "{bad:?}");
         }
+        for (good, len) in [("QQ", 1), ("QUI", 2), ("QUJD", 3), ("", 0), ("a_b-", 3)] {
+            assert_eq!(check(good), Ok(len), "{good:?}");
+        }
+        // A signature-sized input, where the SIMD path runs: the last character of a 256-byte
+        // encoding carries 4 unused bits, and setting one makes it non-canonical.
+        let long = encode([0xa5u8; 256]);
+        assert_eq!(check(&long), Ok(256));
+        let last = long.chars().last().unwrap();
+        let bumped = ALPHABET[ALPHABET.iter().position(|&c| c == last as u8).unwrap() + 1];
+        let non_canonical = format!("{}{}", &long[..long.len() - 1], bumped as char);
+        assert_eq!(check(&non_canonical), Err(InvalidBase64));
+        assert_eq!(decode(&non_canonical), Err(InvalidBase64));
         let mut small = [0u8; 2];
         assert_eq!(decode_into("QUJD", &mut small), Err(InvalidBase64));
         let mut buf = [0u8; 8];

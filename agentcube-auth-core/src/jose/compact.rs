@@ -152,7 +152,7 @@ impl<'a> UnverifiedJws<'a> {
         let header_bytes = decode_header(header_b64, &mut header_buf)?;
         let raw: RawHeader<'_> = parse_header(header_bytes)?;
         let claims = parse_payload(decode(payload_b64)?)?;
-        let signature = Signature::decode(signature_b64)?;
+        let signature = Signature::check(signature_b64)?;
 
         // Header rules in a fixed order (alg, typ, crit), so a token that breaks several always
         // gets the same code.
@@ -385,25 +385,28 @@ fn decode_into<'b>(segment: &str, buf: &'b mut [u8]) -> Result<&'b [u8], AuthErr
     base64url::decode_into(segment, buf).map_err(|_| AuthError::Malformed(MalformedReason::Base64))
 }
 
-/// A signature segment checked to decode, kept as text: it is decoded again onto the stack
-/// when it is verified, which costs less than carrying a kilobyte buffer through every move of
-/// the token (and allocates nothing).
+/// A signature segment checked to be canonical base64url, kept as text: it is decoded onto
+/// the stack once, when it is verified, so no kilobyte buffer travels with every move of the
+/// token and nothing is allocated.
 struct Signature<'a> {
     text: &'a str,
     len: usize,
 }
 
 impl<'a> Signature<'a> {
-    fn decode(segment: &'a str) -> Result<Self, AuthError> {
+    fn check(segment: &'a str) -> Result<Self, AuthError> {
         if segment.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
             return Err(AuthError::Malformed(MalformedReason::SignatureEncoding));
         }
-        let mut bytes = [0u8; MAX_SIGNATURE_BYTES];
-        let len = decode_into(segment, &mut bytes)?.len();
+        // Longer than the buffer it is decoded into is refused here, as decoding would.
+        let len = base64url::check(segment)
+            .ok()
+            .filter(|len| *len <= MAX_SIGNATURE_BYTES)
+            .ok_or(AuthError::Malformed(MalformedReason::Base64))?;
         Ok(Self { text: segment, len })
     }
 
-    /// Decodes the signature into `buf` (it decoded when the token was parsed).
+    /// Decodes the signature into `buf` (it was checked when the token was parsed).
     fn bytes<'b>(&self, buf: &'b mut [u8; MAX_SIGNATURE_BYTES]) -> Result<&'b [u8], AuthError> {
         decode_into(self.text, buf)
     }
@@ -445,6 +448,13 @@ mod tests {
         }
         let policy = JwsPolicy::new(AlgorithmSet::only(Algorithm::RS256));
         let header = "eyJhbGciOiJSUzI1NiJ9"; // {"alg":"RS256"}
+        // Within the segment-length bound but decoding to more than the largest signature.
+        let oversized = base64url::encode([7u8; MAX_SIGNATURE_BYTES + 2]);
+        assert!(oversized.len() <= MAX_SIGNATURE_BYTES * 4 / 3 + 4);
+        assert_eq!(
+            UnverifiedJws::parse(&format!("{header}.e30.{oversized}"), &policy).err(),
+            Some(base64.clone())
+        );
         for bad in [
             format!("{header}.e30.QR"),
             format!("{header}.e30.QQ=="),
