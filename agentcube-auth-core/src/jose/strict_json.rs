@@ -719,6 +719,33 @@ mod tests {
     }
 
     #[test]
+    fn values_under_escaped_names_are_built_with_the_same_rules() {
+        // A name with escapes has no place in the text, so its value is built while checked
+        // (the other path): duplicates and depth are refused there too.
+        assert_eq!(
+            parse(br#"{"\u0078":{"r":1,"\u0072":2}}"#).err(),
+            Some(StrictJsonError::Duplicate)
+        );
+        assert_eq!(
+            parse(br#"{"\u0078":[{"k":1,"k":2}]}"#).err(),
+            Some(StrictJsonError::Duplicate)
+        );
+        let nest =
+            |depth: usize| format!("{{\"\\u0061\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse(nest(MAX_DEPTH).as_bytes()).is_ok());
+        assert_eq!(
+            parse(nest(MAX_DEPTH + 1).as_bytes()).err(),
+            Some(StrictJsonError::Invalid)
+        );
+        let ok = parse(br#"{"\u0078":{"r":[1,"s"]}}"#).unwrap();
+        assert!(matches!(
+            ok.lookup("x"),
+            Some(Found::Value(Value::Object(_)))
+        ));
+        assert_eq!(ok.get("x"), Some(&serde_json::json!({"r": [1, "s"]})));
+    }
+
+    #[test]
     fn duplicates_among_many_members_are_found_past_the_inline_keys() {
         let many: Vec<String> = (0..500).map(|i| format!("\"k{i}\":{i}")).collect();
         let ok = format!("{{{}}}", many.join(","));
