@@ -15,9 +15,10 @@
     reason = "test code: failing loudly is the point"
 )]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ use agentcube_examples::scenario::{self, unverified_claims};
 use agentcube_examples::server::REQUEST_ID_HEADER;
 use agentcube_identity::IDENTITY_HEADER;
 use serde_json::{Value, json};
+use support::logs::CapturedLogs;
 use tracing::field::{Field, Visit};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -63,29 +64,6 @@ impl<S: tracing::Subscriber> Layer<S> for Events {
             event.record(&mut Fields(&mut fields));
             self.0.lock().unwrap().push(fields);
         }
-    }
-}
-
-/// Everything logged, formatted.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }
 
@@ -150,7 +128,7 @@ fn sub(token: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_that_reaches_a_response_is_one_audit_event_without_a_token() {
     let events = Events::default();
-    let logs = Logs::default();
+    let logs = CapturedLogs::default();
     tracing_subscriber::registry()
         .with(events.clone())
         .with(
@@ -348,7 +326,7 @@ async fn every_decision_that_reaches_a_response_is_one_audit_event_without_a_tok
             assert!(!value.contains("eyJ"), "a token in {field}: {event:?}");
         }
     }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("agentcube::audit"), "{logs}");
     assert!(!logs.contains("eyJ"), "a token reached the logs:\n{logs}");
 }

@@ -13,10 +13,12 @@
     reason = "test code: failing loudly is the point, and the memory figures are printed"
 )]
 
+mod support;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use agentcube_examples::AGENTCUBE_REALM_JSON;
@@ -33,10 +35,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse as _;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
+use support::logs::CapturedLogs;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 
 /// The agent-runtime invocation prefix; tests append the suffix.
 const INVOKE: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations";
@@ -126,33 +128,11 @@ async fn free_addr() -> SocketAddr {
 // ---------------------------------------------------------------------------------------------
 // Captured logs (one subscriber for the whole test binary)
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("logs").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Installs the capturing subscriber (once) before a test starts its services.
-fn capture_logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
+fn capture_logs() -> &'static CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let captured = Captured::default();
+        let captured = CapturedLogs::default();
         tracing_subscriber::fmt()
             .with_env_filter(EnvFilter::new("info"))
             .with_writer(captured.clone())
@@ -164,7 +144,7 @@ fn capture_logs() -> &'static Captured {
 }
 
 fn logged() -> String {
-    String::from_utf8_lossy(&capture_logs().0.lock().expect("logs")).into_owned()
+    capture_logs().text()
 }
 
 // ---------------------------------------------------------------------------------------------

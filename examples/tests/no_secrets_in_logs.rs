@@ -3,44 +3,19 @@
 //! agentcube crate logging at TRACE, and the captured output must contain no JWT, no client
 //! secret and no private key.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
 use agentcube_examples::dev_idp::DEV_SECRETS;
 use agentcube_examples::quickstart;
 use agentcube_examples::scenario;
+use support::logs::CapturedLogs;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_scenario_logs_no_token_and_no_secret() {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(
             "info,agentcube_auth_core=trace,agentcube_oidc=trace,agentcube_identity=trace,\
@@ -56,7 +31,7 @@ async fn the_full_scenario_logs_no_token_and_no_secret() {
     assert!(report.passed(), "{}", report.render());
     qs.stack.shutdown().await;
 
-    let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf-8 logs");
+    let logs = captured.text();
     // The test only means something if the services did log: requests, decisions, rejections.
     for expected in ["authenticated", "rejected"] {
         assert!(

@@ -4,7 +4,9 @@
 #![allow(
     dead_code,
     clippy::unwrap_used,
-    reason = "test support: each test binary uses part of it, and failing loudly is the point"
+    clippy::indexing_slicing,
+    reason = "test support: each test binary uses part of it, failing loudly is the point, and \
+              indexing a JSON value cannot panic"
 )]
 
 use std::time::Duration;
