@@ -12,8 +12,42 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::jose::strict_json::{CowStr, ignore_scalars};
+use crate::jose::strict_json::CowStr;
 use crate::role::Role;
+
+/// Visitor methods that accept any scalar and read nothing from it (a visitor's default
+/// refuses every type it does not implement).
+macro_rules! ignore_scalars {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_none<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    };
+}
 
 /// Visitor methods that read nothing from a scalar or an array.
 macro_rules! ignore_other_shapes {

@@ -1,0 +1,348 @@
+//! Strict JSON for token segments: duplicate object members are rejected at every depth,
+//! nesting is bounded, and a payload's members are read on demand.
+//!
+//! `serde_json` keeps the last of two equal keys; another parser may keep the first. A token
+//! with `{"sub":"alice","sub":"admin"}` would then mean different things to different
+//! components, so duplicates are rejected outright (RFC 7515 §5.2 permits that).
+//!
+//! A payload is checked in full once, when it is parsed ([`StrictObject::parse`]), by a scanner
+//! written for this one job (`scanner.rs`): a general parser framework spends most of its time
+//! on the values it hands to a visitor, and this pass needs almost none of them. Only what
+//! later questions need is built. A top-level string without escapes stays a range of the
+//! payload text; numbers, booleans and nulls are held as values (they do not allocate); an
+//! object or array stays checked text until it is read, and a verifier or mapper reads one —
+//! `aud` or `realm_access`, say — with a serde seed that borrows its strings
+//! ([`StrictObject::deserialize_member`]). A member asked for as a [`Value`] is built once;
+//! the whole map only for a caller that asks for it. Verifying a token therefore allocates for
+//! what its principal keeps, not for every claim it carries.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use serde::Deserialize as _;
+use serde::de::value::BorrowedStrDeserializer;
+use serde::de::{DeserializeSeed, Deserializer, Visitor};
+use serde_json::{Map, Value};
+
+use scanner::Scanner;
+
+mod scanner;
+
+/// Why strict parsing failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StrictJsonError {
+    /// Not JSON, not UTF-8, too deeply nested, or not an object at the top level.
+    Invalid,
+    /// An object has the same member twice.
+    Duplicate,
+}
+
+/// Deepest nesting accepted below the top-level object. Real tokens nest three deep. The bound
+/// is well under serde_json's own recursion limit (128), so the stack stays small and the
+/// whole text, re-parsed for [`StrictObject::map`], always fits that limit too.
+const MAX_DEPTH: usize = 64;
+
+/// A cheap first comparison for member names: the length and the first seven bytes. Names
+/// with different tags differ; equal tags are compared in full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tag(u64);
+
+impl Tag {
+    pub(crate) fn of(name: &str) -> Self {
+        let bytes = name.as_bytes();
+        // The first seven bytes, read as one word when there are eight to read (almost every
+        // claim name), byte by byte otherwise.
+        let head = match bytes.first_chunk::<8>() {
+            Some(word) => u64::from_le_bytes(*word) & 0x00ff_ffff_ffff_ffff,
+            None => bytes
+                .iter()
+                .rev()
+                .fold(0u64, |word, byte| (word << 8) | u64::from(*byte)),
+        };
+        let len = u64::try_from(bytes.len().min(0xff)).unwrap_or(0xff);
+        Self(head | (len << 56))
+    }
+}
+
+/// The member names seen so far in one object. Up to 32 (a Keycloak access token has about 20)
+/// are compared in place; past that they move to a hash set, so an object with thousands of
+/// members costs linear time.
+pub(crate) struct SeenKeys<'de> {
+    tags: [Tag; SeenKeys::INLINE],
+    keys: [Option<Cow<'de, str>>; SeenKeys::INLINE],
+    len: usize,
+    spilled: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> SeenKeys<'de> {
+    const INLINE: usize = 32;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            tags: [Tag(0); Self::INLINE],
+            keys: [const { None }; Self::INLINE],
+            len: 0,
+            spilled: None,
+        }
+    }
+
+    /// Records `key`; `false` if it was seen before.
+    pub(crate) fn insert(&mut self, key: Cow<'de, str>) -> bool {
+        self.insert_tagged(Tag::of(&key), key)
+    }
+
+    /// [`SeenKeys::insert`] with the key's [`Tag`] already computed.
+    pub(crate) fn insert_tagged(&mut self, tag: Tag, key: Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.spilled {
+            return set.insert(key);
+        }
+        let tags = self.tags.get(..self.len).unwrap_or_default();
+        // Tags first (a plain scan over integers); names only where a tag matches.
+        if tags.contains(&tag) {
+            let seen = tags
+                .iter()
+                .zip(&self.keys)
+                .any(|(t, k)| *t == tag && k.as_deref() == Some(&*key));
+            if seen {
+                return false;
+            }
+        }
+        if let (Some(tag_slot), Some(key_slot)) =
+            (self.tags.get_mut(self.len), self.keys.get_mut(self.len))
+        {
+            *tag_slot = tag;
+            *key_slot = Some(key);
+            self.len += 1;
+        } else {
+            let mut set: HashSet<Cow<'de, str>> =
+                self.keys.iter_mut().filter_map(Option::take).collect();
+            set.insert(key);
+            self.spilled = Some(set);
+        }
+        true
+    }
+}
+
+/// A JSON object whose text passed the strict checks; its members are built on demand.
+#[derive(Clone)]
+pub(crate) struct StrictObject {
+    text: String,
+    members: Vec<Member>,
+    /// The members asked for as a [`Value`], by index; allocated on the first such request,
+    /// so that a member costs nothing for this until then.
+    built: OnceLock<Box<[OnceLock<Value>]>>,
+    map: OnceLock<Map<String, Value>>,
+}
+
+#[derive(Clone)]
+struct Member {
+    tag: Tag,
+    key: Text,
+    value: Slot,
+}
+
+/// A member name: a range of the payload text when it had no escapes, else its decoded copy.
+#[derive(Clone)]
+enum Text {
+    InPayload(Range<usize>),
+    Decoded(Box<str>),
+}
+
+#[derive(Clone)]
+enum Slot {
+    /// A string without escapes: the range of its contents in the text.
+    Str(Range<usize>),
+    /// A number, boolean or null (no allocation), or a value whose place in the text is not
+    /// known (a string with escapes; an object or array under a name with escapes), built
+    /// while it was checked.
+    Value(Value),
+    /// An object or array, checked and left as text: where it starts (a reader stops at its
+    /// end).
+    Nested(usize),
+}
+
+/// A member as [`StrictObject::lookup`] finds it.
+pub(crate) enum Found<'a> {
+    /// A string, borrowed from the payload text.
+    Str(&'a str),
+    /// A number, boolean, null or a value that was built.
+    Value(&'a Value),
+    /// An object or array, not built (read it with [`StrictObject::get`] or
+    /// [`StrictObject::deserialize_member`]).
+    Nested,
+}
+
+impl StrictObject {
+    /// Checks `bytes` as a JSON object with no duplicate members at any depth.
+    pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, StrictJsonError> {
+        let text = String::from_utf8(bytes).map_err(|_| StrictJsonError::Invalid)?;
+        let members = Scanner::top_level(&text)?;
+        Ok(Self {
+            text,
+            members,
+            built: OnceLock::new(),
+            map: OnceLock::new(),
+        })
+    }
+
+    fn slice(&self, range: &Range<usize>) -> &str {
+        self.text.get(range.clone()).unwrap_or_default()
+    }
+
+    fn from(&self, start: usize) -> &str {
+        self.text.get(start..).unwrap_or_default()
+    }
+
+    fn key<'a>(&'a self, key: &'a Text) -> &'a str {
+        match key {
+            Text::InPayload(range) => self.slice(range),
+            Text::Decoded(s) => s,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<(usize, &Member)> {
+        let tag = Tag::of(name);
+        self.members
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.tag == tag && self.key(&m.key) == name)
+    }
+
+    /// A member, without building anything.
+    pub(crate) fn lookup(&self, name: &str) -> Option<Found<'_>> {
+        Some(match &self.find(name)?.1.value {
+            Slot::Str(range) => Found::Str(self.slice(range)),
+            Slot::Value(value) => Found::Value(value),
+            Slot::Nested(_) => Found::Nested,
+        })
+    }
+
+    /// A member as a [`Value`], built on the first call for that member (read strings with
+    /// [`StrictObject::lookup`] and nested values with [`StrictObject::deserialize_member`] to
+    /// build nothing).
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
+        let (index, member) = self.find(name)?;
+        if let Slot::Value(value) = &member.value {
+            return Some(value);
+        }
+        let built = self
+            .built
+            .get_or_init(|| self.members.iter().map(|_| OnceLock::new()).collect());
+        match built.get(index) {
+            Some(cell) => Some(cell.get_or_init(|| self.build(&member.value))),
+            // Unreachable (one cell per member); the map answers all the same.
+            None => self.map().get(name),
+        }
+    }
+
+    /// Deserializes one member with `seed`, borrowing its strings from the payload text.
+    pub(crate) fn deserialize_member<'a, S: DeserializeSeed<'a>>(
+        &'a self,
+        name: &str,
+        seed: S,
+    ) -> Option<Result<S::Value, serde_json::Error>> {
+        Some(match &self.find(name)?.1.value {
+            Slot::Str(range) => seed.deserialize(BorrowedStrDeserializer::new(self.slice(range))),
+            Slot::Value(value) => seed.deserialize(value),
+            Slot::Nested(start) => {
+                let mut de = serde_json::Deserializer::from_str(self.from(*start));
+                seed.deserialize(&mut de)
+            }
+        })
+    }
+
+    /// Every member, built on the first call.
+    pub(crate) fn map(&self) -> &Map<String, Value> {
+        self.map.get_or_init(|| {
+            self.members
+                .iter()
+                .enumerate()
+                .map(|(index, m)| (self.key(&m.key).to_owned(), self.built_or_build(index, m)))
+                .collect()
+        })
+    }
+
+    /// A member's value: a copy of the one built on request, or a new one.
+    fn built_or_build(&self, index: usize, member: &Member) -> Value {
+        self.built
+            .get()
+            .and_then(|built| built.get(index))
+            .and_then(OnceLock::get)
+            .cloned()
+            .unwrap_or_else(|| self.build(&member.value))
+    }
+
+    fn build(&self, slot: &Slot) -> Value {
+        match slot {
+            Slot::Str(range) => Value::String(self.slice(range).to_owned()),
+            Slot::Value(value) => value.clone(),
+            // The text was checked (strictly, and within serde_json's recursion limit), so
+            // this cannot fail; `Null` keeps it total rather than panicking.
+            Slot::Nested(start) => {
+                let mut de = serde_json::Deserializer::from_str(self.from(*start));
+                Value::deserialize(&mut de).unwrap_or(Value::Null)
+            }
+        }
+    }
+
+    /// Every member, moved out where they are already built.
+    pub(crate) fn into_map(mut self) -> Map<String, Value> {
+        if let Some(map) = self.map.take() {
+            return map;
+        }
+        let members = std::mem::take(&mut self.members);
+        let mut built = self.built.take().map(Vec::from).unwrap_or_default();
+        members
+            .into_iter()
+            .enumerate()
+            .map(|(index, m)| {
+                let key = self.key(&m.key).to_owned();
+                let value = match m.value {
+                    Slot::Value(value) => value,
+                    other => built
+                        .get_mut(index)
+                        .and_then(OnceLock::take)
+                        .unwrap_or_else(|| self.build(&other)),
+                };
+                (key, value)
+            })
+            .collect()
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+pub(crate) struct CowStr<'a>(pub(crate) Cow<'a, str>);
+
+struct CowStrVisitor;
+
+impl<'de> Visitor<'de> for CowStrVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CowStrVisitor).map(CowStr)
+    }
+}
+
+#[cfg(test)]
+mod tests;

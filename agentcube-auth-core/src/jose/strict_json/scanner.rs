@@ -1,0 +1,365 @@
+//! The strict check itself: one pass over the bytes of a JSON text, with no parser framework in
+//! between.
+//!
+//! It accepts exactly what `serde_json` accepts and refuses what it refuses (the
+//! `the_scanner_agrees_with_serde_json` tests hold it to that on generated and mutated texts),
+//! and adds the strict rules: no duplicate member at any depth, names compared decoded,
+//! nesting at most [`MAX_DEPTH`] deep, a top-level object and nothing after it. Where the
+//! grammar is rare and intricate — strings with escapes (surrogate pairs) and numbers that are
+//! not plain integers (range, exponents) — the scanner finds the token's end and hands that
+//! slice to `serde_json`, so those rules have one home.
+//!
+//! What it records is what [`StrictObject`](super::StrictObject) keeps: each top-level member's
+//! name and value as ranges of the text, a scalar as its value, and an object or array as the
+//! place it starts. Nothing inside a nested value is built.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::ops::Range;
+
+use serde_json::{Number, Value};
+
+use super::{MAX_DEPTH, Member, Slot, StrictJsonError, Tag, Text};
+
+/// How many names of one object are compared in place before they move to a hash set.
+const INLINE_NAMES: usize = 32;
+
+/// A string as the scanner found it.
+struct ScannedStr {
+    /// The contents, between the quotes.
+    contents: Range<usize>,
+    /// Whether the contents hold an escape (so they are not the string's value as they are).
+    escaped: bool,
+}
+
+/// The scanner's position in one text, and the member names of the objects it is inside.
+pub(super) struct Scanner<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    at: usize,
+    /// The names seen so far in every object being checked, the innermost object's last: one
+    /// stack for all of them, so that entering an object costs nothing.
+    names: Vec<(Tag, Cow<'t, str>)>,
+}
+
+impl<'t> Scanner<'t> {
+    /// Checks `text` and returns the members of its top-level object.
+    pub(super) fn top_level(text: &'t str) -> Result<Vec<Member>, StrictJsonError> {
+        let mut scanner = Scanner {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+            names: Vec::with_capacity(INLINE_NAMES),
+        };
+        let members = scanner.members()?;
+        scanner.skip_whitespace();
+        if scanner.at != scanner.bytes.len() {
+            return Err(StrictJsonError::Invalid);
+        }
+        Ok(members)
+    }
+
+    /// The top-level object, recorded member by member.
+    fn members(&mut self) -> Result<Vec<Member>, StrictJsonError> {
+        self.skip_whitespace();
+        self.expect(b'{')?;
+        // More than a Keycloak access token has, so the vector is allocated once.
+        let mut members = Vec::with_capacity(32);
+        let mut spilled = None;
+        self.skip_whitespace();
+        if self.eat(b'}') {
+            return Ok(members);
+        }
+        loop {
+            self.skip_whitespace();
+            let name = self.string()?;
+            let key = self.name(&name)?;
+            let tag = Tag::of(&key);
+            self.remember(0, &mut spilled, tag, key.clone())?;
+            self.colon()?;
+            let value = match self.peek() {
+                Some(b'"') => {
+                    let string = self.string()?;
+                    if string.escaped {
+                        Slot::Value(Value::String(self.decode(&string)?))
+                    } else {
+                        Slot::Str(string.contents)
+                    }
+                }
+                Some(b'{' | b'[') => {
+                    let start = self.at;
+                    self.value(1)?;
+                    Slot::Nested(start)
+                }
+                _ => Slot::Value(self.scalar()?),
+            };
+            let key = match key {
+                Cow::Borrowed(_) => Text::InPayload(name.contents),
+                Cow::Owned(decoded) => Text::Decoded(decoded.into_boxed_str()),
+            };
+            members.push(Member { tag, key, value });
+            if self.end_of_object()? {
+                return Ok(members);
+            }
+        }
+    }
+
+    /// Any value at nesting level `depth` (a member of the top-level object is at level 1).
+    fn value(&mut self, depth: usize) -> Result<(), StrictJsonError> {
+        match self.peek() {
+            Some(b'"') => {
+                let string = self.string()?;
+                if string.escaped {
+                    self.decode(&string)?;
+                }
+                Ok(())
+            }
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            _ => self.scalar().map(drop),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), StrictJsonError> {
+        if depth > MAX_DEPTH {
+            return Err(StrictJsonError::Invalid);
+        }
+        self.expect(b'{')?;
+        let mark = self.names.len();
+        let mut spilled = None;
+        self.skip_whitespace();
+        if !self.eat(b'}') {
+            loop {
+                self.skip_whitespace();
+                let name = self.string()?;
+                let key = self.name(&name)?;
+                self.remember(mark, &mut spilled, Tag::of(&key), key)?;
+                self.colon()?;
+                self.value(depth + 1)?;
+                if self.end_of_object()? {
+                    break;
+                }
+            }
+        }
+        self.names.truncate(mark);
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), StrictJsonError> {
+        if depth > MAX_DEPTH {
+            return Err(StrictJsonError::Invalid);
+        }
+        self.expect(b'[')?;
+        self.skip_whitespace();
+        if self.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            self.skip_whitespace();
+            self.value(depth + 1)?;
+            self.skip_whitespace();
+            match self.bump() {
+                Some(b',') => {}
+                Some(b']') => return Ok(()),
+                _ => return Err(StrictJsonError::Invalid),
+            }
+        }
+    }
+
+    /// Records a member name of the object whose names start at `mark`; a duplicate is an
+    /// error. Past [`INLINE_NAMES`] the object's names move to `spilled`, so that an object
+    /// with thousands of members costs linear time.
+    fn remember(
+        &mut self,
+        mark: usize,
+        spilled: &mut Option<HashSet<Cow<'t, str>>>,
+        tag: Tag,
+        key: Cow<'t, str>,
+    ) -> Result<(), StrictJsonError> {
+        if let Some(set) = spilled {
+            return if set.insert(key) {
+                Ok(())
+            } else {
+                Err(StrictJsonError::Duplicate)
+            };
+        }
+        let names = self.names.get(mark..).unwrap_or_default();
+        // Tags first (integers); names only where a tag matches.
+        if names.iter().any(|(t, k)| *t == tag && *k == key) {
+            return Err(StrictJsonError::Duplicate);
+        }
+        if names.len() < INLINE_NAMES {
+            self.names.push((tag, key));
+        } else {
+            let mut set: HashSet<Cow<'t, str>> = self.names.drain(mark..).map(|(_, k)| k).collect();
+            set.insert(key);
+            *spilled = Some(set);
+        }
+        Ok(())
+    }
+
+    /// After a member's value: `true` at the object's end, `false` after a comma.
+    fn end_of_object(&mut self) -> Result<bool, StrictJsonError> {
+        self.skip_whitespace();
+        match self.bump() {
+            Some(b',') => Ok(false),
+            Some(b'}') => Ok(true),
+            _ => Err(StrictJsonError::Invalid),
+        }
+    }
+
+    fn colon(&mut self) -> Result<(), StrictJsonError> {
+        self.skip_whitespace();
+        self.expect(b':')?;
+        self.skip_whitespace();
+        Ok(())
+    }
+
+    /// A number, `true`, `false` or `null`.
+    fn scalar(&mut self) -> Result<Value, StrictJsonError> {
+        match self.peek() {
+            Some(b't') => self.literal(b"true", Value::Bool(true)),
+            Some(b'f') => self.literal(b"false", Value::Bool(false)),
+            Some(b'n') => self.literal(b"null", Value::Null),
+            Some(b'-' | b'0'..=b'9') => self.number().map(Value::Number),
+            _ => Err(StrictJsonError::Invalid),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Value) -> Result<Value, StrictJsonError> {
+        let end = self.at + word.len();
+        if self.bytes.get(self.at..end) != Some(word) {
+            return Err(StrictJsonError::Invalid);
+        }
+        self.at = end;
+        Ok(value)
+    }
+
+    /// A number. A plain non-negative integer of up to 19 digits (every `exp` and `iat`) is
+    /// read here; any other form is read by `serde_json` from its slice, which decides its
+    /// grammar, its range and whether it is an integer or a float.
+    fn number(&mut self) -> Result<Number, StrictJsonError> {
+        let start = self.at;
+        let rest = self.bytes.get(start..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .count();
+        self.at = start + len;
+        let digits = rest.get(..len).unwrap_or_default();
+        let plain = matches!(digits, [b'1'..=b'9', ..] | [b'0'])
+            && digits.len() <= 19
+            && digits.iter().all(u8::is_ascii_digit);
+        if plain {
+            let value = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            return Ok(Number::from(value));
+        }
+        let slice = self.text.get(start..self.at).unwrap_or_default();
+        serde_json::from_str(slice).map_err(|_| StrictJsonError::Invalid)
+    }
+
+    /// A string whose opening quote is at the current position; leaves the position past its
+    /// closing quote. Control characters are refused; escapes are only noted here (see
+    /// [`Scanner::decode`]).
+    fn string(&mut self) -> Result<ScannedStr, StrictJsonError> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            // Eight bytes at a time while none of them ends, escapes or breaks the string.
+            while let Some(chunk) = self.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+                let found = special_bytes(u64::from_le_bytes(*chunk));
+                if found != 0 {
+                    at += (found.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                at += 8;
+            }
+            match self.bytes.get(at) {
+                Some(b'"') => {
+                    self.at = at + 1;
+                    return Ok(ScannedStr {
+                        contents: start..at,
+                        escaped,
+                    });
+                }
+                // The escaped byte is skipped whatever it is; `decode` checks the escape.
+                Some(b'\\') => {
+                    escaped = true;
+                    at += 2;
+                }
+                Some(0x00..=0x1f) | None => return Err(StrictJsonError::Invalid),
+                Some(_) => at += 1,
+            }
+        }
+    }
+
+    /// A member name: borrowed when it has no escapes, else decoded.
+    fn name(&self, name: &ScannedStr) -> Result<Cow<'t, str>, StrictJsonError> {
+        if name.escaped {
+            self.decode(name).map(Cow::Owned)
+        } else {
+            Ok(Cow::Borrowed(
+                self.text.get(name.contents.clone()).unwrap_or_default(),
+            ))
+        }
+    }
+
+    /// The value of a string with escapes, decoded (and its escapes checked) by `serde_json`
+    /// from its quoted slice.
+    fn decode(&self, string: &ScannedStr) -> Result<String, StrictJsonError> {
+        let quoted = self
+            .text
+            .get(string.contents.start - 1..string.contents.end + 1)
+            .ok_or(StrictJsonError::Invalid)?;
+        serde_json::from_str(quoted).map_err(|_| StrictJsonError::Invalid)
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.bytes.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn bump(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), StrictJsonError> {
+        if self.eat(byte) {
+            Ok(())
+        } else {
+            Err(StrictJsonError::Invalid)
+        }
+    }
+}
+
+/// The high bit of each byte of `chunk` (little-endian) that is a quote, a backslash or a
+/// control character. Only the lowest set bit is exact (a borrow can mark a byte above a real
+/// one), which is the only one read.
+fn special_bytes(chunk: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x;
+    let quote = zero_byte(chunk ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(chunk ^ (ONES * u64::from(b'\\')));
+    let control = chunk.wrapping_sub(ONES * 0x20) & !chunk;
+    (quote | backslash | control) & HIGHS
+}
