@@ -1,4 +1,4 @@
-//! Runs the uncached RS256 verification pipeline in a loop, for an instruction-level profile:
+//! Runs the uncached verification pipeline (RS256 unless told another algorithm) in a loop, for an instruction-level profile:
 //! `valgrind --tool=callgrind --toggle-collect='*profiled_loop*' target/release/examples/profile_verify`
 //! then `callgrind_annotate --inclusive=yes`.
 
@@ -13,12 +13,17 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(2000);
-    // `profile_verify N cached` profiles the verified-token cache's hit path instead.
+    // `profile_verify N cached` profiles the verified-token cache's hit path instead;
+    // `profile_verify N uncached ES256` (or `EdDSA`) another algorithm.
     let cached = std::env::args().nth(2).is_some_and(|a| a == "cached");
-    let f = fixture(Algorithm::RS256, now()).expect("fixture");
+    let alg = std::env::args()
+        .nth(3)
+        .and_then(|name| Algorithm::from_name(&name))
+        .unwrap_or(Algorithm::RS256);
+    let f = fixture(alg, now()).expect("fixture");
     let verifier = OidcVerifier::new(
         OidcConfig::new(ISSUER)
-            .algorithms(AlgorithmSet::only(Algorithm::RS256))
+            .algorithms(AlgorithmSet::only(alg))
             .static_keys(f.keys.clone())
             .cache(if cached {
                 CacheConfig::new()

@@ -73,9 +73,18 @@ impl<'t> Scanner<'t> {
         loop {
             self.skip_whitespace();
             let name = self.string()?;
-            let key = self.name(&name)?;
-            let tag = Tag::of(&key);
-            self.remember(0, &mut spilled, tag, key.clone())?;
+            // Built in each branch, so that the common one moves no `Cow` around.
+            let (tag, key) = if name.escaped {
+                let decoded = self.decode(&name)?;
+                let tag = Tag::of(&decoded);
+                self.remember(0, &mut spilled, tag, Cow::Owned(decoded.clone()))?;
+                (tag, Text::Decoded(decoded.into_boxed_str()))
+            } else {
+                let key = self.slice(&name.contents);
+                let tag = Tag::of(key);
+                self.remember(0, &mut spilled, tag, Cow::Borrowed(key))?;
+                (tag, Text::InPayload(name.contents))
+            };
             self.colon()?;
             let value = match self.peek() {
                 Some(b'"') => {
@@ -92,10 +101,6 @@ impl<'t> Scanner<'t> {
                     Slot::Nested(start)
                 }
                 _ => Slot::Value(self.scalar()?),
-            };
-            let key = match key {
-                Cow::Borrowed(_) => Text::InPayload(name.contents),
-                Cow::Owned(decoded) => Text::Decoded(decoded.into_boxed_str()),
             };
             members.push(Member { tag, key, value });
             if self.end_of_object()? {
@@ -132,7 +137,11 @@ impl<'t> Scanner<'t> {
             loop {
                 self.skip_whitespace();
                 let name = self.string()?;
-                let key = self.name(&name)?;
+                let key = if name.escaped {
+                    Cow::Owned(self.decode(&name)?)
+                } else {
+                    Cow::Borrowed(self.slice(&name.contents))
+                };
                 self.remember(mark, &mut spilled, Tag::of(&key), key)?;
                 self.colon()?;
                 self.value(depth + 1)?;
@@ -297,15 +306,9 @@ impl<'t> Scanner<'t> {
         }
     }
 
-    /// A member name: borrowed when it has no escapes, else decoded.
-    fn name(&self, name: &ScannedStr) -> Result<Cow<'t, str>, StrictJsonError> {
-        if name.escaped {
-            self.decode(name).map(Cow::Owned)
-        } else {
-            Ok(Cow::Borrowed(
-                self.text.get(name.contents.clone()).unwrap_or_default(),
-            ))
-        }
+    /// A range of the text (one the scanner found, so always in it).
+    fn slice(&self, range: &Range<usize>) -> &'t str {
+        self.text.get(range.clone()).unwrap_or_default()
     }
 
     /// The value of a string with escapes, decoded (and its escapes checked) by `serde_json`
