@@ -6,12 +6,9 @@
 
 use std::borrow::Cow;
 
-use serde::Deserializer as _;
-use serde::de::IgnoredAny;
-
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::base64url;
-use super::strict_json::{CowStr, SeenKeys, StrictJsonError, StrictObject};
+use super::strict_json::{self, StrictJsonError, StrictObject, TopValue};
 use crate::claims::Claims;
 use crate::error::{AuthError, MalformedReason, TypeLocation, Untrusted};
 
@@ -246,7 +243,7 @@ impl std::fmt::Debug for UnverifiedJws<'_> {
 }
 
 /// The header members a verifier reads. `jku`, `x5u`, `jwk`, `x5c` and every other member are
-/// skipped unread (but still counted for duplicates).
+/// skipped unread (but still checked, duplicates included).
 #[derive(Default)]
 struct RawHeader<'a> {
     alg: Option<Cow<'a, str>>,
@@ -260,76 +257,68 @@ struct RawHeader<'a> {
 /// is refused.
 const MAX_HEADER_MEMBERS: usize = 32;
 
-/// Why the single-pass header parse failed (carried through serde's error as a marker).
-const HEADER_DUPLICATE: &str = "\u{0}duplicate header member";
+/// Why a header failed to parse: its JSON, or one of the members read.
+enum HeaderError {
+    Json(StrictJsonError),
+    Field,
+}
+
+impl From<StrictJsonError> for HeaderError {
+    fn from(err: StrictJsonError) -> Self {
+        Self::Json(err)
+    }
+}
 
 fn parse_header(bytes: &[u8]) -> Result<RawHeader<'_>, AuthError> {
-    // One pass: the members we use are read typed and borrowed; duplicates of any top-level
-    // member are rejected. Nested objects are only ever inside members we do not read.
-    // A header that is not a JSON object at all (an array, a string, a number) is `HeaderJson`,
-    // as before the single-pass parse; `HeaderField` is for a member of the wrong type.
+    // The same strict check as the payload (duplicates refused at every depth, bounded
+    // nesting), in one pass that reads the members used and skips the others.
+    // A header that is not a JSON object at all (an array, a string, a number) is `HeaderJson`;
+    // `HeaderField` is for a member of the wrong type, or too many members.
     let first = bytes
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
     if first != Some(&b'{') {
         return Err(AuthError::Malformed(MalformedReason::HeaderJson));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let header = de.deserialize_map(HeaderVisitor).map_err(|e| {
-        if e.to_string().starts_with(HEADER_DUPLICATE) {
-            AuthError::Malformed(MalformedReason::DuplicateMember)
-        } else if e.is_data() {
-            AuthError::Malformed(MalformedReason::HeaderField)
-        } else {
-            AuthError::Malformed(MalformedReason::HeaderJson)
-        }
-    })?;
-    de.end()
+    let text = std::str::from_utf8(bytes)
         .map_err(|_| AuthError::Malformed(MalformedReason::HeaderJson))?;
-    Ok(header)
-}
-
-struct HeaderVisitor;
-
-impl<'de> serde::de::Visitor<'de> for HeaderVisitor {
-    type Value = RawHeader<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JOSE header object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        use serde::de::Error as _;
-        let mut header = RawHeader::default();
-        let mut seen = SeenKeys::new();
-        let mut count = 0;
-        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-            count += 1;
-            if count > MAX_HEADER_MEMBERS {
-                return Err(A::Error::custom("too many header members"));
-            }
-            if !seen.insert(key.clone()) {
-                return Err(A::Error::custom(HEADER_DUPLICATE));
-            }
-            match &*key {
-                "alg" => header.alg = Some(map.next_value::<CowStr<'de>>()?.0),
-                "typ" => header.typ = Some(map.next_value::<CowStr<'de>>()?.0),
-                "kid" => header.kid = Some(map.next_value::<CowStr<'de>>()?.0),
-                "crit" => {
-                    map.next_value::<IgnoredAny>()?;
-                    header.crit = true;
-                }
-                "enc" => {
-                    map.next_value::<IgnoredAny>()?;
-                    header.enc = true;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+    let mut header = RawHeader::default();
+    let mut count = 0;
+    strict_json::members(text, |member| {
+        count += 1;
+        if count > MAX_HEADER_MEMBERS {
+            return Err(HeaderError::Field);
         }
-        Ok(header)
-    }
+        let slot = match member.name.as_str() {
+            "alg" => &mut header.alg,
+            "typ" => &mut header.typ,
+            "kid" => &mut header.kid,
+            "crit" => {
+                header.crit = true;
+                return Ok(());
+            }
+            "enc" => {
+                header.enc = true;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        match member.value {
+            TopValue::Str(string) => {
+                *slot = Some(string.into_cow());
+                Ok(())
+            }
+            _ => Err(HeaderError::Field),
+        }
+    })
+    .map_err(|err| {
+        AuthError::Malformed(match err {
+            HeaderError::Json(StrictJsonError::Duplicate) => MalformedReason::DuplicateMember,
+            HeaderError::Json(StrictJsonError::Invalid) => MalformedReason::HeaderJson,
+            HeaderError::Field => MalformedReason::HeaderField,
+        })
+    })?;
+    Ok(header)
 }
 
 fn parse_payload(bytes: Vec<u8>) -> Result<Claims, AuthError> {
@@ -350,15 +339,23 @@ pub(crate) fn split_compact(token: &str) -> Result<[&str; 3], AuthError> {
     if token.is_empty() {
         return Err(AuthError::Malformed(MalformedReason::Empty));
     }
-    let mut parts = token.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(header), Some(payload), Some(signature), None) => Ok([header, payload, signature]),
+    // The dots, found with a vectorised search: a token is mostly its payload and signature.
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+    match (dots.next(), dots.next(), dots.next()) {
+        (Some(first), Some(second), None) => match (
+            token.get(..first),
+            token.get(first + 1..second),
+            token.get(second + 1..),
+        ) {
+            (Some(header), Some(payload), Some(signature)) => Ok([header, payload, signature]),
+            // Unreachable: a dot is one byte, so the slices are on character boundaries.
+            _ => Err(AuthError::Malformed(MalformedReason::SegmentCount)),
+        },
         // Five segments is the JWE compact form.
-        _ => Err(AuthError::Malformed(if token.split('.').count() == 5 {
-            MalformedReason::Encrypted
-        } else {
-            MalformedReason::SegmentCount
-        })),
+        (Some(_), Some(_), Some(_)) if dots.count() == 1 => {
+            Err(AuthError::Malformed(MalformedReason::Encrypted))
+        }
+        _ => Err(AuthError::Malformed(MalformedReason::SegmentCount)),
     }
 }
 
@@ -493,5 +490,65 @@ mod tests {
             assert_eq!(parse_header(bad).err(), Some(field.clone()), "{bad:?}");
         }
         assert!(parse_header(b"\n {\"alg\":\"RS256\"}").is_ok());
+        let members = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"m{i}\":{i}")).collect();
+            format!("{{\"alg\":\"RS256\",{}}}", members.join(","))
+        };
+        assert!(parse_header(members(MAX_HEADER_MEMBERS - 1).as_bytes()).is_ok());
+        assert_eq!(
+            parse_header(members(MAX_HEADER_MEMBERS).as_bytes()).err(),
+            Some(field)
+        );
+    }
+
+    #[test]
+    fn a_token_splits_into_three_segments_and_five_is_a_jwe() {
+        assert_eq!(split_compact("a.b.c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(split_compact("..").unwrap(), ["", "", ""]);
+        assert_eq!(split_compact("é.ü.ç").unwrap(), ["é", "ü", "ç"]);
+        let malformed = |reason| Some(AuthError::Malformed(reason));
+        assert_eq!(split_compact("").err(), malformed(MalformedReason::Empty));
+        for bad in [
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "a.b.c.",
+            ".a.b.c",
+            "a.b.c.d.e.f",
+            "......",
+        ] {
+            assert_eq!(
+                split_compact(bad).err(),
+                malformed(MalformedReason::SegmentCount),
+                "{bad}"
+            );
+        }
+        for jwe in ["a.b.c.d.e", "....", "a..c.d."] {
+            assert_eq!(
+                split_compact(jwe).err(),
+                malformed(MalformedReason::Encrypted),
+                "{jwe}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_is_checked_as_strictly_as_a_payload() {
+        let duplicate = AuthError::Malformed(MalformedReason::DuplicateMember);
+        let json = AuthError::Malformed(MalformedReason::HeaderJson);
+        for (bad, expected) in [
+            (&br#"{"alg":"RS256","alg":"none"}"#[..], &duplicate),
+            (br#"{"alg":"RS256","\u0061lg":"none"}"#, &duplicate),
+            // Inside members the verifier never reads, too.
+            (br#"{"alg":"RS256","x":{"a":1,"a":2}}"#, &duplicate),
+            (b"{\"alg\":\"RS256\",\"x\":[\"\x01\"]}", &json),
+            (br#"{"alg":"RS256","x":"\ud800"}"#, &json),
+            (b"{\"alg\":\"RS256\",\"x\":\"\xff\"}", &json),
+        ] {
+            assert_eq!(parse_header(bad).err().as_ref(), Some(expected), "{bad:?}");
+        }
+        let escaped = parse_header(br#"{"\u0061lg":"RS\u0032\u00356","kid":"k"}"#).unwrap();
+        assert_eq!(escaped.alg.as_deref(), Some("RS256"));
+        assert_eq!(escaped.kid.as_deref(), Some("k"));
     }
 }

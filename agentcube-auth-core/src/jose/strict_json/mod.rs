@@ -17,7 +17,6 @@
 //! what its principal keeps, not for every claim it carries.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -27,7 +26,7 @@ use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
-use scanner::Scanner;
+pub(crate) use scanner::{TopText, TopValue, members};
 
 mod scanner;
 
@@ -64,65 +63,6 @@ impl Tag {
         };
         let len = u64::try_from(bytes.len().min(0xff)).unwrap_or(0xff);
         Self(head | (len << 56))
-    }
-}
-
-/// The member names seen so far in one object. Up to 32 (a Keycloak access token has about 20)
-/// are compared in place; past that they move to a hash set, so an object with thousands of
-/// members costs linear time.
-pub(crate) struct SeenKeys<'de> {
-    tags: [Tag; SeenKeys::INLINE],
-    keys: [Option<Cow<'de, str>>; SeenKeys::INLINE],
-    len: usize,
-    spilled: Option<HashSet<Cow<'de, str>>>,
-}
-
-impl<'de> SeenKeys<'de> {
-    const INLINE: usize = 32;
-
-    pub(crate) fn new() -> Self {
-        Self {
-            tags: [Tag(0); Self::INLINE],
-            keys: [const { None }; Self::INLINE],
-            len: 0,
-            spilled: None,
-        }
-    }
-
-    /// Records `key`; `false` if it was seen before.
-    pub(crate) fn insert(&mut self, key: Cow<'de, str>) -> bool {
-        self.insert_tagged(Tag::of(&key), key)
-    }
-
-    /// [`SeenKeys::insert`] with the key's [`Tag`] already computed.
-    pub(crate) fn insert_tagged(&mut self, tag: Tag, key: Cow<'de, str>) -> bool {
-        if let Some(set) = &mut self.spilled {
-            return set.insert(key);
-        }
-        let tags = self.tags.get(..self.len).unwrap_or_default();
-        // Tags first (a plain scan over integers); names only where a tag matches.
-        if tags.contains(&tag) {
-            let seen = tags
-                .iter()
-                .zip(&self.keys)
-                .any(|(t, k)| *t == tag && k.as_deref() == Some(&*key));
-            if seen {
-                return false;
-            }
-        }
-        if let (Some(tag_slot), Some(key_slot)) =
-            (self.tags.get_mut(self.len), self.keys.get_mut(self.len))
-        {
-            *tag_slot = tag;
-            *key_slot = Some(key);
-            self.len += 1;
-        } else {
-            let mut set: HashSet<Cow<'de, str>> =
-                self.keys.iter_mut().filter_map(Option::take).collect();
-            set.insert(key);
-            self.spilled = Some(set);
-        }
-        true
     }
 }
 
@@ -179,7 +119,24 @@ impl StrictObject {
     /// Checks `bytes` as a JSON object with no duplicate members at any depth.
     pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, StrictJsonError> {
         let text = String::from_utf8(bytes).map_err(|_| StrictJsonError::Invalid)?;
-        let members = Scanner::top_level(&text)?;
+        // More than a Keycloak access token has, so the vector is allocated once.
+        let mut members = Vec::with_capacity(32);
+        scanner::members(&text, |member| {
+            members.push(Member {
+                tag: member.tag,
+                key: match member.name {
+                    TopText::InText(_, range) => Text::InPayload(range),
+                    TopText::Decoded(name) => Text::Decoded(name.into_boxed_str()),
+                },
+                value: match member.value {
+                    TopValue::Str(TopText::InText(_, range)) => Slot::Str(range),
+                    TopValue::Str(TopText::Decoded(string)) => Slot::Value(Value::String(string)),
+                    TopValue::Scalar(value) => Slot::Value(value),
+                    TopValue::Nested(start) => Slot::Nested(start),
+                },
+            });
+            Ok::<_, StrictJsonError>(())
+        })?;
         Ok(Self {
             text,
             members,

@@ -9,9 +9,10 @@
 //! not plain integers (range, exponents) — the scanner finds the token's end and hands that
 //! slice to `serde_json`, so those rules have one home.
 //!
-//! What it records is what [`StrictObject`](super::StrictObject) keeps: each top-level member's
-//! name and value as ranges of the text, a scalar as its value, and an object or array as the
-//! place it starts. Nothing inside a nested value is built.
+//! It hands over each member of the top-level object ([`members`]): names and strings as slices
+//! of the text (decoded when they hold escapes), a scalar as its value, and an object or array
+//! as the place it starts. Nothing inside a nested value is built. The payload keeps what it is
+//! handed ([`StrictObject`](super::StrictObject)); the header reads three members from it.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -19,7 +20,7 @@ use std::ops::Range;
 
 use serde_json::{Number, Value};
 
-use super::{MAX_DEPTH, Member, Slot, StrictJsonError, Tag, Text};
+use super::{MAX_DEPTH, StrictJsonError, Tag};
 
 /// How many names of one object are compared in place before they move to a hash set.
 const INLINE_NAMES: usize = 32;
@@ -33,7 +34,7 @@ struct ScannedStr {
 }
 
 /// The scanner's position in one text, and the member names of the objects it is inside.
-pub(super) struct Scanner<'t> {
+struct Scanner<'t> {
     text: &'t str,
     bytes: &'t [u8],
     at: usize,
@@ -42,73 +43,117 @@ pub(super) struct Scanner<'t> {
     names: Vec<(Tag, Cow<'t, str>)>,
 }
 
-impl<'t> Scanner<'t> {
-    /// Checks `text` and returns the members of its top-level object.
-    pub(super) fn top_level(text: &'t str) -> Result<Vec<Member>, StrictJsonError> {
-        let mut scanner = Scanner {
-            text,
-            bytes: text.as_bytes(),
-            at: 0,
-            names: Vec::with_capacity(INLINE_NAMES),
-        };
-        let members = scanner.members()?;
-        scanner.skip_whitespace();
-        if scanner.at != scanner.bytes.len() {
-            return Err(StrictJsonError::Invalid);
+/// A member of the top-level object, as [`members`] hands it over.
+pub(crate) struct TopMember<'t> {
+    /// The name's [`Tag`].
+    pub(crate) tag: Tag,
+    /// The name.
+    pub(crate) name: TopText<'t>,
+    /// The value.
+    pub(crate) value: TopValue<'t>,
+}
+
+/// A name or a string value of the top-level object.
+pub(crate) enum TopText<'t> {
+    /// Without escapes: the text itself, and where it is.
+    InText(&'t str, Range<usize>),
+    /// With escapes: its decoded value.
+    Decoded(String),
+}
+
+impl<'t> TopText<'t> {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::InText(text, _) => text,
+            Self::Decoded(decoded) => decoded,
         }
-        Ok(members)
     }
 
-    /// The top-level object, recorded member by member.
-    fn members(&mut self) -> Result<Vec<Member>, StrictJsonError> {
-        self.skip_whitespace();
-        self.expect(b'{')?;
-        // More than a Keycloak access token has, so the vector is allocated once.
-        let mut members = Vec::with_capacity(32);
-        let mut spilled = None;
-        self.skip_whitespace();
-        if self.eat(b'}') {
-            return Ok(members);
+    /// The text, borrowed when it had no escapes.
+    pub(crate) fn into_cow(self) -> Cow<'t, str> {
+        match self {
+            Self::InText(text, _) => Cow::Borrowed(text),
+            Self::Decoded(decoded) => Cow::Owned(decoded),
         }
+    }
+}
+
+/// A value of the top-level object.
+pub(crate) enum TopValue<'t> {
+    /// A string.
+    Str(TopText<'t>),
+    /// A number, boolean or null.
+    Scalar(Value),
+    /// An object or array (checked, not built), by where it starts in the text.
+    Nested(usize),
+}
+
+/// Checks `text` strictly and hands each member of its top-level object to `each`, in order,
+/// as soon as it is checked (so an error `each` returns comes before any later error of the
+/// text). Names are checked for duplicates before `each` sees them.
+pub(crate) fn members<'t, E: From<StrictJsonError>>(
+    text: &'t str,
+    mut each: impl FnMut(TopMember<'t>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut scanner = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        names: Vec::new(),
+    };
+    scanner.skip_whitespace();
+    scanner.expect(b'{')?;
+    let mut spilled = None;
+    scanner.skip_whitespace();
+    if !scanner.eat(b'}') {
         loop {
-            self.skip_whitespace();
-            let name = self.string()?;
+            scanner.skip_whitespace();
+            let name = scanner.string()?;
             // Built in each branch, so that the common one moves no `Cow` around.
-            let (tag, key) = if name.escaped {
-                let decoded = self.decode(&name)?;
+            let (tag, name) = if name.escaped {
+                let decoded = scanner.decode(&name)?;
                 let tag = Tag::of(&decoded);
-                self.remember(0, &mut spilled, tag, Cow::Owned(decoded.clone()))?;
-                (tag, Text::Decoded(decoded.into_boxed_str()))
+                scanner.remember(0, &mut spilled, tag, Cow::Owned(decoded.clone()))?;
+                (tag, TopText::Decoded(decoded))
             } else {
-                let key = self.slice(&name.contents);
-                let tag = Tag::of(key);
-                self.remember(0, &mut spilled, tag, Cow::Borrowed(key))?;
-                (tag, Text::InPayload(name.contents))
+                let text = scanner.slice(&name.contents);
+                let tag = Tag::of(text);
+                scanner.remember(0, &mut spilled, tag, Cow::Borrowed(text))?;
+                (tag, TopText::InText(text, name.contents))
             };
-            self.colon()?;
-            let value = match self.peek() {
+            scanner.colon()?;
+            let value = match scanner.peek() {
                 Some(b'"') => {
-                    let string = self.string()?;
-                    if string.escaped {
-                        Slot::Value(Value::String(self.decode(&string)?))
+                    let string = scanner.string()?;
+                    TopValue::Str(if string.escaped {
+                        TopText::Decoded(scanner.decode(&string)?)
                     } else {
-                        Slot::Str(string.contents)
-                    }
+                        TopText::InText(scanner.slice(&string.contents), string.contents)
+                    })
                 }
                 Some(b'{' | b'[') => {
-                    let start = self.at;
-                    self.value(1)?;
-                    Slot::Nested(start)
+                    let start = scanner.at;
+                    scanner.value(1)?;
+                    TopValue::Nested(start)
                 }
-                _ => Slot::Value(self.scalar()?),
+                _ => TopValue::Scalar(scanner.scalar()?),
             };
-            members.push(Member { tag, key, value });
-            if self.end_of_object()? {
-                return Ok(members);
+            each(TopMember { tag, name, value })?;
+            if scanner.end_of_object()? {
+                break;
             }
         }
     }
+    scanner.skip_whitespace();
+    if scanner.at == scanner.bytes.len() {
+        Ok(())
+    } else {
+        Err(StrictJsonError::Invalid.into())
+    }
+}
 
+impl<'t> Scanner<'t> {
     /// Any value at nesting level `depth` (a member of the top-level object is at level 1).
     fn value(&mut self, depth: usize) -> Result<(), StrictJsonError> {
         match self.peek() {
