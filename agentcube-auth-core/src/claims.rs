@@ -207,6 +207,20 @@ impl Claims {
         }
     }
 
+    /// [`Claims::deserialize_seed`] for the crate's own seeds, which use only `deserialize_any`,
+    /// `deserialize_option` and `deserialize_ignored_any`: a token's objects and arrays are
+    /// read from its checked text without a second validation.
+    pub(crate) fn read_seed<'a, S: DeserializeSeed<'a>>(
+        &'a self,
+        name: &str,
+        seed: S,
+    ) -> Option<Result<S::Value, serde_json::Error>> {
+        match &self.source {
+            Source::Map(map) => Some(seed.deserialize(map.get(name)?)),
+            Source::Payload(object) => object.read_member(name, seed),
+        }
+    }
+
     /// A NumericDate claim (seconds since the epoch) such as `exp`.
     ///
     /// Integers and finite fractions are accepted (a fraction is truncated towards the past);
@@ -296,7 +310,7 @@ impl Claims {
         &self,
         accepted: &[S],
     ) -> Result<Option<bool>, AuthError> {
-        match self.deserialize_seed("aud", AudienceSeed { accepted }) {
+        match self.read_seed("aud", AudienceSeed { accepted }) {
             None => Ok(None),
             Some(Ok(found)) => Ok(found),
             Some(Err(_)) => Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),

@@ -241,13 +241,11 @@ impl ClaimMapper for KeycloakClaimMapper {
             out: &mut roles,
             client: None,
         };
-        if let Some(Err(_)) = claims.deserialize_seed("realm_access", realm) {
+        if let Some(Err(_)) = claims.read_seed("realm_access", realm) {
             roles.clear();
         }
         let realm_roles = roles.len();
-        if let Some(Err(_)) =
-            claims.deserialize_seed("resource_access", ClientRoles { out: &mut roles })
-        {
+        if let Some(Err(_)) = claims.read_seed("resource_access", ClientRoles { out: &mut roles }) {
             roles.truncate(realm_roles);
         }
         Ok(StandardClaims::read(claims)?.roles(roles))

@@ -26,8 +26,10 @@ use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
+use reader::CheckedReader;
 pub(crate) use scanner::{TopText, TopValue, members};
 
+mod reader;
 mod scanner;
 
 /// Why strict parsing failed.
@@ -209,6 +211,21 @@ impl StrictObject {
                 seed.deserialize(&mut de)
             }
         })
+    }
+
+    /// [`StrictObject::deserialize_member`] for the crate's own seeds (see `reader.rs`): an
+    /// object or array is read from the checked text without being validated again.
+    pub(crate) fn read_member<'a, S: DeserializeSeed<'a>>(
+        &'a self,
+        name: &str,
+        seed: S,
+    ) -> Option<Result<S::Value, serde_json::Error>> {
+        match &self.find(name)?.1.value {
+            Slot::Nested(start) => {
+                Some(seed.deserialize(&mut CheckedReader::new(&self.text, *start)))
+            }
+            _ => self.deserialize_member(name, seed),
+        }
     }
 
     /// Every member, built on the first call.

@@ -26,15 +26,15 @@ use super::{MAX_DEPTH, StrictJsonError, Tag};
 const INLINE_NAMES: usize = 32;
 
 /// A string as the scanner found it.
-struct ScannedStr {
+pub(super) struct ScannedStr {
     /// The contents, between the quotes.
-    contents: Range<usize>,
+    pub(super) contents: Range<usize>,
     /// Whether the contents hold an escape (so they are not the string's value as they are).
-    escaped: bool,
+    pub(super) escaped: bool,
 }
 
 /// The scanner's position in one text, and the member names of the objects it is inside.
-struct Scanner<'t> {
+pub(super) struct Scanner<'t> {
     text: &'t str,
     bytes: &'t [u8],
     at: usize,
@@ -96,12 +96,7 @@ pub(crate) fn members<'t, E: From<StrictJsonError>>(
     text: &'t str,
     mut each: impl FnMut(TopMember<'t>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut scanner = Scanner {
-        text,
-        bytes: text.as_bytes(),
-        at: 0,
-        names: Vec::new(),
-    };
+    let mut scanner = Scanner::at(text, 0);
     scanner.skip_whitespace();
     scanner.expect(b'{')?;
     let mut spilled = None;
@@ -154,8 +149,18 @@ pub(crate) fn members<'t, E: From<StrictJsonError>>(
 }
 
 impl<'t> Scanner<'t> {
+    /// A scanner of `text` from `start`, outside any object.
+    pub(super) fn at(text: &'t str, start: usize) -> Self {
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            at: start,
+            names: Vec::new(),
+        }
+    }
+
     /// Any value at nesting level `depth` (a member of the top-level object is at level 1).
-    fn value(&mut self, depth: usize) -> Result<(), StrictJsonError> {
+    pub(super) fn value(&mut self, depth: usize) -> Result<(), StrictJsonError> {
         match self.peek() {
             Some(b'"') => {
                 let string = self.string()?;
@@ -270,7 +275,7 @@ impl<'t> Scanner<'t> {
     }
 
     /// A number, `true`, `false` or `null`.
-    fn scalar(&mut self) -> Result<Value, StrictJsonError> {
+    pub(super) fn scalar(&mut self) -> Result<Value, StrictJsonError> {
         match self.peek() {
             Some(b't') => self.literal(b"true", Value::Bool(true)),
             Some(b'f') => self.literal(b"false", Value::Bool(false)),
@@ -317,7 +322,7 @@ impl<'t> Scanner<'t> {
     /// A string whose opening quote is at the current position; leaves the position past its
     /// closing quote. Control characters are refused; escapes are only noted here (see
     /// [`Scanner::decode`]).
-    fn string(&mut self) -> Result<ScannedStr, StrictJsonError> {
+    pub(super) fn string(&mut self) -> Result<ScannedStr, StrictJsonError> {
         self.expect(b'"')?;
         let start = self.at;
         let mut at = start;
@@ -352,13 +357,13 @@ impl<'t> Scanner<'t> {
     }
 
     /// A range of the text (one the scanner found, so always in it).
-    fn slice(&self, range: &Range<usize>) -> &'t str {
+    pub(super) fn slice(&self, range: &Range<usize>) -> &'t str {
         self.text.get(range.clone()).unwrap_or_default()
     }
 
     /// The value of a string with escapes, decoded (and its escapes checked) by `serde_json`
     /// from its quoted slice.
-    fn decode(&self, string: &ScannedStr) -> Result<String, StrictJsonError> {
+    pub(super) fn decode(&self, string: &ScannedStr) -> Result<String, StrictJsonError> {
         let quoted = self
             .text
             .get(string.contents.start - 1..string.contents.end + 1)
@@ -366,17 +371,17 @@ impl<'t> Scanner<'t> {
         serde_json::from_str(quoted).map_err(|_| StrictJsonError::Invalid)
     }
 
-    fn skip_whitespace(&mut self) {
+    pub(super) fn skip_whitespace(&mut self) {
         while matches!(self.bytes.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.at += 1;
         }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
 
-    fn bump(&mut self) -> Option<u8> {
+    pub(super) fn bump(&mut self) -> Option<u8> {
         let byte = self.peek()?;
         self.at += 1;
         Some(byte)

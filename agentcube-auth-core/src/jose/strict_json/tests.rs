@@ -1,8 +1,10 @@
 //! The strict check, against an independent oracle (serde_json with a strict visitor) on
 //! generated and mutated texts, and reading members on demand.
 
+use std::marker::PhantomData;
+
 use proptest::prelude::*;
-use serde::de::{self, MapAccess, SeqAccess};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess};
 use serde_json::Number;
 
 use super::*;
@@ -441,4 +443,74 @@ impl<'de> Visitor<'de> for StrictValue {
         }
         Ok(Value::Object(map))
     }
+}
+
+/// What the checked-text reader gives for the value of member `v`, read as a [`Value`].
+fn read_back(text: &str) -> Option<Value> {
+    let object = parse(text.as_bytes()).ok()?;
+    object.read_member("v", PhantomData::<Value>)?.ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn the_checked_reader_reads_what_serde_json_reads(value in json_value()) {
+        let text = format!("{{\"v\":{value},\"after\":1}}");
+        let theirs = serde_json::from_str::<Map<String, Value>>(&text);
+        if let (Ok(theirs), Ok(_)) = (theirs, parse(text.as_bytes())) {
+            let ours = read_back(&text);
+            prop_assert_eq!(ours.as_ref(), theirs.get("v"), "{}", text);
+        }
+    }
+}
+
+#[test]
+fn the_checked_reader_skips_what_a_visitor_leaves_unread() {
+    /// Reads the first element of an array and the first member of an object, no more.
+    struct First;
+    impl<'de> DeserializeSeed<'de> for First {
+        type Value = Option<String>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for First {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("anything")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            Ok(seq.next_element::<Value>()?.map(|v| v.to_string()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let Some(key) = map.next_key::<String>()? else {
+                return Ok(None);
+            };
+            let value: Value = map.next_value()?;
+            Ok(Some(format!("{key}={value}")))
+        }
+    }
+    let text = r#"{"v":{"a":[1,{"x":"y"}],"b":{"c":[]},"d\u0041":"e"},"w":[[1,2],[3],"z"]}"#;
+    let object = parse(text.as_bytes()).unwrap();
+    assert_eq!(
+        object.read_member("v", First).unwrap().unwrap().as_deref(),
+        Some(r#"a=[1,{"x":"y"}]"#)
+    );
+    assert_eq!(
+        object.read_member("w", First).unwrap().unwrap().as_deref(),
+        Some("[1,2]")
+    );
+    // Nested: the outer reader goes on past an inner value left half read.
+    #[derive(serde::Deserialize)]
+    struct Outer {
+        #[serde(rename = "w")]
+        _w: IgnoredAny,
+        v: Option<Value>,
+        n: Option<u8>,
+    }
+    let object = parse(br#"{"o":{"w":[[1,2],{"k":[3]}],"v":{"dA":"e"},"n":null}}"#).unwrap();
+    let outer: Outer = object.read_member("o", PhantomData).unwrap().unwrap();
+    assert_eq!(outer.v, Some(serde_json::json!({"dA": "e"})));
+    assert_eq!(outer.n, None);
 }
