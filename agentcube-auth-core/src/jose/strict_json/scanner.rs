@@ -97,6 +97,8 @@ pub(crate) fn members<'t, E: From<StrictJsonError>>(
     mut each: impl FnMut(TopMember<'t>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut scanner = Scanner::at(text, 0);
+    // Room for a Keycloak access token's names, so the stack is allocated once.
+    scanner.names.reserve(INLINE_NAMES);
     scanner.skip_whitespace();
     scanner.expect(b'{')?;
     let mut spilled = None;
