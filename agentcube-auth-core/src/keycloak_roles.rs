@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -123,10 +124,14 @@ impl<'de> Visitor<'de> for RoleNames<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // The client's name, allocated once for all its roles.
+        let mut shared: Option<Arc<str>> = None;
         while let Some(name) = seq.next_element::<MaybeStr<'de>>()? {
             if let Some(name) = name.0 {
                 self.out.push(match self.client {
-                    Some(client) => Role::client(client, name),
+                    Some(client) => {
+                        Role::of_client(shared.get_or_insert_with(|| client.into()).clone(), name)
+                    }
                     None => Role::realm(name),
                 });
             }

@@ -6,6 +6,7 @@
 //! two impossible rather than merely unlikely.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A role: a plain role (a name, such as `admin`), or a role defined by one client.
 ///
@@ -17,7 +18,8 @@ use std::fmt;
 /// `{"client": "api", "name": "write"}` for a client role.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Role {
-    client: Option<Box<str>>,
+    /// Shared by the roles of one client read from one token.
+    client: Option<Arc<str>>,
     name: Box<str>,
 }
 
@@ -38,8 +40,14 @@ impl Role {
 
     /// A role defined by one client (Keycloak `resource_access.<client>.roles`).
     pub fn client(client: impl Into<Box<str>>, name: impl Into<Box<str>>) -> Self {
+        Self::of_client(Arc::from(client.into()), name)
+    }
+
+    /// [`Role::client`] with the client's name already shared (a token lists several roles of
+    /// one client).
+    pub(crate) fn of_client(client: Arc<str>, name: impl Into<Box<str>>) -> Self {
         Self {
-            client: Some(client.into()),
+            client: Some(client),
             name: name.into(),
         }
     }
@@ -87,7 +95,7 @@ impl serde::Serialize for Role {
         use serde::ser::SerializeStruct;
         let mut out = serializer.serialize_struct("Role", 2)?;
         match &self.client {
-            Some(client) => out.serialize_field("client", client)?,
+            Some(client) => out.serialize_field("client", &**client)?,
             None => out.skip_field("client")?,
         }
         out.serialize_field("name", &self.name)?;

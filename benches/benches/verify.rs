@@ -105,6 +105,18 @@ fn bench_verify(c: &mut Criterion) {
             bench_revocations(&mut group, &config, &f.token, now);
         }
 
+        // The floor again, after the pipelines: a machine that slows down (or speeds up) over
+        // the group's run would otherwise bias every ratio against the benches measured later;
+        // ratios are taken against the mean of the two floors.
+        group.bench_function("floor_signature_after", |b| {
+            b.iter(|| {
+                f.bare.verify_sig(
+                    black_box(f.signing_input.as_bytes()),
+                    black_box(&f.signature),
+                )
+            });
+        });
+
         // Where the pipeline's time goes beyond the signature.
         group.bench_function("breakdown_parse", |b| {
             b.iter(|| UnverifiedJws::parse(black_box(&f.token), &policy).unwrap());

@@ -284,7 +284,8 @@ fn parse_header(bytes: &[u8]) -> Result<RawHeader<'_>, AuthError> {
         .map_err(|_| AuthError::Malformed(MalformedReason::HeaderJson))?;
     let mut header = RawHeader::default();
     let mut count = 0;
-    strict_json::members(text, |member| {
+    // A header has three to five members.
+    strict_json::members(text, 8, |member| {
         count += 1;
         if count > MAX_HEADER_MEMBERS {
             return Err(HeaderError::Field);

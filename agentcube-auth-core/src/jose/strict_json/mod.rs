@@ -121,9 +121,10 @@ impl StrictObject {
     /// Checks `bytes` as a JSON object with no duplicate members at any depth.
     pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, StrictJsonError> {
         let text = String::from_utf8(bytes).map_err(|_| StrictJsonError::Invalid)?;
-        // More than a Keycloak access token has, so the vector is allocated once.
-        let mut members = Vec::with_capacity(32);
-        scanner::members(&text, |member| {
+        // More than a Keycloak access token has, so the vectors are allocated once.
+        const EXPECTED_MEMBERS: usize = 32;
+        let mut members = Vec::with_capacity(EXPECTED_MEMBERS);
+        scanner::members(&text, EXPECTED_MEMBERS, |member| {
             members.push(Member {
                 tag: member.tag,
                 key: match member.name {

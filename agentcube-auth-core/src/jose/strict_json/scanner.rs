@@ -91,14 +91,15 @@ pub(crate) enum TopValue<'t> {
 
 /// Checks `text` strictly and hands each member of its top-level object to `each`, in order,
 /// as soon as it is checked (so an error `each` returns comes before any later error of the
-/// text). Names are checked for duplicates before `each` sees them.
+/// text). Names are checked for duplicates before `each` sees them. `expected_members` sizes
+/// the stack of names, so that a typical text allocates it once.
 pub(crate) fn members<'t, E: From<StrictJsonError>>(
     text: &'t str,
+    expected_members: usize,
     mut each: impl FnMut(TopMember<'t>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut scanner = Scanner::at(text, 0);
-    // Room for a Keycloak access token's names, so the stack is allocated once.
-    scanner.names.reserve(INLINE_NAMES);
+    scanner.names.reserve(expected_members);
     scanner.skip_whitespace();
     scanner.expect(b'{')?;
     let mut spilled = None;
