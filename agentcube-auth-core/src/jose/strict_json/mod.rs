@@ -66,6 +66,12 @@ impl Tag {
         let len = u64::try_from(bytes.len().min(0xff)).unwrap_or(0xff);
         Self(head | (len << 56))
     }
+
+    /// One of 64 bits, chosen by the whole tag: equal names have the same bit, so a name whose
+    /// bit is not yet set among an object's names is new to that object.
+    pub(crate) fn bit(self) -> u64 {
+        1 << (self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+    }
 }
 
 /// A JSON object whose text passed the strict checks; its members are built on demand.

@@ -33,6 +33,26 @@ pub(super) struct ScannedStr {
     pub(super) escaped: bool,
 }
 
+/// The names of one object being checked.
+struct ObjectNames<'t> {
+    /// Where its names start on the scanner's stack.
+    mark: usize,
+    /// The union of its names' [`Tag::bit`]s.
+    bits: u64,
+    /// Its names, once there are more than [`INLINE_NAMES`].
+    spilled: Option<HashSet<Cow<'t, str>>>,
+}
+
+impl ObjectNames<'_> {
+    fn new(mark: usize) -> Self {
+        Self {
+            mark,
+            bits: 0,
+            spilled: None,
+        }
+    }
+}
+
 /// The scanner's position in one text, and the member names of the objects it is inside.
 pub(super) struct Scanner<'t> {
     text: &'t str,
@@ -102,7 +122,7 @@ pub(crate) fn members<'t, E: From<StrictJsonError>>(
     scanner.names.reserve(expected_members);
     scanner.skip_whitespace();
     scanner.expect(b'{')?;
-    let mut spilled = None;
+    let mut names = ObjectNames::new(0);
     scanner.skip_whitespace();
     if !scanner.eat(b'}') {
         loop {
@@ -112,12 +132,12 @@ pub(crate) fn members<'t, E: From<StrictJsonError>>(
             let (tag, name) = if name.escaped {
                 let decoded = scanner.decode(&name)?;
                 let tag = Tag::of(&decoded);
-                scanner.remember(0, &mut spilled, tag, Cow::Owned(decoded.clone()))?;
+                scanner.remember(&mut names, tag, Cow::Owned(decoded.clone()))?;
                 (tag, TopText::Decoded(decoded))
             } else {
                 let text = scanner.slice(&name.contents);
                 let tag = Tag::of(text);
-                scanner.remember(0, &mut spilled, tag, Cow::Borrowed(text))?;
+                scanner.remember(&mut names, tag, Cow::Borrowed(text))?;
                 (tag, TopText::InText(text, name.contents))
             };
             scanner.colon()?;
@@ -183,8 +203,7 @@ impl<'t> Scanner<'t> {
             return Err(StrictJsonError::Invalid);
         }
         self.expect(b'{')?;
-        let mark = self.names.len();
-        let mut spilled = None;
+        let mut names = ObjectNames::new(self.names.len());
         self.skip_whitespace();
         if !self.eat(b'}') {
             loop {
@@ -195,7 +214,7 @@ impl<'t> Scanner<'t> {
                 } else {
                     Cow::Borrowed(self.slice(&name.contents))
                 };
-                self.remember(mark, &mut spilled, Tag::of(&key), key)?;
+                self.remember(&mut names, Tag::of(&key), key)?;
                 self.colon()?;
                 self.value(depth + 1)?;
                 if self.end_of_object()? {
@@ -203,7 +222,7 @@ impl<'t> Scanner<'t> {
                 }
             }
         }
-        self.names.truncate(mark);
+        self.names.truncate(names.mark);
         Ok(())
     }
 
@@ -228,34 +247,39 @@ impl<'t> Scanner<'t> {
         }
     }
 
-    /// Records a member name of the object whose names start at `mark`; a duplicate is an
-    /// error. Past [`INLINE_NAMES`] the object's names move to `spilled`, so that an object
-    /// with thousands of members costs linear time.
+    /// Records a member name of the object `names` describes; a duplicate is an error.
     fn remember(
         &mut self,
-        mark: usize,
-        spilled: &mut Option<HashSet<Cow<'t, str>>>,
+        names: &mut ObjectNames<'t>,
         tag: Tag,
         key: Cow<'t, str>,
     ) -> Result<(), StrictJsonError> {
-        if let Some(set) = spilled {
+        if let Some(set) = &mut names.spilled {
             return if set.insert(key) {
                 Ok(())
             } else {
                 Err(StrictJsonError::Duplicate)
             };
         }
-        let names = self.names.get(mark..).unwrap_or_default();
-        // Tags first (integers); names only where a tag matches.
-        if names.iter().any(|(t, k)| *t == tag && *k == key) {
-            return Err(StrictJsonError::Duplicate);
+        let bit = tag.bit();
+        // Only a name whose bit is already set can be a duplicate: most names skip the scan.
+        if names.bits & bit != 0 {
+            let seen = self.names.get(names.mark..).unwrap_or_default();
+            // Tags first (integers); names only where a tag matches.
+            if seen.iter().any(|(t, k)| *t == tag && *k == key) {
+                return Err(StrictJsonError::Duplicate);
+            }
         }
-        if names.len() < INLINE_NAMES {
+        names.bits |= bit;
+        if self.names.len() - names.mark < INLINE_NAMES {
             self.names.push((tag, key));
         } else {
-            let mut set: HashSet<Cow<'t, str>> = self.names.drain(mark..).map(|(_, k)| k).collect();
+            // Past this many names, a hash set, so that an object with thousands of members
+            // costs linear time.
+            let mut set: HashSet<Cow<'t, str>> =
+                self.names.drain(names.mark..).map(|(_, k)| k).collect();
             set.insert(key);
-            *spilled = Some(set);
+            names.spilled = Some(set);
         }
         Ok(())
     }
