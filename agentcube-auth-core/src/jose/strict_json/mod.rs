@@ -70,7 +70,13 @@ impl Tag {
     /// One of 64 bits, chosen by the whole tag: equal names have the same bit, so a name whose
     /// bit is not yet set among an object's names is new to that object.
     pub(crate) fn bit(self) -> u64 {
-        1 << (self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+        1 << self.bit_index()
+    }
+
+    /// The position of [`Tag::bit`], below 64.
+    pub(crate) fn bit_index(self) -> usize {
+        // The top six bits of a multiplicative hash: every byte of the tag moves them.
+        usize::try_from(self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58).unwrap_or(0)
     }
 }
 
@@ -79,6 +85,11 @@ impl Tag {
 pub(crate) struct StrictObject {
     text: String,
     members: Vec<Member>,
+    /// For each [`Tag::bit`], the last member with that bit, plus one (0: none); each member
+    /// links to the one before it with the same bit. A lookup walks one short chain instead of
+    /// every member (a claim that is absent costs one read). All zero past 255 members, where
+    /// lookups scan.
+    index: [u8; 64],
     /// The members asked for as a [`Value`], by index; allocated on the first such request,
     /// so that a member costs nothing for this until then.
     built: OnceLock<Box<[OnceLock<Value>]>>,
@@ -90,6 +101,9 @@ struct Member {
     tag: Tag,
     key: Text,
     value: Slot,
+    /// The previous member with the same [`Tag::bit`], plus one (0: none); see
+    /// [`StrictObject::index`](StrictObject).
+    previous: u8,
 }
 
 /// A member name: a range of the payload text when it had no escapes, else its decoded copy.
@@ -130,8 +144,16 @@ impl StrictObject {
         // More than a Keycloak access token has, so the vectors are allocated once.
         const EXPECTED_MEMBERS: usize = 32;
         let mut members = Vec::with_capacity(EXPECTED_MEMBERS);
+        let mut index = [0u8; 64];
         scanner::members(&text, EXPECTED_MEMBERS, |member| {
+            // Linked into the index while its position fits a byte; `find` scans past that.
+            let slot = index.get_mut(member.tag.bit_index());
+            let previous = match (slot, u8::try_from(members.len() + 1)) {
+                (Some(slot), Ok(link)) => std::mem::replace(slot, link),
+                _ => 0,
+            };
             members.push(Member {
+                previous,
                 tag: member.tag,
                 key: match member.name {
                     TopText::InText(_, range) => Text::InPayload(range),
@@ -149,6 +171,7 @@ impl StrictObject {
         Ok(Self {
             text,
             members,
+            index,
             built: OnceLock::new(),
             map: OnceLock::new(),
         })
@@ -171,10 +194,19 @@ impl StrictObject {
 
     fn find(&self, name: &str) -> Option<(usize, &Member)> {
         let tag = Tag::of(name);
-        self.members
-            .iter()
-            .enumerate()
-            .find(|(_, m)| m.tag == tag && self.key(&m.key) == name)
+        let is = |m: &Member| m.tag == tag && self.key(&m.key) == name;
+        if self.members.len() > usize::from(u8::MAX) {
+            return self.members.iter().enumerate().find(|(_, m)| is(m));
+        }
+        let mut link = self.index.get(tag.bit_index()).copied().unwrap_or(0);
+        while let Some(at) = usize::from(link).checked_sub(1) {
+            let member = self.members.get(at)?;
+            if is(member) {
+                return Some((at, member));
+            }
+            link = member.previous;
+        }
+        None
     }
 
     /// A member, without building anything.

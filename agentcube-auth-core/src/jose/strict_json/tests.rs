@@ -514,3 +514,22 @@ fn the_checked_reader_skips_what_a_visitor_leaves_unread() {
     assert_eq!(outer.v, Some(serde_json::json!({"dA": "e"})));
     assert_eq!(outer.n, None);
 }
+
+#[test]
+fn every_member_is_found_by_name_however_many_there_are() {
+    // Past 64 members names share index bits (chains); past 255 lookups scan.
+    for count in [1, 2, 63, 64, 65, 255, 256, 500] {
+        let members: Vec<String> = (0..count).map(|i| format!("\"claim_{i}\":{i}")).collect();
+        let object = parse(format!("{{{}}}", members.join(",")).as_bytes()).unwrap();
+        for i in 0..count {
+            let found = object.lookup(&format!("claim_{i}"));
+            assert!(
+                matches!(found, Some(Found::Value(Value::Number(n))) if n.as_u64() == Some(i)),
+                "{count} members, claim_{i}"
+            );
+        }
+        for absent in ["claim_", "claim_x", "Claim_0", "", "claim_1000"] {
+            assert!(object.lookup(absent).is_none(), "{count} members, {absent}");
+        }
+    }
+}
