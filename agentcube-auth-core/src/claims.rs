@@ -10,7 +10,7 @@ use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::AuthError;
-use crate::jose::strict_json::{CowStr, Found, StrictObject};
+use crate::jose::strict_json::{CowStr, Found, NestedReader, StrictObject};
 
 /// The JSON payload of a verified token.
 ///
@@ -190,34 +190,22 @@ impl Claims {
         &'a self,
         name: &str,
     ) -> Result<Option<T>, AuthError> {
-        self.deserialize_seed(name, PhantomData)
+        self.deserialize_seed(name, PhantomData, NestedReader::SerdeJson)
             .transpose()
             .map_err(|_| AuthError::InvalidClaim(claim_name(name)))
     }
 
-    /// A claim read with a serde seed (see [`Claims::deserialize`]); `None` when absent.
+    /// A claim read with a serde seed (see [`Claims::deserialize`]); `None` when absent. A
+    /// token's objects and arrays are read by `reader`.
     pub(crate) fn deserialize_seed<'a, S: DeserializeSeed<'a>>(
         &'a self,
         name: &str,
         seed: S,
+        reader: NestedReader,
     ) -> Option<Result<S::Value, serde_json::Error>> {
         match &self.source {
             Source::Map(map) => Some(seed.deserialize(map.get(name)?)),
-            Source::Payload(object) => object.deserialize_member(name, seed),
-        }
-    }
-
-    /// [`Claims::deserialize_seed`] for the crate's own seeds, which use only `deserialize_any`,
-    /// `deserialize_option` and `deserialize_ignored_any`: a token's objects and arrays are
-    /// read from its checked text without a second validation.
-    pub(crate) fn read_seed<'a, S: DeserializeSeed<'a>>(
-        &'a self,
-        name: &str,
-        seed: S,
-    ) -> Option<Result<S::Value, serde_json::Error>> {
-        match &self.source {
-            Source::Map(map) => Some(seed.deserialize(map.get(name)?)),
-            Source::Payload(object) => object.read_member(name, seed),
+            Source::Payload(object) => object.deserialize_member(name, seed, reader),
         }
     }
 
@@ -310,7 +298,7 @@ impl Claims {
         &self,
         accepted: &[S],
     ) -> Result<Option<bool>, AuthError> {
-        match self.read_seed("aud", AudienceSeed { accepted }) {
+        match self.deserialize_seed("aud", AudienceSeed { accepted }, NestedReader::Checked) {
             None => Ok(None),
             Some(Ok(found)) => Ok(found),
             Some(Err(_)) => Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),

@@ -27,8 +27,10 @@
 //!   message, and the bare signature primitive accepts it). Skipped as
 //!   [`SkipReason::InvalidKeyMaterial`](crate::jose::SkipReason::InvalidKeyMaterial): an Ed25519
 //!   key whose `y` is not reduced modulo `2^255 - 19`, so one key has one encoding.
-//! - **One meaning per token.** Duplicate JSON members are rejected at every depth; `crit` is
-//!   rejected; a JWE is rejected. Two parsers can therefore never disagree on what a token says.
+//! - **One meaning per token.** Duplicate JSON members are rejected at every depth, in the
+//!   header (members the verifier skips included) as in the payload; so are lone surrogate
+//!   escapes, raw control characters in strings and numbers out of range; `crit` is rejected; a
+//!   JWE is rejected. Two parsers can therefore never disagree on what a token says.
 //! - **Typed claims.** A claim of the wrong JSON type is
 //!   [`ErrorCode::InvalidClaim`](crate::ErrorCode::InvalidClaim), never "absent": a string `exp`
 //!   does not make a token immortal.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::claims::Claims;
 use crate::error::AuthError;
+use crate::jose::strict_json::NestedReader;
 use crate::keycloak_roles::{AccessRoles, ClientRoles};
 use crate::principal::{Principal, PrincipalBuilder};
 use crate::role::Role;
@@ -241,11 +242,16 @@ impl ClaimMapper for KeycloakClaimMapper {
             out: &mut roles,
             client: None,
         };
-        if let Some(Err(_)) = claims.read_seed("realm_access", realm) {
+        if let Some(Err(_)) = claims.deserialize_seed("realm_access", realm, NestedReader::Checked)
+        {
             roles.clear();
         }
         let realm_roles = roles.len();
-        if let Some(Err(_)) = claims.read_seed("resource_access", ClientRoles { out: &mut roles }) {
+        if let Some(Err(_)) = claims.deserialize_seed(
+            "resource_access",
+            ClientRoles { out: &mut roles },
+            NestedReader::Checked,
+        ) {
             roles.truncate(realm_roles);
         }
         Ok(StandardClaims::read(claims)?.roles(roles))

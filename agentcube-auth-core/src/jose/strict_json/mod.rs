@@ -3,18 +3,25 @@
 //!
 //! `serde_json` keeps the last of two equal keys; another parser may keep the first. A token
 //! with `{"sub":"alice","sub":"admin"}` would then mean different things to different
-//! components, so duplicates are rejected outright (RFC 7515 §5.2 permits that).
+//! components, so duplicates are rejected outright (RFC 7515 §5.2 permits that). The header
+//! and the payload are checked by the same rule.
 //!
-//! A payload is checked in full once, when it is parsed ([`StrictObject::parse`]), by a scanner
-//! written for this one job (`scanner.rs`): a general parser framework spends most of its time
-//! on the values it hands to a visitor, and this pass needs almost none of them. Only what
-//! later questions need is built. A top-level string without escapes stays a range of the
-//! payload text; numbers, booleans and nulls are held as values (they do not allocate); an
-//! object or array stays checked text until it is read, and a verifier or mapper reads one —
-//! `aud` or `realm_access`, say — with a serde seed that borrows its strings
-//! ([`StrictObject::deserialize_member`]). A member asked for as a [`Value`] is built once;
-//! the whole map only for a caller that asks for it. Verifying a token therefore allocates for
-//! what its principal keeps, not for every claim it carries.
+//! The pieces, one file each:
+//! - `scanner.rs` checks a text in one pass over its bytes, written for this one job: a
+//!   general parser framework spends most of its time on values it hands to a visitor, and
+//!   this pass needs almost none of them. It accepts exactly what `serde_json` accepts (held
+//!   to that by differential tests), and leaves the intricate parts of the grammar — escapes
+//!   and numbers other than plain integers — to `serde_json`, on their slices.
+//! - [`StrictObject`] (here) keeps what the scanner hands over for a payload. A top-level
+//!   string without escapes stays a range of the payload text; numbers, booleans and nulls are
+//!   held as values (they do not allocate); an object or array stays checked text until it is
+//!   read. Lookups go through a small index of name bits, so an absent claim costs one read.
+//!   A member asked for as a [`Value`] is built once; the whole map only for a caller that
+//!   asks for it. Verifying a token therefore allocates for what its principal keeps, not for
+//!   every claim it carries.
+//! - `reader.rs` reads checked text for the crate's own serde seeds (`aud`, Keycloak's role
+//!   objects) without validating it again; anything else reads nested members through
+//!   `serde_json` (see [`NestedReader`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -78,6 +85,18 @@ impl Tag {
         // The top six bits of a multiplicative hash: every byte of the tag moves them.
         usize::try_from(self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58).unwrap_or(0)
     }
+}
+
+/// How [`StrictObject::deserialize_member`] reads a member that is an object or an array.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NestedReader {
+    /// `serde_json`, which answers every part of serde's data model (enums, newtypes, bytes):
+    /// for seeds and types the crate does not know.
+    SerdeJson,
+    /// The checked-text reader (`reader.rs`), which does not validate the text again: for the
+    /// crate's own seeds, which use only `deserialize_any`, `deserialize_option` and
+    /// `deserialize_ignored_any`.
+    Checked,
 }
 
 /// A JSON object whose text passed the strict checks; its members are built on demand.
@@ -236,35 +255,27 @@ impl StrictObject {
         }
     }
 
-    /// Deserializes one member with `seed`, borrowing its strings from the payload text.
+    /// Deserializes one member with `seed`, borrowing its strings from the payload text; an
+    /// object or array is read by `reader`.
     pub(crate) fn deserialize_member<'a, S: DeserializeSeed<'a>>(
         &'a self,
         name: &str,
         seed: S,
+        reader: NestedReader,
     ) -> Option<Result<S::Value, serde_json::Error>> {
         Some(match &self.find(name)?.1.value {
             Slot::Str(range) => seed.deserialize(BorrowedStrDeserializer::new(self.slice(range))),
             Slot::Value(value) => seed.deserialize(value),
-            Slot::Nested(start) => {
-                let mut de = serde_json::Deserializer::from_str(self.from(*start));
-                seed.deserialize(&mut de)
-            }
+            Slot::Nested(start) => match reader {
+                NestedReader::SerdeJson => {
+                    let mut de = serde_json::Deserializer::from_str(self.from(*start));
+                    seed.deserialize(&mut de)
+                }
+                NestedReader::Checked => {
+                    seed.deserialize(&mut CheckedReader::new(&self.text, *start))
+                }
+            },
         })
-    }
-
-    /// [`StrictObject::deserialize_member`] for the crate's own seeds (see `reader.rs`): an
-    /// object or array is read from the checked text without being validated again.
-    pub(crate) fn read_member<'a, S: DeserializeSeed<'a>>(
-        &'a self,
-        name: &str,
-        seed: S,
-    ) -> Option<Result<S::Value, serde_json::Error>> {
-        match &self.find(name)?.1.value {
-            Slot::Nested(start) => {
-                Some(seed.deserialize(&mut CheckedReader::new(&self.text, *start)))
-            }
-            _ => self.deserialize_member(name, seed),
-        }
     }
 
     /// Every member, built on the first call.

@@ -63,8 +63,7 @@ impl<'de> Deserializer<'de> for &mut CheckedReader<'de> {
                 scanner.bump();
                 let mut members = Members {
                     reader: self,
-                    started: false,
-                    done: false,
+                    items: Items::default(),
                 };
                 let value = visitor.visit_map(&mut members)?;
                 members.finish()?;
@@ -74,8 +73,7 @@ impl<'de> Deserializer<'de> for &mut CheckedReader<'de> {
                 scanner.bump();
                 let mut elements = Elements {
                     reader: self,
-                    started: false,
-                    done: false,
+                    items: Items::default(),
                 };
                 let value = visitor.visit_seq(&mut elements)?;
                 elements.finish()?;
@@ -110,11 +108,39 @@ impl<'de> Deserializer<'de> for &mut CheckedReader<'de> {
     }
 }
 
+/// Where a reader is among the items of one object or array.
+#[derive(Default)]
+struct Items {
+    started: bool,
+    done: bool,
+}
+
+impl Items {
+    /// Whether another item follows (the reader is then past its comma); when not, the reader
+    /// is past the closing `close`.
+    fn next(&mut self, scanner: &mut Scanner<'_>, close: u8) -> bool {
+        if self.done {
+            return false;
+        }
+        scanner.skip_whitespace();
+        let next = if self.started {
+            scanner.bump() == Some(b',')
+        } else if scanner.peek() == Some(close) {
+            scanner.bump();
+            false
+        } else {
+            true
+        };
+        self.started = true;
+        self.done = !next;
+        next
+    }
+}
+
 /// The members of an object, after its `{`.
 struct Members<'r, 't> {
     reader: &'r mut CheckedReader<'t>,
-    started: bool,
-    done: bool,
+    items: Items,
 }
 
 impl Members<'_, '_> {
@@ -129,22 +155,8 @@ impl Members<'_, '_> {
 
     /// The next member's name, or `None` past the closing `}`.
     fn next_name(&mut self) -> Result<Option<NameText>, Error> {
-        if self.done {
-            return Ok(None);
-        }
         let scanner = &mut self.reader.scanner;
-        scanner.skip_whitespace();
-        let next = if self.started {
-            scanner.bump() == Some(b',')
-        } else if scanner.peek() == Some(b'}') {
-            scanner.bump();
-            false
-        } else {
-            true
-        };
-        self.started = true;
-        if !next {
-            self.done = true;
+        if !self.items.next(scanner, b'}') {
             return Ok(None);
         }
         scanner.skip_whitespace();
@@ -198,29 +210,13 @@ impl<'de> MapAccess<'de> for Members<'_, 'de> {
 /// The elements of an array, after its `[`.
 struct Elements<'r, 't> {
     reader: &'r mut CheckedReader<'t>,
-    started: bool,
-    done: bool,
+    items: Items,
 }
 
 impl Elements<'_, '_> {
     /// Whether another element follows; past the closing `]` when not.
     fn has_next(&mut self) -> bool {
-        if self.done {
-            return false;
-        }
-        let scanner = &mut self.reader.scanner;
-        scanner.skip_whitespace();
-        let next = if self.started {
-            scanner.bump() == Some(b',')
-        } else if scanner.peek() == Some(b']') {
-            scanner.bump();
-            false
-        } else {
-            true
-        };
-        self.started = true;
-        self.done = !next;
-        next
+        self.items.next(&mut self.reader.scanner, b']')
     }
 
     /// Skips what the visitor left unread, so the reader ends past the closing `]`.

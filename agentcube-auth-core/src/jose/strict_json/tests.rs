@@ -448,7 +448,9 @@ impl<'de> Visitor<'de> for StrictValue {
 /// What the checked-text reader gives for the value of member `v`, read as a [`Value`].
 fn read_back(text: &str) -> Option<Value> {
     let object = parse(text.as_bytes()).ok()?;
-    object.read_member("v", PhantomData::<Value>)?.ok()
+    object
+        .deserialize_member("v", PhantomData::<Value>, NestedReader::Checked)?
+        .ok()
 }
 
 proptest! {
@@ -494,11 +496,19 @@ fn the_checked_reader_skips_what_a_visitor_leaves_unread() {
     let text = r#"{"v":{"a":[1,{"x":"y"}],"b":{"c":[]},"d\u0041":"e"},"w":[[1,2],[3],"z"]}"#;
     let object = parse(text.as_bytes()).unwrap();
     assert_eq!(
-        object.read_member("v", First).unwrap().unwrap().as_deref(),
+        object
+            .deserialize_member("v", First, NestedReader::Checked)
+            .unwrap()
+            .unwrap()
+            .as_deref(),
         Some(r#"a=[1,{"x":"y"}]"#)
     );
     assert_eq!(
-        object.read_member("w", First).unwrap().unwrap().as_deref(),
+        object
+            .deserialize_member("w", First, NestedReader::Checked)
+            .unwrap()
+            .unwrap()
+            .as_deref(),
         Some("[1,2]")
     );
     // Nested: the outer reader goes on past an inner value left half read.
@@ -510,7 +520,10 @@ fn the_checked_reader_skips_what_a_visitor_leaves_unread() {
         n: Option<u8>,
     }
     let object = parse(br#"{"o":{"w":[[1,2],{"k":[3]}],"v":{"dA":"e"},"n":null}}"#).unwrap();
-    let outer: Outer = object.read_member("o", PhantomData).unwrap().unwrap();
+    let outer: Outer = object
+        .deserialize_member("o", PhantomData, NestedReader::Checked)
+        .unwrap()
+        .unwrap();
     assert_eq!(outer.v, Some(serde_json::json!({"dA": "e"})));
     assert_eq!(outer.n, None);
 }
