@@ -106,8 +106,8 @@ pub(crate) struct StrictObject {
     members: Vec<Member>,
     /// For each [`Tag::bit`], the last member with that bit, plus one (0: none); each member
     /// links to the one before it with the same bit. A lookup walks one short chain instead of
-    /// every member (a claim that is absent costs one read). All zero past 255 members, where
-    /// lookups scan.
+    /// every member (a claim that is absent costs one read). Only the first 255 members are
+    /// linked; an object with more is searched by a scan.
     index: [u8; 64],
     /// The members asked for as a [`Value`], by index; allocated on the first such request,
     /// so that a member costs nothing for this until then.
@@ -136,9 +136,7 @@ enum Text {
 enum Slot {
     /// A string without escapes: the range of its contents in the text.
     Str(Range<usize>),
-    /// A number, boolean or null (no allocation), or a value whose place in the text is not
-    /// known (a string with escapes; an object or array under a name with escapes), built
-    /// while it was checked.
+    /// A number, boolean or null (no allocation), or a string with escapes, decoded.
     Value(Value),
     /// An object or array, checked and left as text: where it starts (a reader stops at its
     /// end).

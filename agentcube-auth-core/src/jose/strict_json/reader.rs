@@ -15,7 +15,7 @@ use serde::forward_to_deserialize_any;
 use serde_json::Value;
 
 use super::StrictJsonError;
-use super::scanner::Scanner;
+use super::scanner::{Scanner, TopText};
 
 type Error = serde_json::Error;
 
@@ -51,14 +51,10 @@ impl<'de> Deserializer<'de> for &mut CheckedReader<'de> {
         let scanner = &mut self.scanner;
         scanner.skip_whitespace();
         match scanner.peek() {
-            Some(b'"') => {
-                let string = scanner.string().map_err(unexpected)?;
-                if string.escaped {
-                    visitor.visit_string(scanner.decode(&string).map_err(unexpected)?)
-                } else {
-                    visitor.visit_borrowed_str(scanner.slice(&string.contents))
-                }
-            }
+            Some(b'"') => match scanner.text().map_err(unexpected)? {
+                TopText::InText(text, _) => visitor.visit_borrowed_str(text),
+                TopText::Decoded(decoded) => visitor.visit_string(decoded),
+            },
             Some(b'{') => {
                 scanner.bump();
                 let mut members = Members {
@@ -143,7 +139,7 @@ struct Members<'r, 't> {
     items: Items,
 }
 
-impl Members<'_, '_> {
+impl<'t> Members<'_, 't> {
     /// Skips what the visitor left unread, so the reader ends past the closing `}`.
     fn finish(&mut self) -> Result<(), Error> {
         while self.next_name()?.is_some() {
@@ -154,18 +150,13 @@ impl Members<'_, '_> {
     }
 
     /// The next member's name, or `None` past the closing `}`.
-    fn next_name(&mut self) -> Result<Option<NameText>, Error> {
+    fn next_name(&mut self) -> Result<Option<TopText<'t>>, Error> {
         let scanner = &mut self.reader.scanner;
         if !self.items.next(scanner, b'}') {
             return Ok(None);
         }
         scanner.skip_whitespace();
-        let name = scanner.string().map_err(unexpected)?;
-        Ok(Some(if name.escaped {
-            NameText::Decoded(scanner.decode(&name).map_err(unexpected)?)
-        } else {
-            NameText::InText(name.contents)
-        }))
+        scanner.text().map(Some).map_err(unexpected)
     }
 
     fn colon(&mut self) {
@@ -173,12 +164,6 @@ impl Members<'_, '_> {
         scanner.skip_whitespace();
         scanner.bump();
     }
-}
-
-/// A member name: where it is in the text, or decoded when it has escapes.
-enum NameText {
-    InText(std::ops::Range<usize>),
-    Decoded(String),
 }
 
 impl<'de> MapAccess<'de> for Members<'_, 'de> {
@@ -190,12 +175,10 @@ impl<'de> MapAccess<'de> for Members<'_, 'de> {
     ) -> Result<Option<K::Value>, Error> {
         match self.next_name()? {
             None => Ok(None),
-            Some(NameText::InText(range)) => {
-                let name = self.reader.scanner.slice(&range);
-                seed.deserialize(BorrowedStrDeserializer::new(name))
-                    .map(Some)
-            }
-            Some(NameText::Decoded(name)) => {
+            Some(TopText::InText(name, _)) => seed
+                .deserialize(BorrowedStrDeserializer::new(name))
+                .map(Some),
+            Some(TopText::Decoded(name)) => {
                 seed.deserialize(StringDeserializer::new(name)).map(Some)
             }
         }
