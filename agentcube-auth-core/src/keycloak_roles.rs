@@ -130,7 +130,7 @@ impl<'de> Visitor<'de> for RoleNames<'_, '_> {
             if let Some(name) = name.0 {
                 self.out.push(match self.client {
                     Some(client) => {
-                        Role::of_client(shared.get_or_insert_with(|| client.into()).clone(), name)
+                        Role::client(shared.get_or_insert_with(|| client.into()).clone(), name)
                     }
                     None => Role::realm(name),
                 });

@@ -39,15 +39,11 @@ impl Role {
     }
 
     /// A role defined by one client (Keycloak `resource_access.<client>.roles`).
-    pub fn client(client: impl Into<Box<str>>, name: impl Into<Box<str>>) -> Self {
-        Self::of_client(Arc::from(client.into()), name)
-    }
-
-    /// [`Role::client`] with the client's name already shared (a token lists several roles of
-    /// one client).
-    pub(crate) fn of_client(client: Arc<str>, name: impl Into<Box<str>>) -> Self {
+    ///
+    /// The client's name may be shared: a token lists several roles of one client.
+    pub fn client(client: impl Into<Arc<str>>, name: impl Into<Box<str>>) -> Self {
         Self {
-            client: Some(client),
+            client: Some(client.into()),
             name: name.into(),
         }
     }
