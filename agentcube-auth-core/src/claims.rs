@@ -122,8 +122,8 @@ impl Claims {
     /// A top-level claim as a JSON value.
     ///
     /// For claims read from a token, asking for a string or an object claim this way builds
-    /// the whole map once; the typed accessors ([`Claims::string`], [`Claims::numeric_date`],
-    /// [`Claims::deserialize`]) read without building it.
+    /// that claim's value once; the typed accessors ([`Claims::string`],
+    /// [`Claims::numeric_date`], [`Claims::deserialize`]) read without building anything.
     pub fn get(&self, name: &str) -> Option<&Value> {
         match &self.source {
             Source::Map(map) => map.get(name),
@@ -277,17 +277,18 @@ impl Claims {
     /// `aud`, as a string or an array of strings; any other shape (including an array with a
     /// non-string element) is `InvalidClaim`.
     pub fn audience(&self) -> Result<Audience<'_>, AuthError> {
-        // The shape rule is `AudienceSeed`'s; what follows only picks the representation.
-        if self.audience_names_any::<&str>(&[])?.is_none() {
-            return Ok(Audience::Absent);
-        }
+        // A string or nothing is answered from one lookup; for anything else the shape rule
+        // is `AudienceSeed`'s, and what follows only picks the representation.
         match self.lookup("aud") {
-            Some(Found::Str(s)) => Ok(Audience::One(s)),
-            _ => match self.get("aud") {
-                Some(Value::String(s)) => Ok(Audience::One(s)),
-                Some(Value::Array(items)) => Ok(Audience::Many(items)),
-                _ => Ok(Audience::Absent),
-            },
+            None | Some(Found::Value(Value::Null)) => return Ok(Audience::Absent),
+            Some(Found::Str(s)) => return Ok(Audience::One(s)),
+            Some(Found::Value(Value::String(s))) => return Ok(Audience::One(s)),
+            Some(_) => {}
+        }
+        self.audience_names_any::<&str>(&[])?;
+        match self.get("aud") {
+            Some(Value::Array(items)) => Ok(Audience::Many(items)),
+            _ => Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),
         }
     }
 
