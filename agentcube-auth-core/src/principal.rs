@@ -78,6 +78,11 @@ impl Inner {
             end: self.text.len(),
         }
     }
+
+    /// Appends each string, returning their spans.
+    fn push_all<S: AsRef<str>>(&mut self, strings: impl IntoIterator<Item = S>) -> Vec<Span> {
+        strings.into_iter().map(|s| self.push(s.as_ref())).collect()
+    }
 }
 
 /// Typed attributes, at most one value per type. Empty costs no allocation; a few values are
@@ -283,11 +288,7 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut spans = Vec::new();
-        for scope in scopes {
-            spans.push(self.inner.push(scope.as_ref()));
-        }
-        self.inner.scopes = spans;
+        self.inner.scopes = self.inner.push_all(scopes);
         self
     }
 
@@ -297,11 +298,7 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut spans = Vec::new();
-        for permission in permissions {
-            spans.push(self.inner.push(permission.as_ref()));
-        }
-        self.inner.permissions = spans;
+        self.inner.permissions = self.inner.push_all(permissions);
         self
     }
 
