@@ -232,6 +232,9 @@ impl KeycloakClaimMapper {
 
 impl ClaimMapper for KeycloakClaimMapper {
     fn map_builder(&self, claims: &Claims) -> Result<PrincipalBuilder, AuthError> {
+        // The standard claims first: a token without `iss` or `sub` is refused before its
+        // roles are read.
+        let builder = StandardClaims::read(claims)?;
         // Read with serde seeds straight from the claims (for a token, from the JSON text of
         // each object), so no map is built for the roles. The seeds accept any shape and read
         // nothing from one they do not expect; an error could only be malformed JSON, which
@@ -254,7 +257,7 @@ impl ClaimMapper for KeycloakClaimMapper {
         ) {
             roles.truncate(realm_roles);
         }
-        Ok(StandardClaims::read(claims)?.roles(roles))
+        Ok(builder.roles(roles))
     }
 }
 
@@ -341,34 +344,59 @@ mod tests {
 
     #[test]
     fn keycloak_roles_read_from_a_token_match_roles_read_from_a_map() {
-        let shapes = [
-            r#""#,
-            r#","realm_access":{"roles":["a","b"]}"#,
-            r#","realm_access":{"roles":["a",1,null,{"x":["y"]},["z"],"b",true,2.5]}"#,
-            r#","realm_access":{"other":["x"],"roles":["a"],"more":{"roles":["nested"]}}"#,
-            r#","realm_access":{"roles":"admin"}"#,
-            r#","realm_access":{"roles":{"admin":true}}"#,
-            r#","realm_access":["admin"]"#,
-            r#","realm_access":"admin""#,
-            r#","realm_access":null"#,
-            r#","realm_access.roles":["admin"]"#,
-            r#","resource_access":{"app":{"roles":["admin"]},"web":{"roles":["read",5]}}"#,
-            r#","resource_access":{"app":["admin"],"web":"x","api":{"roles":["w"]}}"#,
-            r#","resource_access":["admin"]"#,
-            r#","resource_access":{"app":{"roles":["a"]}},"realm_access":{"roles":["a"]}"#,
-            // Whitespace around the colon, and escapes in names and values: an object whose
-            // name has escapes is built rather than left as text.
-            " ,\n \"realm_access\" \t:\r\n {\"roles\" : [ \"ws\" ] } ",
-            r#","realm_\u0061ccess":{"roles":["esc"]}"#,
-            r#","resource_access":{"\u0061pp":{"r\u006fles":["x\"y","\u00e9"]}}"#,
+        // Each shape with the roles the rule gives it, written out here rather than derived,
+        // so that a rule bug the two readers shared would still fail.
+        let realm = |names: &[&str]| names.iter().map(|n| Role::realm(*n)).collect::<Vec<_>>();
+        let shapes: [(&str, Vec<Role>); 17] = [
+            (r#""#, vec![]),
+            (r#","realm_access":{"roles":["a","b"]}"#, realm(&["a", "b"])),
+            (
+                r#","realm_access":{"roles":["a",1,null,{"x":["y"]},["z"],"b",true,2.5]}"#,
+                realm(&["a", "b"]),
+            ),
+            (
+                r#","realm_access":{"other":["x"],"roles":["a"],"more":{"roles":["nested"]}}"#,
+                realm(&["a"]),
+            ),
+            (r#","realm_access":{"roles":"admin"}"#, vec![]),
+            (r#","realm_access":{"roles":{"admin":true}}"#, vec![]),
+            (r#","realm_access":["admin"]"#, vec![]),
+            (r#","realm_access":"admin""#, vec![]),
+            (r#","realm_access":null"#, vec![]),
+            (r#","realm_access.roles":["admin"]"#, vec![]),
+            (
+                r#","resource_access":{"app":{"roles":["admin"]},"web":{"roles":["read",5]}}"#,
+                vec![Role::client("app", "admin"), Role::client("web", "read")],
+            ),
+            (
+                r#","resource_access":{"app":["admin"],"web":"x","api":{"roles":["w"]}}"#,
+                vec![Role::client("api", "w")],
+            ),
+            (r#","resource_access":["admin"]"#, vec![]),
+            (
+                r#","resource_access":{"app":{"roles":["a"]}},"realm_access":{"roles":["a"]}"#,
+                vec![Role::client("app", "a"), Role::realm("a")],
+            ),
+            // Whitespace around the colon, and escapes in names and values.
+            (
+                " ,\n \"realm_access\" \t:\r\n {\"roles\" : [ \"ws\" ] } ",
+                realm(&["ws"]),
+            ),
+            (r#","realm_\u0061ccess":{"roles":["esc"]}"#, realm(&["esc"])),
+            (
+                r#","resource_access":{"\u0061pp":{"r\u006fles":["x\"y","\u00e9"]}}"#,
+                vec![Role::client("app", "x\"y"), Role::client("app", "é")],
+            ),
         ];
         let mapper = KeycloakClaimMapper::new();
-        for shape in shapes {
+        for (shape, expected) in shapes {
             let text = format!(r#"{{"iss":"https://idp","sub":"u"{shape}}}"#);
             let from_map = mapper
                 .map(claims(serde_json::from_str(&text).unwrap()))
                 .unwrap();
             let from_token = mapper.map(token_claims(&text)).unwrap();
+            let expected: crate::RoleSet = expected.into_iter().collect();
+            assert_eq!(from_token.roles(), &expected, "{text}");
             assert_eq!(from_token.roles(), from_map.roles(), "{text}");
         }
         let escaped = mapper
