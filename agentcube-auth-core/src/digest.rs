@@ -35,8 +35,8 @@ impl Digest {
 
     /// The digest of a token: the key of a verified-token cache.
     ///
-    /// Two different tokens get two different digests, as with [`Digest::of`], at half the
-    /// cost for a Keycloak-sized token: the keyed hash runs over a 128-bit XXH3 of the whole
+    /// Half the cost of [`Digest::of`] for a Keycloak-sized token: the keyed hash runs over a
+    /// 128-bit XXH3 of the whole
     /// token and over its last 32 characters (part of the signature for every supported
     /// algorithm), not over all of its bytes. XXH3 is fast but not keyed; what that gives up is
     /// small and harmless. To land on a cached token's entry, a token must end with that

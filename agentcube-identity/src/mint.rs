@@ -233,7 +233,7 @@ impl MintedToken {
 
     /// `Bearer <token>`, the `Authorization` value for a sandbox request.
     pub fn bearer(&self) -> String {
-        self.bearer.to_str().unwrap_or_default().to_owned()
+        format!("Bearer {}", self.token)
     }
 
     /// `iat`, seconds since the epoch.
