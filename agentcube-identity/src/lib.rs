@@ -59,7 +59,8 @@ pub fn sandbox_audience(session_id: &str) -> String {
 }
 
 /// Whether `session_id` is one a sandbox token may be bound to: not empty, at most
-/// [`MAX_SESSION_ID_BYTES`].
-pub(crate) fn valid_session_id(session_id: &str) -> bool {
+/// [`MAX_SESSION_ID_BYTES`]. A sandbox that checks its session another way (with
+/// authentication disabled) applies the same rule.
+pub fn valid_session_id(session_id: &str) -> bool {
     !session_id.is_empty() && session_id.len() <= MAX_SESSION_ID_BYTES
 }

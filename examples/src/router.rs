@@ -657,18 +657,6 @@ fn v1_routes(config: &RouterConfig) -> Router<Arc<Shared>> {
         ))
 }
 
-/// Starts the Router without authentication ([`app_auth_disabled`]) on an ephemeral loopback
-/// port.
-///
-/// # Errors
-/// [`RouterError`].
-pub async fn serve_auth_disabled(
-    store: Arc<dyn OwnerStore>,
-    config: RouterConfig,
-) -> Result<Server, RouterError> {
-    Ok(server::serve(app_auth_disabled(store, config)?).await?)
-}
-
 /// Starts the Router on an ephemeral loopback port.
 ///
 /// # Errors
@@ -1346,13 +1334,7 @@ impl Shared {
                     .to_str()
                     .ok()
                     .filter(|id| valid_session_id(id))
-                    .ok_or_else(|| {
-                        ServiceError::new(
-                            StatusCode::BAD_REQUEST,
-                            Code::new("invalid_session_id"),
-                            "invalid x-agentcube-session-id header",
-                        )
-                    })?;
+                    .ok_or_else(server::invalid_session_id)?;
                 self.authorize(caller, id, Action::Invoke, request_id.as_deref())
                     .await?
             }

@@ -133,7 +133,7 @@ pub fn app<K: KeySource + 'static>(
 /// [`app`].
 pub fn app_auth_disabled(session: &SandboxSession) -> Result<Router, ConfigError> {
     if let SandboxSession::Bound(id) = session
-        && (id.is_empty() || id.len() > agentcube_identity::MAX_SESSION_ID_BYTES)
+        && !agentcube_identity::valid_session_id(id)
     {
         return Err(ConfigError::InvalidSessionId);
     }
@@ -218,13 +218,7 @@ fn unauthenticated_session<'a>(
     let named = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
         None => None,
         Some(Ok(named)) if !named.is_empty() => Some(named),
-        Some(_) => {
-            return Err(ServiceError::new(
-                StatusCode::BAD_REQUEST,
-                Code::new("invalid_session_id"),
-                "invalid x-agentcube-session-id header",
-            ));
-        }
+        Some(_) => return Err(server::invalid_session_id()),
     };
     match (session, named) {
         (SandboxSession::Shared, Some(named)) => Ok(named),

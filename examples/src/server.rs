@@ -272,6 +272,15 @@ pub fn warn_auth_disabled(service: &'static str, skipped: &'static str) {
     );
 }
 
+/// 400 `invalid_session_id`: an `x-agentcube-session-id` header that is empty or not text.
+pub fn invalid_session_id() -> ServiceError {
+    ServiceError::new(
+        StatusCode::BAD_REQUEST,
+        Code::new("invalid_session_id"),
+        "invalid x-agentcube-session-id header",
+    )
+}
+
 /// 404 `session_not_found`.
 pub fn session_not_found() -> ServiceError {
     ServiceError::new(

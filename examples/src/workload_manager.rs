@@ -279,18 +279,6 @@ pub async fn serve<K: KeySource + 'static>(
     server::serve(app(verifier, store, config)).await
 }
 
-/// Starts the workload manager without authentication ([`app_auth_disabled`]) on an ephemeral
-/// loopback port.
-///
-/// # Errors
-/// The bind error.
-pub async fn serve_auth_disabled(
-    store: Arc<dyn OwnerStore>,
-    config: WorkloadManagerConfig,
-) -> std::io::Result<Server> {
-    server::serve(app_auth_disabled(store, config)).await
-}
-
 async fn ready_route(State(shared): State<Arc<Shared>>) -> Response {
     server::readiness(
         (shared.ready)(),
