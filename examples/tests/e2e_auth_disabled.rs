@@ -350,6 +350,27 @@ async fn half_disabled_deployments_fail_closed() {
     .await;
     assert_eq!(no_token.status, 401, "{no_token:?}");
     assert_eq!(no_token.code(), "missing_authorization");
+    // …and so it does behind a disabled Router and workload manager: the invocation reaches
+    // it without a token and its 401 reaches the client.
+    let (router2_port, wm2_port) = (free_port(), free_port());
+    let wm2 = spawn_wm(
+        wm2_port,
+        sandbox_port,
+        &["--auth-mode", "disabled"],
+        dir.path(),
+    );
+    let router2 = spawn_router(
+        router2_port,
+        wm2_port,
+        &["--auth-mode", "disabled"],
+        dir.path(),
+    );
+    let procs = [&router2, &wm2, &sandbox];
+    wait_ready(&format!("{}/health/ready", url(router2_port)), &procs).await;
+    wait_ready(&format!("{}/health/ready", url(wm2_port)), &procs).await;
+    let through = send(http().post(format!("{}{INVOKE_PATH}", url(router2_port)))).await;
+    assert_eq!(through.status, 401, "{through:?}");
+    assert_eq!(through.code(), "missing_authorization");
 
     // Neither enabled service warned about a disabled mode.
     assert_eq!(count(&wm, WARNING), 0);
@@ -428,6 +449,17 @@ fn auth_flags_are_refused_with_auth_disabled() {
         &combined("router", "--identity-key"),
     );
     assert!(!key_file.exists(), "a refused Router generates no key");
+    let roles_file = dir.path().join("roles.json");
+    for (extra, flag) in [
+        (
+            ["--role-hierarchy-file", roles_file.to_str().unwrap()],
+            "--role-hierarchy-file",
+        ),
+        (["--owner-id-scheme", "subject"], "--owner-id-scheme"),
+    ] {
+        let args = joined(&base, &[&["--auth-mode", "disabled"][..], &extra].concat());
+        assert_refused(&run_to_end(router, &args, &[]), &combined("router", flag));
+    }
     // Enabled (the default) still needs an issuer.
     assert_refused(
         &run_to_end(router, &base, &[]),
@@ -454,6 +486,20 @@ fn auth_flags_are_refused_with_auth_disabled() {
         "workload-manager: --router-jwks-url or --router-public-key is required \
          (unless --auth-mode disabled)",
     );
+    let roles_path = roles_file.to_str().unwrap();
+    let args = joined(
+        &wm_args,
+        &[
+            "--auth-mode",
+            "disabled",
+            "--role-hierarchy-file",
+            roles_path,
+        ],
+    );
+    assert_refused(
+        &run_to_end(wm, &args, &[]),
+        &combined("workload-manager", "--role-hierarchy-file"),
+    );
     let sandbox = env!("CARGO_BIN_EXE_sandbox");
     assert_refused(
         &run_to_end(
@@ -470,6 +516,77 @@ fn auth_flags_are_refused_with_auth_disabled() {
         ),
         &combined("sandbox", "--router-jwks-url"),
     );
+    // A bound session id is checked by the same rule as with authentication on.
+    let too_long = "s".repeat(agentcube_identity::MAX_SESSION_ID_BYTES + 1);
+    for session_id in ["", too_long.as_str()] {
+        assert_refused(
+            &run_to_end(
+                sandbox,
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--auth-mode",
+                    "disabled",
+                    "--session-id",
+                    session_id,
+                ],
+                &[],
+            ),
+            &format!(
+                "sandbox: --session-id: {}",
+                agentcube_identity::ConfigError::InvalidSessionId
+            ),
+        );
+    }
+}
+
+/// With authentication disabled the sandbox still routes by session: the header must name
+/// the session a bound sandbox serves, a shared one needs the header, and an empty header is
+/// refused.
+#[tokio::test]
+async fn a_sandbox_without_authentication_still_checks_the_session_it_serves() {
+    use agentcube_examples::sandbox::{SandboxSession, serve_auth_disabled};
+    let bound = serve_auth_disabled(&SandboxSession::Bound("s-1".into()))
+        .await
+        .unwrap();
+    let shared = serve_auth_disabled(&SandboxSession::Shared).await.unwrap();
+    let client = http();
+    let invoke = |base: String, session: Option<&str>| {
+        let request = client.get(format!("{base}{INVOKE_PATH}"));
+        match session {
+            Some(id) => request.header(SESSION_HEADER, id),
+            None => request,
+        }
+    };
+    let served = send(invoke(bound.url(), None)).await;
+    assert_eq!(served.status, 200, "{served:?}");
+    assert_eq!(served.body["session_id"], "s-1");
+    let served = send(invoke(bound.url(), Some("s-1"))).await;
+    assert_eq!(served.status, 200, "{served:?}");
+    let served = send(invoke(shared.url(), Some("s-9"))).await;
+    assert_eq!(
+        (served.status, &served.body["session_id"]),
+        (200, &json!("s-9"))
+    );
+    for (answer, status, code) in [
+        (
+            send(invoke(bound.url(), Some("s-2"))).await,
+            400,
+            "session_mismatch",
+        ),
+        (
+            send(invoke(bound.url(), Some(""))).await,
+            400,
+            "invalid_session_id",
+        ),
+        (
+            send(invoke(shared.url(), None)).await,
+            400,
+            "missing_session_id",
+        ),
+    ] {
+        assert_eq!((answer.status, answer.code()), (status, code), "{answer:?}");
+    }
 }
 
 #[test]
