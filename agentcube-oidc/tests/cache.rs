@@ -66,6 +66,25 @@ async fn entries_never_outlive_exp() {
 }
 
 #[tokio::test]
+async fn an_entry_is_served_for_at_most_max_ttl_on_the_verifiers_clock() {
+    let clock = ManualClock::new(NOW);
+    let idp = idp_at(&clock).await;
+    let v = OidcVerifier::new(
+        idp.config()
+            .cache(CacheConfig::new().max_ttl(Duration::from_secs(60))),
+    )
+    .unwrap();
+    // Valid for an hour, cached for a minute of the verifier's (injected) clock.
+    let token = idp.token().issued_at(NOW).expires_at(NOW + 3600).sign();
+    v.verify(&token).await.unwrap();
+    clock.set(NOW + 59);
+    assert!(v.verify_with_details(&token).await.unwrap().from_cache);
+    clock.set(NOW + 60);
+    assert!(!v.verify_with_details(&token).await.unwrap().from_cache);
+    assert_eq!(v.stats().cache_misses, 2);
+}
+
+#[tokio::test]
 async fn a_clock_that_jumps_back_is_checked_on_hits_too() {
     let clock = ManualClock::new(NOW);
     let idp = idp_at(&clock).await;
