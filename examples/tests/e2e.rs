@@ -10,6 +10,8 @@
     reason = "test code: failing loudly is the point, and the scenario table is printed"
 )]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,59 +31,13 @@ use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, KeyRing, TokenMinter
 use agentcube_rlac::OwnerIdScheme;
 use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash};
 use serde_json::{Value, json};
+use support::http::{Answer, try_send};
 
 const AR: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
 const CI: &str = "/v1/namespaces/default/code-interpreters/demo/invocations/run";
 
-/// A response, read whole.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body.get("code").and_then(Value::as_str).unwrap_or("")
-    }
-
-    fn error(&self) -> &str {
-        self.body.get("error").and_then(Value::as_str).unwrap_or("")
-    }
-
-    fn session(&self) -> String {
-        self.headers
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    }
-
-    /// The header names the sandbox echoed.
-    fn seen_headers(&self) -> Vec<String> {
-        self.body["headers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
 async fn send(request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    try_send(request).await.expect("request")
 }
 
 fn http() -> reqwest::Client {

@@ -37,6 +37,18 @@ impl Answer {
         self.body.get("code").and_then(Value::as_str).unwrap_or("")
     }
 
+    /// The body's `error` (the services' error message), or `""`.
+    pub(crate) fn error(&self) -> &str {
+        self.body.get("error").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The `x-agentcube-session-id` response header, or `""`.
+    pub(crate) fn session(&self) -> String {
+        self.header(agentcube_examples::sandbox::SESSION_HEADER)
+            .unwrap_or("")
+            .to_owned()
+    }
+
     /// A response header, if present and text.
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
