@@ -252,28 +252,37 @@ async fn echo(
 ) -> Response {
     let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
     let principal = match (mode.auth, principal) {
-        (true, Some(AuthenticatedPrincipal(principal))) => Some(principal),
+        (true, Some(AuthenticatedPrincipal(principal))) => principal,
         // Behind the layer there is always a principal; fail closed if not.
         (true, None) => {
             return AuthError::MissingAuthorization
                 .to_service_error()
                 .into_response();
         }
-        (false, _) => None,
-    };
-    let Some(principal) = principal else {
-        let session_id = match unauthenticated_session(&mode.session, &headers) {
-            Ok(session) => session,
-            Err(refused) => return refused.into_response(),
-        };
-        AuditEvent::allow(
-            INVOKE,
-            AuditResource::Session(session_id),
-            agentcube_rlac::Reason::AuthDisabled.code(),
-        )
-        .request_id(request_id)
-        .emit();
-        return echo_response(session_id, None, &method, &uri, &headers, &body).await;
+        (false, _) => {
+            // Routing, not authorization, but audited like the decision it replaces.
+            let session_id = match unauthenticated_session(&mode.session, &headers) {
+                Ok(session) => session,
+                Err(refused) => {
+                    return server::audit_refusal(
+                        refused,
+                        INVOKE,
+                        AuditResource::Route(uri.path()),
+                        None,
+                        request_id,
+                    )
+                    .into_response();
+                }
+            };
+            AuditEvent::allow(
+                INVOKE,
+                AuditResource::Session(session_id),
+                agentcube_rlac::Reason::AuthDisabled.code(),
+            )
+            .request_id(request_id)
+            .emit();
+            return echo_response(session_id, None, &method, &uri, &headers, &body).await;
+        }
     };
     let shared = mode.session == SandboxSession::Shared;
     // The session binding is this sandbox's authorization decision: audited either way.

@@ -546,6 +546,13 @@ fn auth_flags_are_refused_with_auth_disabled() {
 #[tokio::test]
 async fn a_sandbox_without_authentication_still_checks_the_session_it_serves() {
     use agentcube_examples::sandbox::{SandboxSession, serve_auth_disabled};
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // The sandbox runs on this test's thread, so a thread-local subscriber sees its events.
+    let captured = support::logs::CapturedLogs::default();
+    let _logs = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .set_default();
     let bound = serve_auth_disabled(&SandboxSession::Bound("s-1".into()))
         .await
         .unwrap();
@@ -586,6 +593,14 @@ async fn a_sandbox_without_authentication_still_checks_the_session_it_serves() {
         ),
     ] {
         assert_eq!((answer.status, answer.code()), (status, code), "{answer:?}");
+        // Each refusal is audited, as with authentication on.
+        let logs = captured.text();
+        assert!(
+            logs.lines().any(|line| line.contains("agentcube::audit")
+                && line.contains("decision=\"deny\"")
+                && line.contains(&format!("reason=\"{code}\""))),
+            "no audit event for {code}:\n{logs}"
+        );
     }
 }
 
