@@ -23,7 +23,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +34,7 @@ use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_identity::{KeyRing, TokenMinter};
 use serde_json::{Value, json};
 use support::http::{Answer, client, try_send};
-use support::process::{Proc, TempDir, free_port, outputs};
+use support::process::{Proc, TempDir, free_port, outputs, run_to_end};
 use tokio::time::Instant;
 
 /// How long a test waits for anything at all before it gives up.
@@ -530,8 +529,10 @@ async fn the_router_trusts_the_token_roles_and_never_expands_the_default_role() 
 async fn an_unreadable_hierarchy_file_stops_the_router_with_a_message() {
     let dir = TempDir::new();
     let missing = dir.path().join("no-such-realm.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_router"))
-        .args([
+    // `run_to_end` clears every AGENTCUBE_* variable, the legacy realm file's included.
+    let output = run_to_end(
+        env!("CARGO_BIN_EXE_router"),
+        &[
             "--listen",
             "127.0.0.1:0",
             "--jwt-issuer-url",
@@ -540,12 +541,9 @@ async fn an_unreadable_hierarchy_file_stops_the_router_with_a_message() {
             "http://127.0.0.1:9",
             "--role-hierarchy-file",
             missing.to_str().unwrap(),
-        ])
-        .env_remove("AGENTCUBE_REALM_FILE")
-        .env_remove("AGENTCUBE_ROLE_HIERARCHY_FILE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        ],
+        &[],
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -560,7 +558,7 @@ fn the_services_document_the_role_hierarchy_flag_and_its_old_name() {
         env!("CARGO_BIN_EXE_router"),
         env!("CARGO_BIN_EXE_workload-manager"),
     ] {
-        let output = Command::new(bin).arg("--help").output().unwrap();
+        let output = run_to_end(bin, &["--help"], &[]);
         assert!(output.status.success(), "{bin}");
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(
