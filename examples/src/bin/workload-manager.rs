@@ -90,15 +90,16 @@ async fn run(args: Args) -> Result<(), String> {
         &[("--role-hierarchy-file", args.roles.path().is_some())],
     )?;
     let store = cli::owner_store(args.redis_url.as_deref())?;
-    let mut config = WorkloadManagerConfig::new(args.sandbox_url.as_str())
-        .admin_role(args.admin_role.as_str())
-        .hierarchy(Arc::new(args.roles.hierarchy()?));
+    let mut config = WorkloadManagerConfig::new(args.sandbox_url.as_str());
     config.owner_scheme = args.owner_id_scheme.into();
     let app = match mode {
+        // Roles only mean something to an authenticated caller: read (and logged) only then.
         AuthMode::Enabled => agentcube_examples::workload_manager::app(
             IdentityVerifier::new(args.router_keys.keys()?),
             store,
-            config,
+            config
+                .admin_role(args.admin_role.as_str())
+                .hierarchy(Arc::new(args.roles.hierarchy()?)),
         ),
         AuthMode::Disabled => {
             agentcube_examples::workload_manager::app_auth_disabled(store, config)
