@@ -1457,7 +1457,7 @@ impl Shared {
             None => {
                 // Owned with authentication on; ownerless only with it disabled.
                 let mut record =
-                    SessionRecord::new(self.auth.mode(), owner, created.session_id.clone())
+                    SessionRecord::new(self.policy.auth_mode(), owner, created.session_id.clone())
                         .map_err(|e| e.to_service_error())?;
                 record.kind = created.kind;
                 record.namespace = namespace.to_owned();
