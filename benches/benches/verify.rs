@@ -21,7 +21,7 @@ use agentcube_auth_core::{
 };
 use agentcube_benches::{ISSUER, fixture, now, ready};
 use agentcube_oidc::{CacheConfig, OidcConfig, OidcVerifier};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Bencher, Criterion, criterion_group, criterion_main};
 
 fn bench_verify(c: &mut Criterion) {
     let now = now();
@@ -36,14 +36,15 @@ fn bench_verify(c: &mut Criterion) {
         let name = alg.as_str().to_ascii_lowercase();
         let mut group = c.benchmark_group(format!("verify_{name}"));
 
-        group.bench_function("floor_signature", |b| {
+        let floor = |b: &mut Bencher<'_>| {
             b.iter(|| {
                 f.bare.verify_sig(
                     black_box(f.signing_input.as_bytes()),
                     black_box(&f.signature),
                 )
             });
-        });
+        };
+        group.bench_function("floor_signature", floor);
 
         let jwt_alg = match alg {
             Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
@@ -108,14 +109,7 @@ fn bench_verify(c: &mut Criterion) {
         // The floor again, after the pipelines: a machine that slows down (or speeds up) over
         // the group's run would otherwise bias every ratio against the benches measured later;
         // ratios are taken against the mean of the two floors.
-        group.bench_function("floor_signature_after", |b| {
-            b.iter(|| {
-                f.bare.verify_sig(
-                    black_box(f.signing_input.as_bytes()),
-                    black_box(&f.signature),
-                )
-            });
-        });
+        group.bench_function("floor_signature_after", floor);
 
         // Where the pipeline's time goes beyond the signature.
         group.bench_function("breakdown_parse", |b| {
