@@ -251,6 +251,18 @@ async fn echo(
     body: Bytes,
 ) -> Response {
     let request_id = request_id.as_ref().map(|Extension(r)| r.0.as_str());
+    // A refused session is audited in both modes: routing with authentication off, the
+    // sandbox's authorization decision with it on.
+    let refuse = |refused: ServiceError, principal: Option<&Principal>| {
+        server::audit_refusal(
+            refused,
+            INVOKE,
+            AuditResource::Route(uri.path()),
+            principal,
+            request_id,
+        )
+        .into_response()
+    };
     let principal = match (mode.auth, principal) {
         (true, Some(AuthenticatedPrincipal(principal))) => principal,
         // Behind the layer there is always a principal; fail closed if not.
@@ -260,19 +272,9 @@ async fn echo(
                 .into_response();
         }
         (false, _) => {
-            // Routing, not authorization, but audited like the decision it replaces.
             let session_id = match unauthenticated_session(&mode.session, &headers) {
                 Ok(session) => session,
-                Err(refused) => {
-                    return server::audit_refusal(
-                        refused,
-                        INVOKE,
-                        AuditResource::Route(uri.path()),
-                        None,
-                        request_id,
-                    )
-                    .into_response();
-                }
+                Err(refused) => return refuse(refused, None),
             };
             AuditEvent::allow(
                 INVOKE,
@@ -285,19 +287,9 @@ async fn echo(
         }
     };
     let shared = mode.session == SandboxSession::Shared;
-    // The session binding is this sandbox's authorization decision: audited either way.
     let session_id = match session_of(&principal, &headers, shared) {
         Ok(session) => session,
-        Err(refused) => {
-            return server::audit_refusal(
-                refused,
-                INVOKE,
-                AuditResource::Route(uri.path()),
-                Some(&principal),
-                request_id,
-            )
-            .into_response();
-        }
+        Err(refused) => return refuse(refused, Some(&principal)),
     };
     AuditEvent::allow(INVOKE, AuditResource::Session(session_id), SESSION_BOUND)
         .request_id(request_id)
