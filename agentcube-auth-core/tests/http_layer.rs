@@ -30,15 +30,30 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 
 const SECRET: &str = "s3cr3t-T0KEN-do-not-leak";
 
-/// Maps a few known tokens to principals or errors, and counts calls.
+/// Maps a few known tokens to principals or errors, and counts calls. It answers at its first
+/// poll (as a verified-token cache hit does), or, [`waiting`](Self::waiting), only at its
+/// second (as a verification that fetches keys does).
 #[derive(Default)]
 struct FakeVerifier {
     calls: AtomicUsize,
+    waits: bool,
+}
+
+impl FakeVerifier {
+    fn waiting() -> Self {
+        Self {
+            waits: true,
+            ..Self::default()
+        }
+    }
 }
 
 impl TokenVerifier for FakeVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.waits {
+            tokio::task::yield_now().await;
+        }
         let user = |sub: &str, roles: &[&str]| {
             Ok(
                 Principal::builder("https://idp.example/realms/agentcube", sub)
@@ -287,8 +302,12 @@ impl Answer {
 
 impl Harness {
     fn new() -> Self {
+        Self::with(FakeVerifier::default())
+    }
+
+    fn with(verifier: FakeVerifier) -> Self {
         Self {
-            verifier: Arc::new(FakeVerifier::default()),
+            verifier: Arc::new(verifier),
             inner_calls: Arc::new(AtomicUsize::new(0)),
             rejections: Arc::default(),
         }
@@ -551,17 +570,21 @@ async fn rejection_body_reports_its_exact_size() {
     assert_eq!(body.collect().await.unwrap().to_bytes(), &expected[..]);
 }
 
-/// A service that must be driven to readiness before each call; clones start not ready.
+/// A service that must be driven to readiness before each call; clones start not ready and are
+/// counted.
 struct MustBeReady {
     ready: bool,
     calls: Arc<AtomicUsize>,
+    clones: Arc<AtomicUsize>,
 }
 
 impl Clone for MustBeReady {
     fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::SeqCst);
         Self {
             ready: false,
             calls: Arc::clone(&self.calls),
+            clones: Arc::clone(&self.clones),
         }
     }
 }
@@ -587,38 +610,77 @@ impl Service<Request<Full<Bytes>>> for MustBeReady {
 
 #[tokio::test]
 async fn the_service_driven_to_readiness_is_the_one_called() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let mut service = AuthLayer::new(FakeVerifier::default()).layer(MustBeReady {
-        ready: false,
-        calls: Arc::clone(&calls),
-    });
-    let request = || {
-        Request::builder()
-            .header(AUTHORIZATION, "Bearer invoker")
-            .body(Full::default())
+    // A verification that answers at once calls the ready service directly; one that waits
+    // takes it into the response future and leaves a clone behind: one clone per request that
+    // reaches the verifier (seven here, the one it refuses included).
+    for (verifier, expected_clones) in [(FakeVerifier::default(), 0), (FakeVerifier::waiting(), 7)]
+    {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let clones = Arc::new(AtomicUsize::new(0));
+        let mut service = AuthLayer::new(verifier).layer(MustBeReady {
+            ready: false,
+            calls: Arc::clone(&calls),
+            clones: Arc::clone(&clones),
+        });
+        let request = |token: &str| {
+            Request::builder()
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .body(Full::default())
+                .unwrap()
+        };
+        for _ in 0..3 {
+            let ready_service = service.ready().await.unwrap();
+            let res = ready_service.call(request("invoker")).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+        // Two calls in flight at once, each from its own poll_ready.
+        let first = service.ready().await.unwrap().call(request("invoker"));
+        let second = service.ready().await.unwrap().call(request("invoker"));
+        let (a, b) = tokio::join!(first, second);
+        assert_eq!(a.unwrap().status(), StatusCode::OK);
+        assert_eq!(b.unwrap().status(), StatusCode::OK);
+        // A rejection decided in `call` (of the header) leaves the ready service in place for
+        // the next call.
+        let rejected = service
+            .ready()
+            .await
             .unwrap()
-    };
-    for _ in 0..3 {
-        let ready_service = service.ready().await.unwrap();
-        let res = ready_service.call(request()).await.unwrap();
+            .call(Request::new(Full::default()));
+        assert_eq!(rejected.await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        let res = service.call(request("invoker")).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+        let ready_service = service.ready().await.unwrap();
+        let refused = ready_service.call(request("expired")).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+        assert_eq!(clones.load(Ordering::SeqCst), expected_clones);
     }
-    // Two calls in flight at once, each from its own poll_ready.
-    let first = service.ready().await.unwrap().call(request());
-    let second = service.ready().await.unwrap().call(request());
-    let (a, b) = tokio::join!(first, second);
-    assert_eq!(a.unwrap().status(), StatusCode::OK);
-    assert_eq!(b.unwrap().status(), StatusCode::OK);
-    // A rejection in `call` leaves the ready service in place for the next call.
-    let rejected = service
-        .ready()
-        .await
-        .unwrap()
-        .call(Request::new(Full::default()));
-    assert_eq!(rejected.await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let res = service.call(request()).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(calls.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn a_verification_that_waits_gives_the_same_answers() {
+    let h = Harness::with(FakeVerifier::waiting());
+    let layer = h.layer().require(Requirement::realm_role("sandbox:invoke"));
+    let res = h.send(layer.clone(), Some("Bearer invoker")).await;
+    assert_eq!((res.status, res.text()), (StatusCode::OK, "alice"));
+    let res = h.send(layer.clone(), Some("Bearer nobody")).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.text().contains(r#""code":"insufficient_role""#));
+    let res = h.send(layer.clone(), Some("Bearer expired")).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(res.text().contains(r#""code":"expired""#));
+    let res = h.send(layer, Some("Bearer keys-down")).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h.inner_calls(), 1);
+    assert_eq!(h.verify_calls(), 4);
+    assert_eq!(
+        *h.rejections.lock().unwrap(),
+        [
+            ErrorCode::InsufficientRole,
+            ErrorCode::Expired,
+            ErrorCode::KeysUnavailable
+        ]
+    );
 }
 
 #[test]

@@ -30,8 +30,11 @@
 //!   well-formed token costs one allocation, the boxed verification future, because the
 //!   verifier's `impl Future` cannot be named in `Service::Future` on stable Rust; the inner
 //!   service's future is not boxed.
-//! - **`poll_ready`.** The ready inner service is moved into the response future and a clone
-//!   left behind, as tower-http's asynchronous middleware does.
+//! - **`poll_ready`.** `call` polls the verification once. When it is done (a verified-token
+//!   cache hit), the ready inner service is called at once and nothing is cloned; when it has
+//!   to wait, the ready inner service is moved into the response future and a clone left
+//!   behind, as tower-http's asynchronous middleware does. Polling once in `call` does no
+//!   more work than the first poll of the response future would.
 //! - **Two `Authorization` headers** are refused (`invalid_authorization_format`), not resolved
 //!   by picking one. An **empty** header counts as missing.
 //! - **The `Authorization` header is left on the request.** A service that forwards requests
