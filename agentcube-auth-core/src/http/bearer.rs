@@ -70,19 +70,21 @@ impl TokenLocation {
     }
 
     /// The token in one header value.
-    pub(crate) fn token_in<'v>(&self, value: &'v HeaderValue) -> Result<&'v str, AuthError> {
+    fn token_in<'v>(&self, value: &'v HeaderValue) -> Result<&'v str, AuthError> {
         match self {
             Self::AuthorizationBearer => crate::bearer::bearer_token(value.as_bytes()),
             Self::Header(_) => crate::bearer::header_token(value.as_bytes()),
         }
     }
 
-    /// Where the token lies in one header value, so that a caller that checked it early can
-    /// hold the value and read the token again without parsing it twice ([`token_at`]).
+    /// Where the token lies in one header value, with the answers of [`token`](Self::token),
+    /// so that a caller that checked it early can hold the value and read the token later
+    /// ([`token_at`]) without checking it twice.
     pub(crate) fn token_range(&self, value: &HeaderValue) -> Result<Range<usize>, AuthError> {
-        let token = self.token_in(value)?;
-        let start = (token.as_ptr() as usize).wrapping_sub(value.as_bytes().as_ptr() as usize);
-        Ok(start..start + token.len())
+        match self {
+            Self::AuthorizationBearer => crate::bearer::bearer_range(value.as_bytes()),
+            Self::Header(_) => crate::bearer::header_range(value.as_bytes()),
+        }
     }
 
     /// The token of a request.
@@ -98,9 +100,9 @@ impl TokenLocation {
 /// The token at `range` of `value`, as found by [`TokenLocation::token_range`] (already checked
 /// to be visible ASCII).
 pub(crate) fn token_at(value: &HeaderValue, range: Range<usize>) -> Result<&str, AuthError> {
-    value
-        .as_bytes()
-        .get(range)
-        .and_then(|bytes| std::str::from_utf8(bytes).ok())
-        .ok_or(AuthError::InvalidAuthorizationFormat)
+    crate::bearer::text_at(
+        value.as_bytes(),
+        range,
+        AuthError::InvalidAuthorizationFormat,
+    )
 }
