@@ -165,6 +165,7 @@
 //! rather than ignore them.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -189,13 +190,15 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get};
+use axum::routing::{MethodRouter, Route, delete, get};
 use axum::{BoxError, Router};
 use futures_util::{Stream, StreamExt as _};
 use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_layer::{Layer, Stack};
+use tower_service::Service;
 
 use crate::sandbox::SESSION_HEADER;
 use crate::server::{self, REQUEST_ID_HEADER, RequestId, Server};
@@ -564,7 +567,9 @@ pub fn app<V: TokenVerifier + 'static>(
         .require(Requirement::realm_role(config.required_role.as_str()))
         .hierarchy(Arc::clone(&config.hierarchy))
         .on_rejection(server::AuditRejections::new("authentication failed"));
-    let v1 = v1_routes(&config).route_layer(auth);
+    // One route layer for both, so that a request clones one boxed route, as it does without
+    // authentication (each `route_layer` call boxes every route once more).
+    let v1 = v1_routes().route_layer(Stack::new(concurrency_limit_layer(&config), auth));
     let shared = shared(
         Auth::Enabled(minter),
         store,
@@ -599,7 +604,7 @@ pub fn app_auth_disabled(
         "no access token is verified, no role or session ownership is checked, sessions are \
          created without an owner, and no identity or sandbox token is sent",
     );
-    let v1 = v1_routes(&config);
+    let v1 = v1_routes().route_layer(concurrency_limit_layer(&config));
     let shared = shared(Auth::Disabled, store, config, Box::new(|| true))?;
     let app = Router::new()
         .route("/health/live", get(server::live))
@@ -636,9 +641,8 @@ fn shared(
     }))
 }
 
-/// The `/v1/*` routes behind the concurrency limit (the caller adds authentication in front).
-fn v1_routes(config: &RouterConfig) -> Router<Arc<Shared>> {
-    let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
+/// The `/v1/*` routes; the caller adds the concurrency limit and authentication in front.
+fn v1_routes() -> Router<Arc<Shared>> {
     let ar = "/v1/namespaces/{namespace}/agent-runtimes/{name}/invocations";
     let ci = "/v1/namespaces/{namespace}/code-interpreters/{name}/invocations";
     let (invoke_ar, invoke_ci) = (
@@ -651,10 +655,24 @@ fn v1_routes(config: &RouterConfig) -> Router<Arc<Shared>> {
         .route(&format!("{ci}/{{*path}}"), invoke_ci.clone())
         .route(&format!("{ci}/"), invoke_ci)
         .route("/v1/sessions/{id}", delete(delete_session))
-        .route_layer(axum::middleware::from_fn_with_state(
-            limit,
-            concurrency_limit,
-        ))
+}
+
+/// The concurrency limit of the `/v1/*` routes ([`concurrency_limit`]), one semaphore for all.
+fn concurrency_limit_layer(
+    config: &RouterConfig,
+) -> impl Layer<
+    Route,
+    Service: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+                 + Clone
+                 + Send
+                 + Sync
+                 + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
+    axum::middleware::from_fn_with_state(limit, concurrency_limit)
 }
 
 /// Starts the Router on an ephemeral loopback port.
@@ -1516,7 +1534,9 @@ impl Shared {
         };
 
         let connection = connection_tokens(&parts.headers);
-        let mut headers = HeaderMap::new();
+        // Room for the client's headers and the seven this adds (token, session, forwarding,
+        // request id, length), so the map never grows on the way.
+        let mut headers = HeaderMap::with_capacity(parts.headers.len() + 7);
         for (name, value) in &parts.headers {
             if !is_stripped_request_header(name, &connection) {
                 headers.append(name.clone(), value.clone());
@@ -1554,21 +1574,30 @@ impl Shared {
             headers.insert(REQUEST_ID_HEADER, v);
         }
 
-        let mut request = self.http.request(parts.method, url);
         let body_too_long = Arc::new(AtomicBool::new(false));
+        let mut upload = None;
         if !body.is_end_stream() {
             // A declared length (checked against the limit already) is passed on; otherwise
             // the body goes chunked.
             if let Some(len) = body.size_hint().exact() {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             }
-            request = request.body(reqwest::Body::wrap_stream(capped_stream(
+            upload = Some(reqwest::Body::wrap_stream(capped_stream(
                 body,
                 self.max_body_bytes,
                 Arc::clone(&body_too_long),
             )));
         }
-        let upstream = match request.headers(headers).send().await {
+        // The headers are handed over whole (a builder's `headers` would copy them one by one).
+        let sent = match self.http.request(parts.method, url).build() {
+            Ok(mut request) => {
+                *request.headers_mut() = headers;
+                *request.body_mut() = upload;
+                self.http.execute(request).await
+            }
+            Err(e) => Err(e),
+        };
+        let upstream = match sent {
             Ok(upstream) => upstream,
             Err(_) if body_too_long.load(Ordering::Acquire) => {
                 tracing::info!(

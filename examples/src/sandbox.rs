@@ -49,10 +49,12 @@ use agentcube_identity::{ConfigError, SandboxVerifier, SessionBinding, sandbox_s
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
+use axum::handler::Handler as _;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use tower_layer::Layer as _;
 
 use crate::server::{self, RequestId, Server};
 
@@ -114,13 +116,12 @@ pub fn app<K: KeySource + 'static>(
         auth: true,
         session: session.clone(),
     };
-    let echo = Router::new()
-        .fallback(echo)
-        .layer(auth)
-        .with_state(Arc::new(mode));
+    // The layer wraps the handler itself, not a route: a route layer would box the handler
+    // once more, and a request would clone that box.
+    let echo = auth.layer(echo.with_state(Arc::new(mode)));
     let app = Router::new()
         .route("/health", get(server::live))
-        .merge(echo);
+        .fallback_service(echo);
     Ok(server::instrument(app, "sandbox"))
 }
 
