@@ -72,7 +72,7 @@ impl Requirement {
     }
 
     /// Requires a Keycloak realm role by name: the same as [`Requirement::role`] with a name.
-    pub fn realm_role(name: impl Into<Box<str>>) -> Self {
+    pub fn realm_role(name: impl AsRef<str>) -> Self {
         Self::Role(Role::realm(name))
     }
 

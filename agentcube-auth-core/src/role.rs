@@ -20,37 +20,37 @@ use std::sync::Arc;
 pub struct Role {
     /// Shared by the roles of one client read from one token.
     client: Option<Arc<str>>,
-    name: Box<str>,
+    name: Name,
 }
 
 impl Role {
     /// A plain role, such as `admin` or `sandbox:invoke`: what every identity provider's role
     /// claim holds (Keycloak's realm roles).
-    pub fn new(name: impl Into<Box<str>>) -> Self {
+    pub fn new(name: impl AsRef<str>) -> Self {
         Self {
             client: None,
-            name: name.into(),
+            name: Name::new(name.as_ref()),
         }
     }
 
     /// A Keycloak realm role: the same as [`Role::new`].
-    pub fn realm(name: impl Into<Box<str>>) -> Self {
+    pub fn realm(name: impl AsRef<str>) -> Self {
         Self::new(name)
     }
 
     /// A role defined by one client (Keycloak `resource_access.<client>.roles`).
     ///
     /// The client's name may be shared: a token lists several roles of one client.
-    pub fn client(client: impl Into<Arc<str>>, name: impl Into<Box<str>>) -> Self {
+    pub fn client(client: impl Into<Arc<str>>, name: impl AsRef<str>) -> Self {
         Self {
             client: Some(client.into()),
-            name: name.into(),
+            name: Name::new(name.as_ref()),
         }
     }
 
     /// The role's name (within its client, for a client role).
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// The client that defines the role, or `None` for a plain role.
@@ -61,6 +61,77 @@ impl Role {
     /// Whether this is a plain (realm) role, not a client role.
     pub fn is_realm(&self) -> bool {
         self.client.is_none()
+    }
+}
+
+/// A role's name, held inline when it is short (most are: Keycloak's default roles, and
+/// names such as `sandbox:invoke`), so reading a token's roles allocates nothing per role.
+///
+/// Compared, ordered and hashed as the text it holds, whichever way it holds it.
+#[derive(Clone)]
+enum Name {
+    Inline { len: u8, bytes: [u8; Name::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    /// The longest name held inline: what fits beside the length in the space of the heap
+    /// variant's pointer and length, rounded up to 32 bytes.
+    const INLINE: usize = 30;
+
+    fn new(name: &str) -> Self {
+        let mut bytes = [0; Self::INLINE];
+        match (bytes.get_mut(..name.len()), u8::try_from(name.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(name.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(name.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Heap(name) => name.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole, so always text; the fallback is not reachable.
+            Self::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Self::Heap(name) => name,
+        }
+    }
+}
+
+// `str` compares, orders and hashes as its bytes (hashing adds one 0xff), so these agree with
+// the `str` a name holds without checking it is text again.
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
     }
 }
 
@@ -94,7 +165,7 @@ impl serde::Serialize for Role {
             Some(client) => out.serialize_field("client", &**client)?,
             None => out.skip_field("client")?,
         }
-        out.serialize_field("name", &self.name)?;
+        out.serialize_field("name", self.name())?;
         out.end()
     }
 }
@@ -103,8 +174,8 @@ impl serde::Serialize for Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.client {
-            None => f.write_str(&self.name),
-            Some(client) => write!(f, "{client}/{}", self.name),
+            None => f.write_str(self.name()),
+            Some(client) => write!(f, "{client}/{}", self.name()),
         }
     }
 }
@@ -140,7 +211,9 @@ impl RoleSet {
     /// Whether the set holds the plain role `name` (no hierarchy). Allocation-free.
     pub fn contains_name(&self, name: &str) -> bool {
         self.roles
-            .binary_search_by(|r| (r.client.is_some(), &*r.name).cmp(&(false, name)))
+            .binary_search_by(|r| {
+                (r.client.is_some(), r.name.as_bytes()).cmp(&(false, name.as_bytes()))
+            })
             .is_ok()
     }
 
@@ -213,6 +286,46 @@ impl fmt::Debug for RoleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_names_are_inline_and_long_ones_on_the_heap() {
+        let ascii = |n: usize| "r".repeat(n);
+        let accented = |n: usize| format!("{}é", "r".repeat(n - 2));
+        for (name, inline) in [
+            (String::new(), true),
+            (ascii(Name::INLINE), true),
+            (ascii(Name::INLINE + 1), false),
+            (accented(Name::INLINE), true),
+            (accented(Name::INLINE + 1), false),
+            ("default-roles-agentcube".to_owned(), true),
+        ] {
+            let role = Role::new(&name);
+            assert_eq!(role.name(), name);
+            assert_eq!(matches!(role.name, Name::Inline { .. }), inline, "{name}");
+        }
+    }
+
+    proptest! {
+        /// Names compare, order and hash as their text, inline or not.
+        #[test]
+        fn names_behave_as_their_text(a in "[a-cé]{0,40}", b in "[a-cé]{0,40}") {
+            use std::hash::BuildHasher as _;
+            let (ra, rb) = (Role::new(&a), Role::new(&b));
+            prop_assert_eq!(ra.name(), a.as_str());
+            prop_assert_eq!(ra == rb, a == b);
+            prop_assert_eq!(ra.cmp(&rb), a.cmp(&b));
+            let hasher = std::hash::RandomState::new();
+            prop_assert_eq!(
+                hasher.hash_one(&ra.name) == hasher.hash_one(&rb.name),
+                a == b,
+            );
+            prop_assert_eq!(hasher.hash_one(&ra.name), hasher.hash_one(a.as_str()));
+            let set: RoleSet = [ra].into_iter().collect();
+            prop_assert!(set.contains_name(&a));
+            prop_assert_eq!(set.contains_name(&b), a == b);
+        }
+    }
 
     #[test]
     fn plain_roles_are_realm_roles_and_names_convert() {
