@@ -41,10 +41,17 @@ impl OnRejection for Seen {
     }
 }
 
-struct Fixed;
+/// Answers from a fixed table: at its first poll, or, `waits`, only at its second (as a
+/// verification that fetches keys does), so both of the layer's paths are seen.
+struct Fixed {
+    waits: bool,
+}
 
 impl TokenVerifier for Fixed {
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if self.waits {
+            tokio::task::yield_now().await;
+        }
         match token {
             "eyJ-alice" => Ok(Principal::builder("https://idp", "alice").build()),
             "eyJ-admin" => Ok(Principal::builder("https://idp", "root")
@@ -87,8 +94,17 @@ fn ok() -> impl Service<
 
 #[tokio::test]
 async fn the_auth_layer_hook_sees_the_request_id_and_path_but_not_the_token() {
+    hook_sees_the_request_id_and_path_but_not_the_token(Fixed { waits: false }).await;
+}
+
+#[tokio::test]
+async fn the_hook_sees_the_same_when_the_verification_waits() {
+    hook_sees_the_request_id_and_path_but_not_the_token(Fixed { waits: true }).await;
+}
+
+async fn hook_sees_the_request_id_and_path_but_not_the_token(verifier: Fixed) {
     let seen = Seen::default();
-    let layer = AuthLayer::new(Fixed)
+    let layer = AuthLayer::new(verifier)
         .require(Requirement::realm_role("admin"))
         .on_rejection(seen.clone());
 
@@ -158,7 +174,8 @@ async fn the_require_layer_hook_sees_the_caller_it_refused() {
 async fn a_hook_that_only_takes_the_error_still_hears_every_rejection() {
     let seen = Seen::default();
     let bare = seen.clone();
-    let layer = AuthLayer::new(Fixed).on_rejection(move |e: &AuthError| bare.on_rejection(e));
+    let layer = AuthLayer::new(Fixed { waits: false })
+        .on_rejection(move |e: &AuthError| bare.on_rejection(e));
     assert_eq!(
         status(layer.layer(ok()), request(Some("Bearer eyJ-forged"))).await,
         StatusCode::UNAUTHORIZED

@@ -90,7 +90,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let location = &self.shared.location;
         // The token is found once, here, so that a malformed header is refused without a
         // future; the future reads it again by its place in the value.
@@ -112,14 +112,11 @@ where
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
         {
-            Poll::Ready(Ok(principal)) => {
-                request.extensions_mut().insert(principal);
-                ResponseFuture {
-                    state: State::Calling {
-                        future: self.inner.call(request),
-                    },
-                }
-            }
+            Poll::Ready(Ok(principal)) => ResponseFuture {
+                state: State::Calling {
+                    future: admit(&mut self.inner, request, principal),
+                },
+            },
             Poll::Ready(Err(Refusal { error, principal })) => {
                 self.reject(&request, error, principal.as_ref())
             }
@@ -152,8 +149,7 @@ impl<S, V: Send + Sync, F: OnRejection> AuthService<S, V, F> {
     where
         S: Service<Request<B>>,
     {
-        let rejected = RejectedRequest::of(request).with_principal(principal);
-        self.shared.rejected(&rejected, &error);
+        report_refusal(&*self.shared, request, &error, principal);
         ResponseFuture {
             state: State::Rejected { error },
         }
@@ -234,7 +230,7 @@ where
                 StateProj::Verifying { verify, .. } => {
                     let result = ready!(verify.as_mut().poll(cx));
                     let StateProjReplace::Verifying {
-                        mut request,
+                        request,
                         mut inner,
                         report,
                         ..
@@ -244,14 +240,11 @@ where
                     };
                     match result {
                         Ok(principal) => {
-                            request.extensions_mut().insert(principal);
-                            let future = inner.call(request);
+                            let future = admit(&mut inner, request, principal);
                             state.set(State::Calling { future });
                         }
                         Err(Refusal { error, principal }) => {
-                            let rejected =
-                                RejectedRequest::of(&request).with_principal(principal.as_ref());
-                            report.rejected(&rejected, &error);
+                            report_refusal(&*report, &request, &error, principal.as_ref());
                             return Poll::Ready(Ok(rejection(&error)));
                         }
                     }
@@ -272,6 +265,29 @@ where
             }
         }
     }
+}
+
+/// Calls the ready `inner` with `request`, the verified principal in its extensions.
+fn admit<S, B>(inner: &mut S, mut request: Request<B>, principal: Principal) -> S::Future
+where
+    S: Service<Request<B>>,
+{
+    request.extensions_mut().insert(principal);
+    inner.call(request)
+}
+
+/// Tells the rejection hook of a refusal: the request's metadata, and the caller when the
+/// verifier identified one (a refused requirement).
+fn report_refusal<B>(
+    report: &dyn Report,
+    request: &Request<B>,
+    error: &AuthError,
+    principal: Option<&Principal>,
+) {
+    report.rejected(
+        &RejectedRequest::of(request).with_principal(principal),
+        error,
+    );
 }
 
 fn rejection<B>(error: &AuthError) -> Response<AuthBody<B>> {
