@@ -38,8 +38,7 @@ use crate::error::{AuthError, MalformedReason};
 /// assert_eq!(bearer::bearer_token("Bearer tök".as_bytes()).unwrap_err().code(), ErrorCode::InvalidAuthorizationFormat);
 /// ```
 pub fn bearer_token(value: &[u8]) -> Result<&str, AuthError> {
-    let range = bearer_range(value)?;
-    text_at(value, range, AuthError::InvalidAuthorizationFormat)
+    text_at(value, bearer_range(value)?)
 }
 
 /// Where [`bearer_token`]'s token lies in `value`, with the same answers; the bytes in that
@@ -74,8 +73,7 @@ pub(crate) fn bearer_range(value: &[u8]) -> Result<Range<usize>, AuthError> {
 /// # Errors
 /// As above.
 pub fn header_token(value: &[u8]) -> Result<&str, AuthError> {
-    let range = header_range(value)?;
-    text_at(value, range, AuthError::Malformed(MalformedReason::Base64))
+    text_at(value, header_range(value)?)
 }
 
 /// Where [`header_token`]'s token lies in `value`, with the same answers.
@@ -99,17 +97,14 @@ fn trimmed(value: &[u8], range: Range<usize>) -> Range<usize> {
     start..end.max(start)
 }
 
-/// The text at `range` of `value`, or `error` when it is not text (never the case for a range
-/// found by this module, whose bytes are visible ASCII).
-pub(crate) fn text_at(
-    value: &[u8],
-    range: Range<usize>,
-    error: AuthError,
-) -> Result<&str, AuthError> {
+/// The text at `range` of `value`. A range found by this module is visible ASCII, so the
+/// error (`invalid_authorization_format`) is only a fail-closed answer to a range from
+/// elsewhere.
+pub(crate) fn text_at(value: &[u8], range: Range<usize>) -> Result<&str, AuthError> {
     value
         .get(range)
         .and_then(|bytes| std::str::from_utf8(bytes).ok())
-        .ok_or(error)
+        .ok_or(AuthError::InvalidAuthorizationFormat)
 }
 
 /// Whether every byte is visible ASCII, a space or a tab (what `http::HeaderValue::to_str`

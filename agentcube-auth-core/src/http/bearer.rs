@@ -69,14 +69,6 @@ impl TokenLocation {
         Ok(value)
     }
 
-    /// The token in one header value.
-    fn token_in<'v>(&self, value: &'v HeaderValue) -> Result<&'v str, AuthError> {
-        match self {
-            Self::AuthorizationBearer => crate::bearer::bearer_token(value.as_bytes()),
-            Self::Header(_) => crate::bearer::header_token(value.as_bytes()),
-        }
-    }
-
     /// Where the token lies in one header value, with the answers of [`token`](Self::token),
     /// so that a caller that checked it early can hold the value and read the token later
     /// ([`token_at`]) without checking it twice.
@@ -93,16 +85,13 @@ impl TokenLocation {
     /// As [`bearer_token`] for `Authorization`; for a bare-token header, missing or empty is
     /// `MissingAuthorization`, twice is `InvalidAuthorizationFormat`, non-ASCII is `malformed`.
     pub fn token<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, AuthError> {
-        self.token_in(self.value(headers)?)
+        let value = self.value(headers)?;
+        token_at(value, self.token_range(value)?)
     }
 }
 
 /// The token at `range` of `value`, as found by [`TokenLocation::token_range`] (already checked
 /// to be visible ASCII).
 pub(crate) fn token_at(value: &HeaderValue, range: Range<usize>) -> Result<&str, AuthError> {
-    crate::bearer::text_at(
-        value.as_bytes(),
-        range,
-        AuthError::InvalidAuthorizationFormat,
-    )
+    crate::bearer::text_at(value.as_bytes(), range)
 }
