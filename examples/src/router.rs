@@ -1253,10 +1253,9 @@ impl HttpBody for UpstreamBody {
     }
 }
 
-/// A session id from a client: 1 to 256 visible ASCII characters.
+/// A session id from a client: one a sandbox token may be bound to, in visible ASCII.
 fn valid_session_id(id: &str) -> bool {
-    (1..=agentcube_identity::MAX_SESSION_ID_BYTES).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_graphic())
+    agentcube_identity::valid_session_id(id) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 const HOP_BY_HOP: [&str; 8] = [

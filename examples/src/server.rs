@@ -272,7 +272,8 @@ pub fn warn_auth_disabled(service: &'static str, skipped: &'static str) {
     );
 }
 
-/// 400 `invalid_session_id`: an `x-agentcube-session-id` header that is empty or not text.
+/// 400 `invalid_session_id`: an `x-agentcube-session-id` header that no sandbox token could be
+/// bound to (empty, too long, not text; for the Router, not visible ASCII).
 pub fn invalid_session_id() -> ServiceError {
     ServiceError::new(
         StatusCode::BAD_REQUEST,

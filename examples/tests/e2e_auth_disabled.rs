@@ -558,6 +558,7 @@ async fn a_sandbox_without_authentication_still_checks_the_session_it_serves() {
         .unwrap();
     let shared = serve_auth_disabled(&SandboxSession::Shared).await.unwrap();
     let client = http();
+    let too_long = "s".repeat(agentcube_identity::MAX_SESSION_ID_BYTES + 1);
     let invoke = |base: String, session: Option<&str>| {
         let request = client.get(format!("{base}{INVOKE_PATH}"));
         match session {
@@ -583,6 +584,11 @@ async fn a_sandbox_without_authentication_still_checks_the_session_it_serves() {
         ),
         (
             send(invoke(bound.url(), Some(""))).await,
+            400,
+            "invalid_session_id",
+        ),
+        (
+            send(invoke(shared.url(), Some(&too_long))).await,
             400,
             "invalid_session_id",
         ),
