@@ -1544,8 +1544,10 @@ impl Shared {
         if let Some(token) = token {
             headers.insert(header::AUTHORIZATION, token.bearer_header());
         }
-        if let Ok(v) = HeaderValue::from_str(&record.session_id) {
-            headers.insert(SESSION_HEADER, v);
+        // Built once for the sandbox request and the client's response.
+        let session_header = HeaderValue::from_str(&record.session_id).ok();
+        if let Some(v) = &session_header {
+            headers.insert(SESSION_HEADER, v.clone());
         }
         let mut forwarded_for: Vec<String> = parts
             .headers
@@ -1588,15 +1590,15 @@ impl Shared {
             )));
         }
         // The headers are handed over whole (a builder's `headers` would copy them one by one).
-        let sent = match self.http.request(parts.method, url).build() {
-            Ok(mut request) => {
-                *request.headers_mut() = headers;
-                *request.body_mut() = upload;
-                self.http.execute(request).await
-            }
-            Err(e) => Err(e),
-        };
-        let upstream = match sent {
+        // A request that cannot be built never read the body, so it is no body-limit case.
+        let mut request = self
+            .http
+            .request(parts.method, url)
+            .build()
+            .map_err(|e| sandbox_send_error(e, &record.session_id))?;
+        *request.headers_mut() = headers;
+        *request.body_mut() = upload;
+        let upstream = match self.http.execute(request).await {
             Ok(upstream) => upstream,
             Err(_) if body_too_long.load(Ordering::Acquire) => {
                 tracing::info!(
@@ -1647,7 +1649,7 @@ impl Shared {
             }
             response.headers_mut().append(name.clone(), value.clone());
         }
-        if let Ok(v) = HeaderValue::from_str(&record.session_id) {
+        if let Some(v) = session_header {
             response.headers_mut().insert(SESSION_HEADER, v);
         }
         Ok(response)
