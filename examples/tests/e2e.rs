@@ -31,14 +31,10 @@ use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, KeyRing, TokenMinter
 use agentcube_rlac::OwnerIdScheme;
 use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash};
 use serde_json::{Value, json};
-use support::http::{Answer, try_send};
+use support::http::{Answer, send};
 
 const AR: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
 const CI: &str = "/v1/namespaces/default/code-interpreters/demo/invocations/run";
-
-async fn send(request: reqwest::RequestBuilder) -> Answer {
-    try_send(request).await.expect("request")
-}
 
 fn http() -> reqwest::Client {
     scenario::http_client().expect("client")

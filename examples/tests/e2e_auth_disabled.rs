@@ -24,7 +24,7 @@ use agentcube_auth_core::jose::{Algorithm, SigningKey};
 use agentcube_examples::sandbox::SESSION_HEADER;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
-use support::http::{Answer, client, try_send};
+use support::http::{client, send, try_send};
 use support::process::{Proc, TempDir, free_port, outputs, run_to_end};
 use tokio::time::Instant;
 
@@ -41,10 +41,6 @@ const INVOKE_PATH: &str = "/v1/namespaces/default/agent-runtimes/demo/invocation
 
 fn http() -> reqwest::Client {
     client(Duration::from_secs(5))
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Answer {
-    try_send(request).await.expect("the service answers")
 }
 
 /// Polls `url` every 10 ms until it answers 200, or panics after [`DEADLINE`].

@@ -35,6 +35,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse as _;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
+use support::http::send;
 use support::logs::CapturedLogs;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
@@ -51,42 +52,12 @@ static ZEROS: [u8; CHUNK] = [0; CHUNK];
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    session: String,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
-    }
-}
-
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(120))
         .build()
         .expect("client")
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let session = response
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        session,
-        body,
-    }
 }
 
 /// `GET {base}{INVOKE}/{suffix}` with `token` (and `session`).
@@ -279,8 +250,8 @@ impl Rig {
     async fn session(&self) -> String {
         let created = send(get(&self.url(), "echo", &self.token, None)).await;
         assert_eq!(created.status, 200, "{:?}", created.body);
-        assert!(!created.session.is_empty());
-        created.session
+        assert!(!created.session().is_empty());
+        created.session()
     }
 
     async fn shutdown(self) {
@@ -324,7 +295,7 @@ async fn an_encoded_suffix_and_the_query_reach_the_sandbox_as_sent() {
     let idp = qs.idp.clone().expect("dev idp");
     let token = idp.issue("agentcube-app", &Value::Null).expect("token");
     let base = qs.stack.router_url();
-    let session = send(get(&base, "run", &token, None)).await.session;
+    let session = send(get(&base, "run", &token, None)).await.session();
     assert!(!session.is_empty());
 
     for (suffix, path, query) in [
@@ -359,7 +330,7 @@ async fn dot_segments_are_refused_and_backslashes_stay_in_their_segment() {
     let idp = qs.idp.clone().expect("dev idp");
     let token = idp.issue("agentcube-app", &Value::Null).expect("token");
     let base = qs.stack.router_url();
-    let session = send(get(&base, "run", &token, None)).await.session;
+    let session = send(get(&base, "run", &token, None)).await.session();
     let addr = qs.stack.router.addr();
 
     for suffix in [

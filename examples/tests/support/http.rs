@@ -69,6 +69,11 @@ impl Answer {
     }
 }
 
+/// The answer; panics when nothing answered.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Answer {
+    try_send(request).await.expect("the service answers")
+}
+
 /// The answer, or `None` when nothing answered (not listening yet).
 pub(crate) async fn try_send(request: reqwest::RequestBuilder) -> Option<Answer> {
     let response = request.send().await.ok()?;
