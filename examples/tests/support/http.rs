@@ -4,6 +4,7 @@
 #![allow(
     dead_code,
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::indexing_slicing,
     reason = "test support: each test binary uses part of it, failing loudly is the point, and \
               indexing a JSON value cannot panic"
