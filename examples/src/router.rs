@@ -165,7 +165,6 @@
 //! rather than ignore them.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -188,18 +187,18 @@ use agentcube_rlac::{
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, Route, delete, get};
+use axum::routing::{MethodRouter, delete, get};
 use axum::{BoxError, Router};
 use futures_util::{Stream, StreamExt as _};
 use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower_layer::{Layer, Stack};
-use tower_service::Service;
+use tower_layer::Stack;
 
+mod concurrency_limit;
+
+use self::concurrency_limit::ConcurrencyLimitLayer;
 use crate::sandbox::SESSION_HEADER;
 use crate::server::{self, REQUEST_ID_HEADER, RequestId, Server};
 use crate::workload_manager::{CreateSessionResponse, SessionKind};
@@ -569,7 +568,8 @@ pub fn app<V: TokenVerifier + 'static>(
         .on_rejection(server::AuditRejections::new("authentication failed"));
     // One route layer for both, so that a request clones one boxed route, as it does without
     // authentication (each `route_layer` call boxes every route once more).
-    let v1 = v1_routes().route_layer(Stack::new(concurrency_limit_layer(&config), auth));
+    let limit = ConcurrencyLimitLayer::new(config.max_concurrent_requests);
+    let v1 = v1_routes().route_layer(Stack::new(limit, auth));
     let shared = shared(
         Auth::Enabled(minter),
         store,
@@ -604,7 +604,7 @@ pub fn app_auth_disabled(
         "no access token is verified, no role or session ownership is checked, sessions are \
          created without an owner, and no identity or sandbox token is sent",
     );
-    let v1 = v1_routes().route_layer(concurrency_limit_layer(&config));
+    let v1 = v1_routes().route_layer(ConcurrencyLimitLayer::new(config.max_concurrent_requests));
     let shared = shared(Auth::Disabled, store, config, Box::new(|| true))?;
     let app = Router::new()
         .route("/health/live", get(server::live))
@@ -657,24 +657,6 @@ fn v1_routes() -> Router<Arc<Shared>> {
         .route("/v1/sessions/{id}", delete(delete_session))
 }
 
-/// The concurrency limit of the `/v1/*` routes ([`concurrency_limit`]), one semaphore for all.
-fn concurrency_limit_layer(
-    config: &RouterConfig,
-) -> impl Layer<
-    Route,
-    Service: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
-                 + Clone
-                 + Send
-                 + Sync
-                 + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
-    axum::middleware::from_fn_with_state(limit, concurrency_limit)
-}
-
 /// Starts the Router on an ephemeral loopback port.
 ///
 /// # Errors
@@ -686,31 +668,6 @@ pub async fn serve<V: TokenVerifier + 'static>(
     config: RouterConfig,
 ) -> Result<Server, RouterError> {
     Ok(server::serve(app(verifier, minter, store, config)?).await?)
-}
-
-/// Takes a slot for the request, and keeps it until the response body has been sent or
-/// dropped (a streamed response is still being served).
-async fn concurrency_limit(
-    State(limit): State<Arc<Semaphore>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match limit.try_acquire_owned() {
-        Ok(permit) => next.run(req).await.map(|inner| {
-            Body::new(HoldsSlot {
-                inner,
-                _permit: permit,
-            })
-        }),
-        Err(_) => {
-            tracing::warn!("concurrency limit reached");
-            server::json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                Code::new("server_overloaded"),
-                "server overloaded, please try again later",
-            )
-        }
-    }
 }
 
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {
@@ -1164,32 +1121,6 @@ fn capped_stream(
         }
         Ok(chunk)
     })
-}
-
-/// A response body that holds a concurrency slot until it is dropped.
-struct HoldsSlot {
-    inner: Body,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl HttpBody for HoldsSlot {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// The sandbox's response body on its way to the client: counted against the response limit,

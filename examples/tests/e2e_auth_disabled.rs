@@ -37,6 +37,9 @@ const POLL: Duration = Duration::from_millis(10);
 const WARNING: &str = "AUTHENTICATION IS DISABLED (--auth-mode disabled): every caller is \
                        unauthenticated";
 
+/// The flags of a service with authentication disabled.
+const DISABLED: &[&str] = &["--auth-mode", "disabled"];
+
 const INVOKE_PATH: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
 
 fn http() -> reqwest::Client {
@@ -122,10 +125,9 @@ fn assert_warned_once(proc: &Proc) {
 async fn an_auth_disabled_deployment_serves_invocations_without_any_token() {
     let dir = TempDir::new();
     let (router_port, wm_port, sandbox_port) = (free_port(), free_port(), free_port());
-    let disabled = ["--auth-mode", "disabled"];
-    let sandbox = spawn_sandbox(sandbox_port, &disabled, dir.path());
-    let wm = spawn_wm(wm_port, sandbox_port, &disabled, dir.path());
-    let router = spawn_router(router_port, wm_port, &disabled, dir.path());
+    let sandbox = spawn_sandbox(sandbox_port, DISABLED, dir.path());
+    let wm = spawn_wm(wm_port, sandbox_port, DISABLED, dir.path());
+    let router = spawn_router(router_port, wm_port, DISABLED, dir.path());
     let procs = [&router, &wm, &sandbox];
     wait_ready(&format!("{}/health/ready", url(router_port)), &procs).await;
     wait_ready(&format!("{}/health/ready", url(wm_port)), &procs).await;
@@ -212,7 +214,7 @@ struct Seen(Arc<Mutex<Vec<HeaderMap>>>);
 async fn an_auth_disabled_router_sends_no_identity_to_the_workload_manager() {
     let dir = TempDir::new();
     let (router_port, sandbox_port) = (free_port(), free_port());
-    let sandbox = spawn_sandbox(sandbox_port, &["--auth-mode", "disabled"], dir.path());
+    let sandbox = spawn_sandbox(sandbox_port, DISABLED, dir.path());
     // A workload manager that records the headers of each create.
     let seen = Seen::default();
     let recorder = seen.clone();
@@ -237,12 +239,7 @@ async fn an_auth_disabled_router_sends_no_identity_to_the_workload_manager() {
     );
     let wm = agentcube_examples::server::serve(wm_app).await.unwrap();
     let wm_port = wm.addr().port();
-    let router = spawn_router(
-        router_port,
-        wm_port,
-        &["--auth-mode", "disabled"],
-        dir.path(),
-    );
+    let router = spawn_router(router_port, wm_port, DISABLED, dir.path());
     let procs = [&router, &sandbox];
     wait_ready(&format!("{}/health/ready", url(router_port)), &procs).await;
     wait_ready(&format!("{}/health", url(sandbox_port)), &procs).await;
@@ -282,18 +279,56 @@ async fn an_auth_disabled_router_sends_no_identity_to_the_workload_manager() {
     );
     let owned_wm = agentcube_examples::server::serve(owned_app).await.unwrap();
     let other_port = free_port();
-    let other = spawn_router(
-        other_port,
-        owned_wm.addr().port(),
-        &["--auth-mode", "disabled"],
-        dir.path(),
-    );
+    let other = spawn_router(other_port, owned_wm.addr().port(), DISABLED, dir.path());
     wait_ready(&format!("{}/health/ready", url(other_port)), &[&other]).await;
     let mismatch = send(http().post(format!("{}{INVOKE_PATH}", url(other_port)))).await;
     assert_eq!(mismatch.status, 502, "{mismatch:?}");
     assert_eq!(mismatch.code(), "owner_mismatch");
     wm.shutdown().await;
     owned_wm.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_disabled_router_keeps_its_concurrency_limit() {
+    let dir = TempDir::new();
+    let (router_port, wm_port, sandbox_port) = (free_port(), free_port(), free_port());
+    let sandbox = spawn_sandbox(sandbox_port, DISABLED, dir.path());
+    let wm = spawn_wm(wm_port, sandbox_port, DISABLED, dir.path());
+    let router = spawn_router(
+        router_port,
+        wm_port,
+        &[DISABLED, &["--max-concurrent-requests", "1"]].concat(),
+        dir.path(),
+    );
+    let procs = [&router, &wm, &sandbox];
+    wait_ready(&format!("{}/health/ready", url(router_port)), &procs).await;
+    wait_ready(&format!("{}/health/ready", url(wm_port)), &procs).await;
+    wait_ready(&format!("{}/health", url(sandbox_port)), &procs).await;
+    let invoke = format!("{}{INVOKE_PATH}", url(router_port));
+    let created = send(http().post(&invoke)).await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let session = created.session();
+
+    // Hold the only slot with a slow invocation, then ask for another.
+    let slow = tokio::spawn(
+        http()
+            .get(format!("{invoke}?delay_ms=1500"))
+            .header(SESSION_HEADER, &session)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let overloaded = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;
+    assert_eq!(
+        (overloaded.status, overloaded.code()),
+        (429, "server_overloaded"),
+        "{overloaded:?}"
+    );
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow.status(), 200);
+    // The slot comes back once the slow response has been read.
+    drop(slow.bytes().await.unwrap());
+    let after = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;
+    assert_eq!(after.status, 200, "{after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,12 +344,7 @@ async fn half_disabled_deployments_fail_closed() {
         &["--router-public-key", &key],
         dir.path(),
     );
-    let router = spawn_router(
-        router_port,
-        wm_port,
-        &["--auth-mode", "disabled"],
-        dir.path(),
-    );
+    let router = spawn_router(router_port, wm_port, DISABLED, dir.path());
     let procs = [&router, &wm, &sandbox];
     wait_ready(&format!("{}/health/ready", url(router_port)), &procs).await;
     wait_ready(&format!("{}/health/ready", url(wm_port)), &procs).await;
@@ -349,18 +379,8 @@ async fn half_disabled_deployments_fail_closed() {
     // …and so it does behind a disabled Router and workload manager: the invocation reaches
     // it without a token and its 401 reaches the client.
     let (router2_port, wm2_port) = (free_port(), free_port());
-    let wm2 = spawn_wm(
-        wm2_port,
-        sandbox_port,
-        &["--auth-mode", "disabled"],
-        dir.path(),
-    );
-    let router2 = spawn_router(
-        router2_port,
-        wm2_port,
-        &["--auth-mode", "disabled"],
-        dir.path(),
-    );
+    let wm2 = spawn_wm(wm2_port, sandbox_port, DISABLED, dir.path());
+    let router2 = spawn_router(router2_port, wm2_port, DISABLED, dir.path());
     let procs = [&router2, &wm2, &sandbox];
     wait_ready(&format!("{}/health/ready", url(router2_port)), &procs).await;
     wait_ready(&format!("{}/health/ready", url(wm2_port)), &procs).await;
@@ -453,7 +473,7 @@ fn auth_flags_are_refused_with_auth_disabled() {
         ),
         (["--owner-id-scheme", "subject"], "--owner-id-scheme"),
     ] {
-        let args = joined(&base, &[&["--auth-mode", "disabled"][..], &extra].concat());
+        let args = joined(&base, &[DISABLED, &extra].concat());
         assert_refused(&run_to_end(router, &args, &[]), &combined("router", flag));
     }
     // Enabled (the default) still needs an issuer.
