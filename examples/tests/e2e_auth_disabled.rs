@@ -422,17 +422,13 @@ fn auth_flags_are_refused_with_auth_disabled() {
         "--workload-manager-url",
         "http://127.0.0.1:9",
     ];
-    fn joined<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
-        base.iter().chain(extra).copied().collect()
+    /// `base`, `--auth-mode disabled`, then `extra`.
+    fn disabled<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [base, DISABLED, extra].concat()
     }
-    let with = |extra: &[&'static str]| joined(&base, extra);
     let issuer = "http://127.0.0.1:9/realms/agentcube";
     assert_refused(
-        &run_to_end(
-            router,
-            &with(&["--auth-mode", "disabled", "--jwt-issuer-url", issuer]),
-            &[],
-        ),
+        &run_to_end(router, &disabled(&base, &["--jwt-issuer-url", issuer]), &[]),
         &combined("router", "--jwt-issuer-url"),
     );
     // From the environment alike: no silent half-mode whichever way it is configured.
@@ -451,15 +447,7 @@ fn auth_flags_are_refused_with_auth_disabled() {
     assert_refused(
         &run_to_end(
             router,
-            &joined(
-                &base,
-                &[
-                    "--auth-mode",
-                    "disabled",
-                    "--identity-key",
-                    key_file.to_str().unwrap(),
-                ],
-            ),
+            &disabled(&base, &["--identity-key", key_file.to_str().unwrap()]),
             &[],
         ),
         &combined("router", "--identity-key"),
@@ -473,7 +461,7 @@ fn auth_flags_are_refused_with_auth_disabled() {
         ),
         (["--owner-id-scheme", "subject"], "--owner-id-scheme"),
     ] {
-        let args = joined(&base, &[DISABLED, &extra].concat());
+        let args = disabled(&base, &extra);
         assert_refused(&run_to_end(router, &args, &[]), &combined("router", flag));
     }
     // Enabled (the default) still needs an issuer.
@@ -489,10 +477,7 @@ fn auth_flags_are_refused_with_auth_disabled() {
         "http://127.0.0.1:9",
     ];
     let wm = env!("CARGO_BIN_EXE_workload-manager");
-    let args = joined(
-        &wm_args,
-        &["--auth-mode", "disabled", "--router-public-key", &key],
-    );
+    let args = disabled(&wm_args, &["--router-public-key", &key]);
     assert_refused(
         &run_to_end(wm, &args, &[]),
         &combined("workload-manager", "--router-public-key"),
@@ -503,15 +488,7 @@ fn auth_flags_are_refused_with_auth_disabled() {
          (unless --auth-mode disabled)",
     );
     let roles_path = roles_file.to_str().unwrap();
-    let args = joined(
-        &wm_args,
-        &[
-            "--auth-mode",
-            "disabled",
-            "--role-hierarchy-file",
-            roles_path,
-        ],
-    );
+    let args = disabled(&wm_args, &["--role-hierarchy-file", roles_path]);
     assert_refused(
         &run_to_end(wm, &args, &[]),
         &combined("workload-manager", "--role-hierarchy-file"),
@@ -520,14 +497,13 @@ fn auth_flags_are_refused_with_auth_disabled() {
     assert_refused(
         &run_to_end(
             sandbox,
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--auth-mode",
-                "disabled",
-                "--router-jwks-url",
-                "http://127.0.0.1:9/.well-known/agentcube/jwks.json",
-            ],
+            &disabled(
+                &["--listen", "127.0.0.1:0"],
+                &[
+                    "--router-jwks-url",
+                    "http://127.0.0.1:9/.well-known/agentcube/jwks.json",
+                ],
+            ),
             &[],
         ),
         &combined("sandbox", "--router-jwks-url"),
@@ -538,14 +514,7 @@ fn auth_flags_are_refused_with_auth_disabled() {
         assert_refused(
             &run_to_end(
                 sandbox,
-                &[
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--auth-mode",
-                    "disabled",
-                    "--session-id",
-                    session_id,
-                ],
+                &disabled(&["--listen", "127.0.0.1:0"], &["--session-id", session_id]),
                 &[],
             ),
             &format!(
