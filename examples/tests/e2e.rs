@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,6 +31,7 @@ use agentcube_rlac::OwnerIdScheme;
 use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash};
 use serde_json::{Value, json};
 use support::http::{Answer, send};
+use support::net::ClosedPort;
 
 const AR: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
 const CI: &str = "/v1/namespaces/default/code-interpreters/demo/invocations/run";
@@ -91,10 +91,25 @@ async fn serve_wm(keys: Arc<KeyRing>, sandbox_url: &str) -> Server {
     .expect("wm")
 }
 
-/// An address nothing listens on (bound, then released).
-async fn free_addr() -> SocketAddr {
-    let listener = server::bind_loopback().await.expect("bind");
-    listener.local_addr().expect("addr")
+/// The "nobody listens here" address the tests below rely on: refused while held, never handed
+/// to another socket meanwhile, and free again once dropped.
+#[tokio::test]
+async fn a_closed_port_refuses_connections_and_is_not_handed_out_while_held() {
+    let closed = ClosedPort::new();
+    let refused = tokio::net::TcpStream::connect(closed.addr())
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // A server binding the port itself (with SO_REUSEADDR, as tokio's listeners do) cannot.
+    let taken = tokio::net::TcpListener::bind(closed.addr())
+        .await
+        .expect_err("the port is held");
+    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    let addr = closed.addr();
+    drop(closed);
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("free once dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +339,9 @@ async fn sandbox_token_replayed_against_another_session_is_rejected_by_the_sandb
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_starts_with_the_idp_down_and_becomes_ready_when_it_comes_up() {
-    let idp_addr = free_addr().await;
+    // Refused until the IdP comes up on it.
+    let idp_port = ClosedPort::new();
+    let idp_addr = idp_port.addr();
     let issuer = format!("http://{idp_addr}/realms/agentcube");
     let verifier = Arc::new(
         OidcOptions::new(issuer.as_str())
@@ -356,6 +373,7 @@ async fn router_starts_with_the_idp_down_and_becomes_ready_when_it_comes_up() {
     let missing = invoke(&base, AR, None, None, &[]).await;
     assert_eq!(missing.status, 401);
 
+    drop(idp_port);
     let idp = DevIdp::start_on(AGENTCUBE_REALM_JSON, idp_addr)
         .await
         .expect("idp up");
@@ -449,8 +467,8 @@ async fn workload_manager_identity_failures_are_not_generic_500s() {
     wm.shutdown().await;
 
     // No WM at all → 503.
-    let no_wm = format!("http://{}", free_addr().await);
-    assert_router_answers(no_wm, 503, "workload_manager_unavailable").await;
+    let no_wm = ClosedPort::new();
+    assert_router_answers(no_wm.url(), 503, "workload_manager_unavailable").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,7 +509,8 @@ async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
     let verifier = Arc::new(OidcOptions::new(idp.issuer()).build().expect("verifier"));
     let app = token(&idp, "agentcube-app");
     let caller = sub(&app);
-    let down = free_addr().await.to_string();
+    let down_port = ClosedPort::new();
+    let down = down_port.addr().to_string();
     // A stand-in workload manager: agent runtimes in `default` are recorded for someone else,
     // in `down` for the caller but on a sandbox nobody listens on; code interpreters fail with
     // a 500.

@@ -25,7 +25,8 @@ use agentcube_examples::sandbox::SESSION_HEADER;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use support::http::{client, send, try_send};
-use support::process::{Proc, TempDir, free_port, outputs, run_to_end};
+use support::net::free_port;
+use support::process::{Proc, TempDir, outputs, run_to_end};
 use tokio::time::Instant;
 
 /// How long a test waits for a service before it gives up.

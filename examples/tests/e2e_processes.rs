@@ -34,7 +34,8 @@ use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_identity::{KeyRing, TokenMinter};
 use serde_json::{Value, json};
 use support::http::{Answer, client, try_send};
-use support::process::{Proc, TempDir, free_port, outputs, run_to_end};
+use support::net::free_port;
+use support::process::{Proc, TempDir, outputs, run_to_end};
 use tokio::time::Instant;
 
 /// How long a test waits for anything at all before it gives up.

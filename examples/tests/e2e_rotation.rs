@@ -54,7 +54,8 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use support::process::{Proc, TempDir, free_port, outputs};
+use support::net::free_port;
+use support::process::{Proc, TempDir, outputs};
 use tokio::time::Instant;
 
 /// How long any single wait may take before the test fails.

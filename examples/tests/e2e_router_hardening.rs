@@ -37,6 +37,7 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use support::http::send;
 use support::logs::CapturedLogs;
+use support::net::{ClosedPort, free_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
@@ -88,12 +89,6 @@ fn sub(token: &str) -> String {
         .as_str()
         .expect("sub")
         .to_owned()
-}
-
-/// An address nothing listens on (bound, then released).
-async fn free_addr() -> SocketAddr {
-    let listener = server::bind_loopback().await.expect("bind");
-    listener.local_addr().expect("addr")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,7 +432,7 @@ async fn a_large_response_streams_through_a_router_process_in_bounded_memory() {
     let token = idp.issue("agentcube-app", &Value::Null).expect("token");
     let sandbox = fake_sandbox(None).await;
     let wm = fake_wm(sub(&token), one_entry_point(&sandbox.url())).await;
-    let addr = free_addr().await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let log = std::env::temp_dir().join(format!("router-hardening-{}.log", std::process::id()));
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
         .args(["--listen", &addr.to_string()])
@@ -664,13 +659,13 @@ async fn a_streaming_response_keeps_its_concurrency_slot_until_it_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_errors_are_logged_without_the_query_string() {
     capture_logs();
-    let down = free_addr().await;
+    let down = ClosedPort::new();
     let rig = Rig::start(
         |c| c.upstream_timeout(Duration::from_millis(500)),
         |sandbox| {
             json!([
                 {"path": "/", "protocol": "HTTP", "endpoint": sandbox},
-                {"path": "/down", "protocol": "HTTP", "endpoint": down.to_string()},
+                {"path": "/down", "protocol": "HTTP", "endpoint": down.addr().to_string()},
             ])
         },
         None,

@@ -2,4 +2,5 @@
 
 pub(crate) mod http;
 pub(crate) mod logs;
+pub(crate) mod net;
 pub(crate) mod process;

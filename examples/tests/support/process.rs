@@ -1,5 +1,5 @@
 //! Running the service binaries as separate processes in tests: a temporary directory, a
-//! process killed (and reaped) when dropped with its output in a log file, free ports.
+//! process killed (and reaped) when dropped with its output in a log file.
 
 #![allow(
     dead_code,
@@ -9,7 +9,6 @@
 )]
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -113,13 +112,4 @@ pub(crate) fn outputs<'a>(procs: impl IntoIterator<Item = &'a Proc>) -> String {
         .map(Proc::output)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// A loopback port nothing listens on (bound, then released).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
