@@ -511,22 +511,26 @@ async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
     let caller = sub(&app);
     let down_port = ClosedPort::new();
     let down = down_port.addr().to_string();
-    // A stand-in workload manager: agent runtimes in `default` are recorded for someone else,
-    // in `down` for the caller but on a sandbox nobody listens on; code interpreters fail with
-    // a 500.
+    // A stand-in workload manager: agent runtimes in `default` are recorded for someone else;
+    // in `down` for the caller but on a sandbox nobody listens on, and in `malformed` on an
+    // endpoint that is no URL at all; code interpreters fail with a 500.
     let fake_wm = server::serve(
         axum::Router::new()
             .route(
                 "/v1/agent-runtime",
                 axum::routing::post(move |axum::Json(body): axum::Json<Value>| async move {
-                    let down_ns = body["namespace"] == "down";
+                    let (session, endpoint, owner) = match body["namespace"].as_str() {
+                        Some("down") => ("s-1", down.as_str(), caller.as_str()),
+                        Some("malformed") => ("s-2", "not a host", caller.as_str()),
+                        _ => ("s-0", down.as_str(), "mallory"),
+                    };
                     axum::Json(json!({
                         "kind": "AgentRuntime",
-                        "sessionId": "s-1",
+                        "sessionId": session,
                         "sandboxId": "x",
                         "sandboxName": "x",
-                        "entryPoints": [{"path": "/", "protocol": "HTTP", "endpoint": down}],
-                        "ownerId": if down_ns { caller.as_str() } else { "mallory" },
+                        "entryPoints": [{"path": "/", "protocol": "HTTP", "endpoint": endpoint}],
+                        "ownerId": owner,
                     }))
                 }),
             )
@@ -567,6 +571,17 @@ async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
     .await;
     assert_eq!(unreachable.status, 502, "{:?}", unreachable.body);
     assert_eq!(unreachable.code(), "sandbox_unavailable");
+    // A request to the sandbox that cannot even be built is the same refusal.
+    let unbuildable = invoke(
+        &base,
+        "/v1/namespaces/malformed/agent-runtimes/demo/invocations/run",
+        Some(&app),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(unbuildable.status, 502, "{:?}", unbuildable.body);
+    assert_eq!(unbuildable.code(), "sandbox_unavailable");
     let large = send(
         http()
             .post(format!("{base}{AR}"))
