@@ -70,6 +70,19 @@ impl Inner {
         self.text.get(span.start..span.end).unwrap_or_default()
     }
 
+    /// What `Debug` shows of a principal or of one being built, under `name`: who it is and
+    /// its roles. Email, username, scopes, the raw claims and the extensions are left out
+    /// (personal data, or whatever a mapper put there).
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("issuer", &self.str(self.issuer))
+            .field("subject", &self.str(self.subject))
+            .field("client_id", &self.client_id.map(|s| self.str(s)))
+            .field("service_account", &self.service_account)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+
     fn push(&mut self, s: &str) -> Span {
         let start = self.text.len();
         self.text.push_str(s);
@@ -236,16 +249,7 @@ impl Principal {
 /// personal data).
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Principal")
-            .field("issuer", &self.inner.str(self.inner.issuer))
-            .field("subject", &self.inner.str(self.inner.subject))
-            .field(
-                "client_id",
-                &self.inner.client_id.map(|s| self.inner.str(s)),
-            )
-            .field("service_account", &self.inner.service_account)
-            .field("roles", &self.inner.roles)
-            .finish_non_exhaustive()
+        self.inner.debug("Principal", f)
     }
 }
 
@@ -351,16 +355,7 @@ impl PrincipalBuilder {
 /// Shows what the principal will show; claims and extensions are left out.
 impl fmt::Debug for PrincipalBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrincipalBuilder")
-            .field("issuer", &self.inner.str(self.inner.issuer))
-            .field("subject", &self.inner.str(self.inner.subject))
-            .field(
-                "client_id",
-                &self.inner.client_id.map(|s| self.inner.str(s)),
-            )
-            .field("service_account", &self.inner.service_account)
-            .field("roles", &self.inner.roles)
-            .finish_non_exhaustive()
+        self.inner.debug("PrincipalBuilder", f)
     }
 }
 
@@ -423,6 +418,31 @@ mod tests {
         assert_eq!(p.extension::<u32>(), Some(&7));
         assert_eq!(p.extension::<u64>(), None);
         assert!(!format!("{p:?}").contains("Tenant"));
+    }
+
+    #[test]
+    fn debug_shows_who_and_the_roles_and_hides_personal_data_alike_before_and_after_build() {
+        let builder = Principal::builder("https://kc/realms/a", "sub-1")
+            .email("alice@example.com", true)
+            .username("alice")
+            .client_id("cli")
+            .roles([Role::new("sandbox:invoke")])
+            .extension(Tenant("acme"));
+        let shown_builder = format!("{builder:?}");
+        let shown = format!("{:?}", builder.build());
+        for (name, text) in [("PrincipalBuilder", &shown_builder), ("Principal", &shown)] {
+            assert!(text.starts_with(&format!("{name} {{")), "{text}");
+            for visible in ["https://kc/realms/a", "sub-1", "cli", "sandbox:invoke"] {
+                assert!(text.contains(visible), "{name} hides {visible}: {text}");
+            }
+            for hidden in ["alice", "example.com", "acme"] {
+                assert!(!text.contains(hidden), "{name} shows {hidden}: {text}");
+            }
+        }
+        assert_eq!(
+            shown_builder.replacen("PrincipalBuilder", "Principal", 1),
+            shown
+        );
     }
 
     #[test]

@@ -561,27 +561,14 @@ async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
     let failed = invoke(&base, CI, Some(&app), None, &[]).await;
     assert_eq!(failed.status, 502, "{:?}", failed.body);
     assert_eq!(failed.code(), "workload_manager_error");
-    let unreachable = invoke(
-        &base,
-        "/v1/namespaces/down/agent-runtimes/demo/invocations/run",
-        Some(&app),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(unreachable.status, 502, "{:?}", unreachable.body);
-    assert_eq!(unreachable.code(), "sandbox_unavailable");
-    // A request to the sandbox that cannot even be built is the same refusal.
-    let unbuildable = invoke(
-        &base,
-        "/v1/namespaces/malformed/agent-runtimes/demo/invocations/run",
-        Some(&app),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(unbuildable.status, 502, "{:?}", unbuildable.body);
-    assert_eq!(unbuildable.code(), "sandbox_unavailable");
+    // A sandbox nobody listens on, and a request to it that cannot even be built (its entry
+    // point is no URL): the same refusal.
+    for namespace in ["down", "malformed"] {
+        let path = format!("/v1/namespaces/{namespace}/agent-runtimes/demo/invocations/run");
+        let refused = invoke(&base, &path, Some(&app), None, &[]).await;
+        assert_eq!(refused.status, 502, "{namespace}: {:?}", refused.body);
+        assert_eq!(refused.code(), "sandbox_unavailable", "{namespace}");
+    }
     let large = send(
         http()
             .post(format!("{base}{AR}"))
