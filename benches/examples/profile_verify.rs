@@ -9,7 +9,12 @@
 //! token as the criterion benches and polls the verifier as they do (once, no runtime), so
 //! `scripts/bench-report --instructions` can divide one mode's count by another's.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a profiling tool: a wrong argument or a failed verification stops it loudly"
+)]
 
 use agentcube_auth_core::jose::{Algorithm, AlgorithmSet};
 use agentcube_benches::{ISSUER, fixture, now, ready};
