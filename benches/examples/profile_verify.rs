@@ -4,10 +4,12 @@
 //!
 //! `profile_verify [N] [MODE] [ALG]`: `N` iterations (2000), `MODE` one of `uncached` (the
 //! default: the whole pipeline with the verified-token cache off), `cached` (the cache's hit
-//! path) or `floor` (the bare signature check of the same bytes with the same key, the benches'
-//! floor), `ALG` one of `RS256` (the default), `ES256`, `EdDSA`. Every mode verifies the same
-//! token as the criterion benches and polls the verifier as they do (once, no runtime), so
-//! `scripts/bench-report --instructions` can divide one mode's count by another's.
+//! path), `floor` (the bare signature check of the same bytes with the same key, the benches'
+//! floor) or `compare` (`floor` in `floor_loop`, then `uncached` in `pipeline_loop`, in one
+//! process, so both check the same signature with the same key), `ALG` one of `RS256` (the
+//! default), `ES256`, `EdDSA`. Each path runs once before it is counted, so what runs only once
+//! is not counted; the verifier is polled as the criterion benches poll it (once, no runtime).
+//! `scripts/bench-report --instructions` runs `compare` and `cached`.
 
 #![allow(
     clippy::unwrap_used,
@@ -38,32 +40,62 @@ fn main() {
         )
         .expect("verifier")
     };
+    let floor = || {
+        f.bare
+            .verify_sig(f.signing_input.as_bytes(), &f.signature)
+            .expect("the fixture's signature verifies");
+    };
+    let uncached = verifier(CacheConfig::disabled());
+    let pipeline = || {
+        std::hint::black_box(ready(uncached.verify(&f.token)).unwrap());
+    };
+    let cached = verifier(CacheConfig::new());
+    let cache_hit = || {
+        std::hint::black_box(ready(cached.verify(&f.token)).unwrap());
+    };
+    // Each path runs once before it is counted: what runs only once is not counted.
     match mode.as_str() {
-        "floor" => profiled_loop(iterations, || {
-            f.bare
-                .verify_sig(f.signing_input.as_bytes(), &f.signature)
-                .expect("the fixture's signature verifies");
-        }),
-        "cached" => {
-            let cached = verifier(CacheConfig::new());
-            ready(cached.verify(&f.token)).unwrap();
-            profiled_loop(iterations, || {
-                std::hint::black_box(ready(cached.verify(&f.token)).unwrap());
-            });
+        "floor" => {
+            floor();
+            profiled_loop(iterations, &floor);
         }
         "uncached" => {
-            let uncached = verifier(CacheConfig::disabled());
-            profiled_loop(iterations, || {
-                std::hint::black_box(ready(uncached.verify(&f.token)).unwrap());
-            });
+            pipeline();
+            profiled_loop(iterations, &pipeline);
         }
-        other => panic!("unknown mode {other:?}: uncached, cached or floor"),
+        "cached" => {
+            cache_hit();
+            profiled_loop(iterations, &cache_hit);
+        }
+        "compare" => {
+            floor();
+            pipeline();
+            floor_loop(iterations, &floor);
+            pipeline_loop(iterations, &pipeline);
+        }
+        other => panic!("unknown mode {other:?}: uncached, cached, floor or compare"),
     }
 }
 
 /// The profiled region (`valgrind --tool=callgrind --toggle-collect='*profiled_loop*'`).
 #[inline(never)]
-fn profiled_loop(n: usize, mut verify_once: impl FnMut()) {
+fn profiled_loop(n: usize, verify_once: &dyn Fn()) {
+    for _ in 0..n {
+        verify_once();
+    }
+}
+
+/// `compare`'s bare signature checks (`--toggle-collect='*floor_loop*'`).
+#[inline(never)]
+fn floor_loop(n: usize, verify_once: &dyn Fn()) {
+    for _ in 0..n {
+        verify_once();
+    }
+}
+
+/// `compare`'s uncached pipelines (`--toggle-collect='*pipeline_loop*'`).
+#[inline(never)]
+fn pipeline_loop(n: usize, verify_once: &dyn Fn()) {
     for _ in 0..n {
         verify_once();
     }
