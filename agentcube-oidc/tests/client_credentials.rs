@@ -12,6 +12,7 @@ mod wiremock_support;
 
 use wiremock_support::*;
 
+use agentcube_testkit::net::ClosedPort;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -398,14 +399,10 @@ async fn never_retries_a_400_without_a_body() {
 
 #[tokio::test]
 async fn network_errors_are_retried_and_reported() {
-    // A port that was just free: connection refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on: connection refused.
+    let closed = ClosedPort::bind();
     let source = ClientCredentials::builder("agentcube-app", SECRET)
-        .token_endpoint(format!("http://127.0.0.1:{port}/token"))
+        .token_endpoint(format!("{}/token", closed.url()))
         .http(HttpConfig::new().retry(fast_retry()))
         .build()
         .unwrap();

@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+use agentcube_testkit::net::ClosedPort;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -252,14 +253,10 @@ async fn works_with_a_shared_dyn_source() {
 
 #[tokio::test]
 async fn network_errors_have_a_code() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = ClosedPort::bind();
     let client = AuthorizedClient::new(StaticToken::new("abc").unwrap());
     let err = client
-        .send(client.get(format!("http://127.0.0.1:{port}/api")))
+        .send(client.get(format!("{}/api", closed.url())))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_error");

@@ -12,6 +12,7 @@ mod wiremock_support;
 
 use wiremock_support::*;
 
+use agentcube_testkit::net::ClosedPort;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -762,15 +763,11 @@ async fn device_flow_keeps_polling_an_unreachable_token_endpoint_and_reports_why
         .respond_with(ResponseTemplate::new(200).set_body_json(device_response(30, Some(5))))
         .mount(&server)
         .await;
-    // A port that was just free: every poll is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on: every poll is refused.
+    let closed = ClosedPort::bind();
     let flow = DeviceFlow::builder("agentcube-cli")
         .device_authorization_endpoint(format!("{}/device", server.uri()))
-        .token_endpoint(format!("http://127.0.0.1:{port}/token"))
+        .token_endpoint(format!("{}/token", closed.url()))
         .http(paused_http())
         .build()
         .unwrap();

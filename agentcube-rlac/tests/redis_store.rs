@@ -16,6 +16,7 @@ use agentcube_rlac::{
     AccessPolicy, AccessRequest, Action, OwnerId, OwnerPolicy, OwnerStore, Reason, RedisOwnerStore,
     RedisStoreConfig, SessionRecord, StoreError,
 };
+use agentcube_testkit::net::{ClosedPort, free_port};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -274,7 +275,7 @@ struct Flaky {
 impl Flaky {
     fn new(upstream: String) -> Self {
         Self {
-            port: closed_port(),
+            port: free_port(),
             upstream,
             tasks: tokio::task::JoinSet::new(),
         }
@@ -375,12 +376,6 @@ async fn recovers_when_redis_comes_up_late_and_after_an_outage() {
 
 // ---- no Redis needed below ----
 
-/// A port on 127.0.0.1 with nothing listening.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 fn fast_config() -> RedisStoreConfig {
     RedisStoreConfig::default()
         .with_timeout(Duration::from_millis(500))
@@ -389,7 +384,8 @@ fn fast_config() -> RedisStoreConfig {
 
 #[tokio::test]
 async fn server_down_is_unavailable_503_never_an_allow() {
-    let url = format!("redis://127.0.0.1:{}/", closed_port());
+    let closed = ClosedPort::bind();
+    let url = format!("redis://127.0.0.1:{}/", closed.port());
     // Constructing does not connect: a Router starts while Redis is down.
     let store = RedisOwnerStore::with_config(&url, fast_config()).unwrap();
     let admin = Principal::builder("iss", "ops")
@@ -489,7 +485,8 @@ fn invalid_config_and_no_password_in_debug_or_errors() {
 #[tokio::test]
 async fn a_record_without_session_id_is_refused_before_reaching_redis() {
     // Nothing listens on the port: the record is refused before any connection is tried.
-    let url = format!("redis://127.0.0.1:{}/", closed_port());
+    let closed = ClosedPort::bind();
+    let url = format!("redis://127.0.0.1:{}/", closed.port());
     let store = RedisOwnerStore::with_config(&url, fast_config()).unwrap();
     let err = store
         .put(&SessionRecord::unowned_auth_disabled(""))
@@ -500,7 +497,8 @@ async fn a_record_without_session_id_is_refused_before_reaching_redis() {
 
 #[tokio::test]
 async fn password_never_reaches_errors_when_down() {
-    let url = format!("redis://:hunter2@127.0.0.1:{}/", closed_port());
+    let closed = ClosedPort::bind();
+    let url = format!("redis://:hunter2@127.0.0.1:{}/", closed.port());
     let store = RedisOwnerStore::with_config(&url, fast_config()).unwrap();
     let err = store.get("s").await.unwrap_err();
     let shown = format!("{err} {err:?}");

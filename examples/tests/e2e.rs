@@ -29,9 +29,9 @@ use agentcube_examples::workload_manager::{self, WorkloadManagerConfig};
 use agentcube_identity::{IDENTITY_HEADER, IdentityVerifier, KeyRing, TokenMinter};
 use agentcube_rlac::OwnerIdScheme;
 use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, OwnerHash};
+use agentcube_testkit::net::ClosedPort;
 use serde_json::{Value, json};
 use support::http::{Answer, send};
-use support::net::ClosedPort;
 
 const AR: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
 const CI: &str = "/v1/namespaces/default/code-interpreters/demo/invocations/run";
@@ -89,27 +89,6 @@ async fn serve_wm(keys: Arc<KeyRing>, sandbox_url: &str) -> Server {
     )
     .await
     .expect("wm")
-}
-
-/// The "nobody listens here" address the tests below rely on: refused while held, never handed
-/// to another socket meanwhile, and free again once dropped.
-#[tokio::test]
-async fn a_closed_port_refuses_connections_and_is_not_handed_out_while_held() {
-    let closed = ClosedPort::new();
-    let refused = tokio::net::TcpStream::connect(closed.addr())
-        .await
-        .expect_err("nothing listens");
-    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
-    // A server binding the port itself (with SO_REUSEADDR, as tokio's listeners do) cannot.
-    let taken = tokio::net::TcpListener::bind(closed.addr())
-        .await
-        .expect_err("the port is held");
-    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
-    let addr = closed.addr();
-    drop(closed);
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .expect("free once dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +319,7 @@ async fn sandbox_token_replayed_against_another_session_is_rejected_by_the_sandb
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_starts_with_the_idp_down_and_becomes_ready_when_it_comes_up() {
     // Refused until the IdP comes up on it.
-    let idp_port = ClosedPort::new();
+    let idp_port = ClosedPort::bind();
     let idp_addr = idp_port.addr();
     let issuer = format!("http://{idp_addr}/realms/agentcube");
     let verifier = Arc::new(
@@ -467,7 +446,7 @@ async fn workload_manager_identity_failures_are_not_generic_500s() {
     wm.shutdown().await;
 
     // No WM at all → 503.
-    let no_wm = ClosedPort::new();
+    let no_wm = ClosedPort::bind();
     assert_router_answers(no_wm.url(), 503, "workload_manager_unavailable").await;
 }
 
@@ -509,7 +488,7 @@ async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
     let verifier = Arc::new(OidcOptions::new(idp.issuer()).build().expect("verifier"));
     let app = token(&idp, "agentcube-app");
     let caller = sub(&app);
-    let down_port = ClosedPort::new();
+    let down_port = ClosedPort::bind();
     let down = down_port.addr().to_string();
     // A stand-in workload manager: agent runtimes in `default` are recorded for someone else;
     // in `down` for the caller but on a sandbox nobody listens on, and in `malformed` on an

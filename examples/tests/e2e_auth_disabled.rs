@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use agentcube_auth_core::jose::{Algorithm, SigningKey};
 use agentcube_examples::sandbox::SESSION_HEADER;
+use agentcube_testkit::net::free_port;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use support::http::{client, send, try_send};
-use support::net::free_port;
 use support::process::{Proc, TempDir, outputs, run_to_end};
 use tokio::time::Instant;
 

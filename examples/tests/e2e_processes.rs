@@ -32,9 +32,9 @@ use agentcube_examples::AGENTCUBE_REALM_JSON;
 use agentcube_examples::dev_idp::DevIdp;
 use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_identity::{KeyRing, TokenMinter};
+use agentcube_testkit::net::free_port;
 use serde_json::{Value, json};
 use support::http::{Answer, client, try_send};
-use support::net::free_port;
 use support::process::{Proc, TempDir, outputs, run_to_end};
 use tokio::time::Instant;
 

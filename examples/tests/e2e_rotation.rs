@@ -50,11 +50,11 @@ use agentcube_examples::server::{self, Server};
 use agentcube_identity::{
     IDENTITY_HEADER, IDENTITY_TOKEN_TYPE, KeyRing, SANDBOX_TOKEN_TYPE, TokenMinter,
 };
+use agentcube_testkit::net::free_port;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use support::net::free_port;
 use support::process::{Proc, TempDir, outputs};
 use tokio::time::Instant;
 

@@ -30,6 +30,7 @@ use agentcube_examples::scenario::unverified_claims;
 use agentcube_examples::server::{self, Server};
 use agentcube_identity::{KeyRing, TokenMinter};
 use agentcube_rlac::InMemoryOwnerStore;
+use agentcube_testkit::net::{ClosedPort, free_port};
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse as _;
@@ -37,7 +38,6 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use support::http::send;
 use support::logs::CapturedLogs;
-use support::net::{ClosedPort, free_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
@@ -659,7 +659,7 @@ async fn a_streaming_response_keeps_its_concurrency_slot_until_it_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_errors_are_logged_without_the_query_string() {
     capture_logs();
-    let down = ClosedPort::new();
+    let down = ClosedPort::bind();
     let rig = Rig::start(
         |c| c.upstream_timeout(Duration::from_millis(500)),
         |sandbox| {

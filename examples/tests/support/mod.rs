@@ -2,5 +2,4 @@
 
 pub(crate) mod http;
 pub(crate) mod logs;
-pub(crate) mod net;
 pub(crate) mod process;

@@ -1,0 +1,8 @@
+//! Test support shared by the workspace's test suites (a dev-dependency only, never published).
+//!
+//! A helper that two crates' tests need lives here once, so that its rule cannot drift between
+//! copies.
+
+#![forbid(unsafe_code)]
+
+pub mod net;
