@@ -568,7 +568,7 @@ async fn key_rotation_through_the_admin_api() {
     // A second RSA provider with a higher priority: Keycloak signs with its key from now on.
     let new_provider = admin
         .add_key_provider(
-            &realm,
+            &realm.name,
             "rsa-rotated",
             "rsa-generated",
             json!({"priority": ["200"]}),
@@ -665,7 +665,7 @@ async fn es256_es512_and_eddsa_keys_verify_when_allowed() {
     let realm = admin.create_realm_copy(&kc, "agentcube-algorithms").await;
     let es_provider = admin
         .add_key_provider(
-            &realm,
+            &realm.name,
             "ecdsa-p256",
             "ecdsa-generated",
             json!({"priority": ["100"], "ecdsaEllipticCurveKey": ["P-256"]}),
@@ -673,7 +673,7 @@ async fn es256_es512_and_eddsa_keys_verify_when_allowed() {
         .await;
     let p521_provider = admin
         .add_key_provider(
-            &realm,
+            &realm.name,
             "ecdsa-p521",
             "ecdsa-generated",
             json!({"priority": ["100"], "ecdsaEllipticCurveKey": ["P-521"]}),
@@ -681,7 +681,7 @@ async fn es256_es512_and_eddsa_keys_verify_when_allowed() {
         .await;
     let ed_provider = admin
         .add_key_provider(
-            &realm,
+            &realm.name,
             "eddsa-ed25519",
             "eddsa-generated",
             json!({"priority": ["100"], "eddsaEllipticCurveKey": ["Ed25519"]}),

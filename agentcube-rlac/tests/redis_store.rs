@@ -17,26 +17,10 @@ use agentcube_rlac::{
     RedisStoreConfig, SessionRecord, StoreError,
 };
 use agentcube_testkit::net::{ClosedPort, free_port};
+use agentcube_testkit::services::redis_url;
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
-
-/// The server under test, or `None` (skip) when `AGENTCUBE_REDIS_URL` is unset — which fails
-/// under CI, where the harness must provide one.
-fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("AGENTCUBE_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!(
-                "{test}: AGENTCUBE_REDIS_URL is not set, but CI is: the Redis tests must run in CI"
-            )
-        }
-        _ => {
-            eprintln!("skipping {test}: AGENTCUBE_REDIS_URL is not set (see the crate README)");
-            None
-        }
-    }
-}
 
 /// A session id no other test (or run) uses.
 fn unique_id(tag: &str) -> String {

@@ -5,4 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "keycloak")]
+pub mod keycloak;
 pub mod net;
+pub mod services;

@@ -23,7 +23,6 @@
     reason = "test code: failing loudly is the point, and the timings are printed"
 )]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,50 +34,12 @@ use agentcube_identity::TokenMinter;
 use agentcube_oidc::client::{DeviceFlow, TokenSource as _};
 use agentcube_oidc::{BackchannelLogout, OidcVerifier, RedisRevocationConfig, RedisRevocationSet};
 use agentcube_rlac::RedisOwnerStore;
+use agentcube_testkit::keycloak::{self, browse, client_token, random_hex};
+use agentcube_testkit::services::redis_url;
 use serde_json::{Value, json};
 
 const CLIENT: &str = "agentcube-cli";
 const AR: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
-
-struct Services {
-    keycloak: String,
-    redis: String,
-    admin_user: String,
-    admin_password: String,
-}
-
-/// The services from the environment, or `None` (skip, with a notice) outside CI.
-fn services() -> Option<Services> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (var("AGENTCUBE_KEYCLOAK_URL"), var("AGENTCUBE_REDIS_URL")) {
-        (Some(keycloak), Some(redis)) => Some(Services {
-            keycloak: keycloak.trim_end_matches('/').to_owned(),
-            redis,
-            admin_user: var("AGENTCUBE_KEYCLOAK_ADMIN_USER").unwrap_or_else(|| "admin".into()),
-            admin_password: var("AGENTCUBE_KEYCLOAK_ADMIN_PASSWORD")
-                .unwrap_or_else(|| "admin-dev".into()),
-        }),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but AGENTCUBE_KEYCLOAK_URL or AGENTCUBE_REDIS_URL is not: run under \
-                 scripts/with-services.sh"
-            );
-            println!(
-                "skipped: AGENTCUBE_KEYCLOAK_URL and AGENTCUBE_REDIS_URL are not both set; run \
-                 `scripts/with-services.sh cargo test -p agentcube-examples --all-features \
-                 --test e2e_revocation_keycloak`"
-            );
-            None
-        }
-    }
-}
-
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -86,215 +47,6 @@ fn http() -> reqwest::Client {
         .no_proxy()
         .build()
         .unwrap()
-}
-
-/// The Keycloak Admin REST API as the master realm's bootstrap admin (a fresh token per call).
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    user: String,
-    password: String,
-}
-
-impl Admin {
-    async fn token(&self) -> String {
-        let body: Value = self
-            .http
-            .post(format!(
-                "{}/realms/master/protocol/openid-connect/token",
-                self.base
-            ))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "admin-cli"),
-                ("username", &self.user),
-                ("password", &self.password),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    /// `METHOD /admin/realms{path}`; asserts a 2xx and returns the body as JSON (`null` when
-    /// empty).
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}/admin/realms{path}", self.base))
-            .bearer_auth(self.token().await);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-}
-
-/// The realm file with `${KC_ROUTER_URL}` set to `router_url` and fresh client secrets, as
-/// realm `name`; returns it and the secrets by client id.
-fn realm_copy(name: &str, router_url: &str) -> (Value, BTreeMap<String, String>) {
-    let text = agentcube_examples::AGENTCUBE_REALM_JSON.replace("${KC_ROUTER_URL}", router_url);
-    let mut realm: Value = serde_json::from_str(&text).unwrap();
-    realm["realm"] = json!(name);
-    let mut secrets = BTreeMap::new();
-    for client in realm["clients"].as_array_mut().unwrap() {
-        if client["secret"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("${"))
-        {
-            let secret = random_hex(12);
-            client["secret"] = json!(secret);
-            secrets.insert(client["clientId"].as_str().unwrap().to_owned(), secret);
-        }
-    }
-    assert!(
-        !realm.to_string().contains("${"),
-        "every placeholder is set"
-    );
-    let cli = realm["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["clientId"] == CLIENT)
-        .unwrap();
-    assert_eq!(
-        cli["attributes"]["backchannel.logout.url"],
-        format!("{router_url}/oidc/backchannel-logout")
-    );
-    assert_eq!(
-        cli["attributes"]["backchannel.logout.session.required"],
-        "true"
-    );
-    (realm, secrets)
-}
-
-/// A browser with a cookie jar (Keycloak's login keeps its state in cookies).
-struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Self {
-        Self {
-            http: http(),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let request = if cookie.is_empty() {
-            request
-        } else {
-            request.header("cookie", cookie)
-        };
-        let response = request.send().await.unwrap();
-        for value in response.headers().get_all("set-cookie") {
-            let value = value.to_str().unwrap();
-            let pair = value.split(';').next().unwrap();
-            let (name, val) = pair.split_once('=').unwrap();
-            let expired = value.to_ascii_lowercase().contains("max-age=0");
-            if val.is_empty() || expired {
-                self.cookies.remove(name.trim());
-            } else {
-                self.cookies.insert(name.trim().to_owned(), val.to_owned());
-            }
-        }
-        response
-    }
-
-    /// Plays the user from `start` (the device verification URL): logs in, enters the user
-    /// code if asked, accepts the grant; returns the last page.
-    async fn device_login(&mut self, start: &str, user: &(String, String), code: &str) -> String {
-        let mut next = self.http.get(start);
-        let mut logged_in = false;
-        for _ in 0..20 {
-            let response = self.send(next).await;
-            let url = response.url().clone();
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response.headers()["location"].to_str().unwrap();
-                next = self.http.get(url.join(location).unwrap());
-                continue;
-            }
-            let html = response.text().await.unwrap();
-            assert!(status.is_success(), "{status} at {url}: {html}");
-            if let Some((action, mut fields)) = form(&html, "name=\"username\"") {
-                assert!(!logged_in, "login form shown twice: {html}");
-                logged_in = true;
-                fields.push(("username".into(), user.0.clone()));
-                fields.push(("password".into(), user.1.clone()));
-                next = self.http.post(url.join(&action).unwrap()).form(&fields);
-            } else if let Some((action, mut fields)) = form(&html, "name=\"device_user_code\"") {
-                fields.push(("device_user_code".into(), code.to_owned()));
-                next = self.http.post(url.join(&action).unwrap()).form(&fields);
-            } else if let Some((action, mut fields)) = form(&html, "name=\"accept\"") {
-                fields.push(("accept".into(), "Yes".into()));
-                next = self.http.post(url.join(&action).unwrap()).form(&fields);
-            } else {
-                return html;
-            }
-        }
-        panic!("too many steps in the browser");
-    }
-}
-
-fn unescape(value: &str) -> String {
-    value
-        .replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let end = tag[start..].find('"')? + start;
-    Some(unescape(&tag[start..end]))
-}
-
-/// The action and hidden fields of the first form containing `marker`.
-fn form(html: &str, marker: &str) -> Option<(String, Vec<(String, String)>)> {
-    let mut rest = html;
-    while let Some(start) = rest.find("<form") {
-        let end = rest[start..]
-            .find("</form>")
-            .map_or(rest.len(), |e| start + e);
-        let form = &rest[start..end];
-        if form.contains(marker) {
-            let action = attribute(&form[..form.find('>')?], "action")?;
-            let mut fields = Vec::new();
-            let mut inputs = form;
-            while let Some(i) = inputs.find("<input") {
-                let close = inputs[i..].find('>').map_or(inputs.len(), |c| i + c);
-                let tag = &inputs[i..close];
-                if let (Some(name), Some("hidden")) =
-                    (attribute(tag, "name"), attribute(tag, "type").as_deref())
-                {
-                    fields.push((name, attribute(tag, "value").unwrap_or_default()));
-                }
-                inputs = &inputs[close..];
-            }
-            return Some((action, fields));
-        }
-        rest = &rest[end..];
-    }
-    None
 }
 
 /// The unverified payload of a JWT.
@@ -344,26 +96,6 @@ async fn revoke(base: &str, token: &str, body: &Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn client_token(issuer: &str, client: &str, secret: &str) -> String {
-    let body: Value = http()
-        .post(format!("{issuer}/protocol/openid-connect/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{client}: {body}"))
-        .to_owned()
-}
-
 /// Polls `done` every 20 ms until it holds or `limit` passes; returns how long it took.
 async fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -399,7 +131,8 @@ fn revocation(verifier: &OidcVerifier, set: &RedisRevocationSet) -> RevocationOp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
-    let Some(services) = services() else {
+    const TEST: &str = "logout_in_keycloak_revokes_the_token_on_every_replica_at_once";
+    let (Some(kc), Some(redis)) = (keycloak::keycloak(TEST), redis_url(TEST)) else {
         return;
     };
     // The services' logs (the back-channel logout's is the one to look for) with --nocapture.
@@ -408,28 +141,28 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
         .with_test_writer()
         .try_init();
     let name = format!("revocation-{}", random_hex(4));
-    let issuer = format!("{}/realms/{name}", services.keycloak);
+    let issuer = kc.issuer_of(&name);
     let stream = format!("{{agentcube:revocations-test-{}}}:log", random_hex(6));
 
     // Two Router replicas sharing Redis (owner store and revocations), each with its own
     // verifier, verified-token cache and revocation mirror; one workload manager and sandbox.
     let (set_a, set_b) = (
-        replica_set(&services.redis, &stream).await,
-        replica_set(&services.redis, &stream).await,
+        replica_set(&redis, &stream).await,
+        replica_set(&redis, &stream).await,
     );
     let (verifier_a, verifier_b) = (verifier(&issuer, &set_a), verifier(&issuer, &set_b));
     let stack = Stack::start(
         Arc::new(verifier_a.clone()),
         StackOptions::new()
             .router(RouterConfig::new("").revocation(revocation(&verifier_a, &set_a)))
-            .redis_url(Some(services.redis.clone())),
+            .redis_url(Some(redis.clone())),
     )
     .await
     .unwrap();
     let replica_b = router::serve(
         Arc::new(verifier_b.clone()),
         Arc::new(TokenMinter::new(Arc::clone(stack.minter.key_ring()))),
-        Arc::new(RedisOwnerStore::new(&services.redis).unwrap()),
+        Arc::new(RedisOwnerStore::new(&redis).unwrap()),
         RouterConfig::new(stack.workload_manager.url()).revocation(revocation(&verifier_b, &set_b)),
     )
     .await
@@ -437,36 +170,29 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
     let (a, b) = (stack.router_url(), replica_b.url());
 
     // The realm: Keycloak's back-channel logout URL is replica A's.
-    let admin = Admin {
-        http: http(),
-        base: services.keycloak.clone(),
-        user: services.admin_user.clone(),
-        password: services.admin_password.clone(),
-    };
-    let (realm, secrets) = realm_copy(&name, &a);
-    admin.call(reqwest::Method::POST, "", Some(&realm)).await;
-    let realm_path = format!("/{name}");
+    let admin = kc.admin();
+    let realm = admin.import_realm_copy(&kc, &name, &a).await;
+    let cli = admin
+        .get(&format!(
+            "/{name}/clients/{}",
+            admin.client_uuid(&name, CLIENT).await
+        ))
+        .await;
+    assert_eq!(
+        cli["attributes"]["backchannel.logout.url"],
+        format!("{a}/oidc/backchannel-logout")
+    );
+    assert_eq!(
+        cli["attributes"]["backchannel.logout.session.required"],
+        "true"
+    );
     within(Duration::from_secs(20), "keys loaded", || {
         verifier_a.is_ready() && verifier_b.is_ready()
     })
     .await;
 
     // A user, logged in with the device flow on agentcube-cli.
-    let user = (
-        format!("user-{}", random_hex(4)),
-        format!("pw-{}-Secret!", random_hex(6)),
-    );
-    admin
-        .call(
-            reqwest::Method::POST,
-            &format!("{realm_path}/users"),
-            Some(&json!({
-                "username": user.0, "enabled": true, "emailVerified": true,
-                "email": format!("{}@example.com", user.0), "firstName": "Test", "lastName": "User",
-                "credentials": [{"type": "password", "value": user.1, "temporary": false}],
-            })),
-        )
-        .await;
+    let user = admin.create_user(&name).await;
     let flow = DeviceFlow::builder(CLIENT).issuer(&issuer).build().unwrap();
     let authorization = flow.start().await.unwrap();
     let complete = authorization
@@ -474,10 +200,9 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
         .unwrap()
         .to_owned();
     let code = authorization.user_code().to_owned();
-    let mut browser = Browser::new();
     let (tokens, page) = tokio::join!(
         flow.poll(&authorization),
-        browser.device_login(&complete, &user, &code)
+        browse(&complete, (&user.0, &user.1), Some(&code), None)
     );
     let tokens = tokens.unwrap_or_else(|e| panic!("{e}; last page: {page}"));
     let token = tokens.access_token().secret().to_owned();
@@ -505,29 +230,14 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
         let answer = invoke(base, &token, Some(&session)).await;
         assert_eq!(answer.status, 200, "{base}: {answer:?}");
     }
-    let app_secret = &secrets["agentcube-app"];
+    let app_secret = &realm.app_secret;
     let app = client_token(&issuer, "agentcube-app", app_secret).await;
     assert_eq!(invoke(&a, &app, None).await.status, 200);
 
     // An administrator logs the user out in Keycloak; Keycloak tells replica A.
-    let user_id = admin
-        .call(
-            reqwest::Method::GET,
-            &format!("{realm_path}/users?username={}&exact=true", user.0),
-            None,
-        )
-        .await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user_id = admin.user_id(&name, &user.0).await;
     let logged_out = Instant::now();
-    admin
-        .call(
-            reqwest::Method::POST,
-            &format!("{realm_path}/users/{user_id}/logout"),
-            None,
-        )
-        .await;
+    admin.logout_user(&name, &user_id).await;
     let to_a = within(Duration::from_secs(10), "back-channel logout at A", || {
         !set_a.mirror().is_empty()
     })
@@ -580,7 +290,7 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
         (status, body["code"].as_str()),
         (403, Some("insufficient_role"))
     );
-    let admin_token = client_token(&issuer, "agentcube-admin", &secrets["agentcube-admin"]).await;
+    let admin_token = client_token(&issuer, "agentcube-admin", &realm.admin_secret).await;
     let (status, body) = revoke(&b, &admin_token, &json!({"sub": "x", "client": "y"})).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -623,7 +333,7 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
     assert_eq!(invoke(&a, &renewed, None).await.status, 200);
     assert_eq!(invoke(&b, &renewed, None).await.status, 200);
 
-    admin.call(reqwest::Method::DELETE, &realm_path, None).await;
+    admin.delete(&format!("/{name}")).await;
     replica_b.shutdown().await;
     stack.shutdown().await;
 }
