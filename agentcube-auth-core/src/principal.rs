@@ -70,9 +70,10 @@ impl Inner {
         self.text.get(span.start..span.end).unwrap_or_default()
     }
 
-    /// What `Debug` shows of a principal or of one being built, under `name`: who it is and
-    /// its roles. Email, username, scopes, the raw claims and the extensions are left out
-    /// (personal data, or whatever a mapper put there).
+    /// What `Debug` shows of a principal or of one being built, under `name`: the issuer, the
+    /// subject, the client id, whether it is a service account, and the roles. The email (and
+    /// whether it is verified), the username, the scopes, the permissions, the raw claims and
+    /// the extensions are left out: personal data, or whatever a mapper put there.
     fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(name)
             .field("issuer", &self.str(self.issuer))
@@ -245,8 +246,8 @@ impl Principal {
     }
 }
 
-/// Shows identity and roles; the raw claims and the extensions are left out (they may hold
-/// personal data).
+/// Shows the issuer, subject, client id, service-account flag and roles; the email, username,
+/// scopes, permissions, raw claims and extensions are left out (they may hold personal data).
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.debug("Principal", f)
@@ -352,7 +353,7 @@ impl PrincipalBuilder {
     }
 }
 
-/// Shows what the principal will show; claims and extensions are left out.
+/// Shows what the principal will show (see [`Principal`]'s `Debug`).
 impl fmt::Debug for PrincipalBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.debug("PrincipalBuilder", f)
@@ -426,6 +427,8 @@ mod tests {
             .email("alice@example.com", true)
             .username("alice")
             .client_id("cli")
+            .scopes(["read:secret-scope"])
+            .permissions(["write:secret-permission"])
             .roles([Role::new("sandbox:invoke")])
             .extension(Tenant("acme"));
         let shown_builder = format!("{builder:?}");
@@ -435,7 +438,13 @@ mod tests {
             for visible in ["https://kc/realms/a", "sub-1", "cli", "sandbox:invoke"] {
                 assert!(text.contains(visible), "{name} hides {visible}: {text}");
             }
-            for hidden in ["alice", "example.com", "acme"] {
+            for hidden in [
+                "alice",
+                "example.com",
+                "secret-scope",
+                "secret-permission",
+                "acme",
+            ] {
                 assert!(!text.contains(hidden), "{name} shows {hidden}: {text}");
             }
         }

@@ -11,7 +11,6 @@
 )]
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -19,11 +18,12 @@ use agentcube_auth_core::jose::Algorithm;
 use agentcube_auth_core::{AuthError, ErrorCode, KeysUnavailableReason};
 use agentcube_oidc::test_util::{MockIssuer, TestKey};
 use agentcube_oidc::{CacheConfig, KeyStoreConfig, OidcVerifier, RemoteKeySet};
+use agentcube_testkit::net::ClosedPort;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::future::join_all;
 use serde_json::Value;
-use tokio::net::TcpSocket;
+
 use tokio::time::Instant;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -94,26 +94,20 @@ async fn tick(step: Duration) {
 
 /// A loopback port that refuses connections (bound, not listening) until
 /// [`listen`](Self::listen): an issuer that has not started yet, at a fixed address.
-struct LatePort {
-    socket: TcpSocket,
-    addr: SocketAddr,
-}
+struct LatePort(ClosedPort);
 
 impl LatePort {
     fn new() -> Self {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = socket.local_addr().unwrap();
-        Self { socket, addr }
+        Self(ClosedPort::bind())
     }
 
     fn jwks_url(&self) -> String {
-        format!("http://{}/jwks", self.addr)
+        format!("{}/jwks", self.0.url())
     }
 
     /// Starts listening and serves `jwks` at [`jwks_url`](Self::jwks_url).
     async fn listen(self, jwks: Value) -> MockServer {
-        let listener = self.socket.listen(64).unwrap().into_std().unwrap();
+        let listener = self.0.listen().into_std().unwrap();
         let server = MockServer::builder().listener(listener).start().await;
         Mock::given(method("GET"))
             .and(path("/jwks"))

@@ -16,7 +16,7 @@ use agentcube_rlac::{
     AccessPolicy, AccessRequest, Action, OwnerId, OwnerPolicy, OwnerStore, Reason, RedisOwnerStore,
     RedisStoreConfig, SessionRecord, StoreError,
 };
-use agentcube_testkit::net::{ClosedPort, free_port};
+use agentcube_testkit::net::ClosedPort;
 use agentcube_testkit::services::redis_url;
 use http::StatusCode;
 use redis::AsyncCommands;
@@ -254,21 +254,29 @@ struct Flaky {
     port: u16,
     upstream: String,
     tasks: tokio::task::JoinSet<()>,
+    /// Held until the first start, so that no other socket takes the port while Redis is
+    /// "down" before it (after a stop the port is bound again by number).
+    held: Option<ClosedPort>,
 }
 
 impl Flaky {
     fn new(upstream: String) -> Self {
+        let held = ClosedPort::bind();
         Self {
-            port: free_port(),
+            port: held.port(),
             upstream,
             tasks: tokio::task::JoinSet::new(),
+            held: Some(held),
         }
     }
 
     async fn start(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
+        let listener = match self.held.take() {
+            Some(held) => held.listen(),
+            None => tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+                .await
+                .unwrap(),
+        };
         let upstream = self.upstream.clone();
         self.tasks.spawn(async move {
             let mut conns = tokio::task::JoinSet::new();

@@ -11,6 +11,7 @@
     reason = "test support: a failed expectation is a failed test"
 )]
 
+use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,21 @@ use serde_json::{Map, Value, json};
 /// The production realm, exactly as Keycloak imports it in `scripts/keycloak.sh`.
 pub const REALM_FILE: &str = include_str!("../../deploy/keycloak/agentcube-realm.json");
 
-/// The Keycloak started by `scripts/with-services.sh`.
-#[derive(Debug)]
+/// How long one request to Keycloak may take before the test fails instead of hanging.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP client of every request here: loopback only, so no proxy (reqwest would send
+/// `127.0.0.1` through `HTTP_PROXY`), redirects not followed (the browser follows them itself,
+/// keeping its cookies), and a timeout.
+fn http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+}
+
+/// The Keycloak started by `scripts/with-services.sh`. `Debug` leaves the password and the
+/// secrets out.
 pub struct Keycloak {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub base: String,
@@ -40,23 +54,45 @@ pub struct Keycloak {
     pub router_secret: String,
 }
 
-/// The Keycloak from the environment, or `None` (skip, with a notice) outside CI. Under CI (`CI`
-/// set) a missing Keycloak fails the test: these tests may never silently not run there.
+/// The Keycloak at `AGENTCUBE_KEYCLOAK_URL`, or `None` (skip, with a notice naming `test`)
+/// outside CI; under CI (`CI` set) a missing Keycloak fails the test
+/// ([`services::required`](crate::services::required)).
+///
+/// The realm (`AGENTCUBE_KEYCLOAK_REALM`), the bootstrap admin
+/// (`AGENTCUBE_KEYCLOAK_ADMIN_USER`, `AGENTCUBE_KEYCLOAK_ADMIN_PASSWORD`) and the client secrets
+/// (`KC_CLIENT_APP_SECRET`, `KC_CLIENT_ADMIN_SECRET`, `KC_CLIENT_ROUTER_SECRET`) default to the
+/// development values `scripts/keycloak.sh` starts Keycloak with, so a test also runs against a
+/// Keycloak started by hand with that script.
 pub fn keycloak(test: &str) -> Option<Keycloak> {
     let base = crate::services::required(test, "AGENTCUBE_KEYCLOAK_URL")?;
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set"));
+    let var = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
     let base = base.trim_end_matches('/').to_owned();
-    let realm = std::env::var("AGENTCUBE_KEYCLOAK_REALM").unwrap_or_else(|_| "agentcube".into());
+    let realm = var("AGENTCUBE_KEYCLOAK_REALM", "agentcube");
     Some(Keycloak {
         issuer: format!("{base}/realms/{realm}"),
         base,
         realm,
-        admin_user: var("AGENTCUBE_KEYCLOAK_ADMIN_USER"),
-        admin_password: var("AGENTCUBE_KEYCLOAK_ADMIN_PASSWORD"),
-        app_secret: var("KC_CLIENT_APP_SECRET"),
-        admin_secret: var("KC_CLIENT_ADMIN_SECRET"),
-        router_secret: var("KC_CLIENT_ROUTER_SECRET"),
+        admin_user: var("AGENTCUBE_KEYCLOAK_ADMIN_USER", "admin"),
+        admin_password: var("AGENTCUBE_KEYCLOAK_ADMIN_PASSWORD", "admin-dev"),
+        app_secret: var("KC_CLIENT_APP_SECRET", "app-secret-dev"),
+        admin_secret: var("KC_CLIENT_ADMIN_SECRET", "admin-secret-dev"),
+        router_secret: var("KC_CLIENT_ROUTER_SECRET", "router-secret-dev"),
     })
+}
+
+impl fmt::Debug for Keycloak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keycloak")
+            .field("base", &self.base)
+            .field("realm", &self.realm)
+            .field("admin_user", &self.admin_user)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Keycloak {
@@ -68,7 +104,7 @@ impl Keycloak {
     /// An Admin REST API client logged in as the bootstrap admin.
     pub fn admin(&self) -> Admin {
         Admin {
-            http: reqwest::Client::new(),
+            http: http_client().build().unwrap(),
             base: self.base.clone(),
             user: self.admin_user.clone(),
             password: self.admin_password.clone(),
@@ -102,7 +138,9 @@ pub async fn client_credentials_grant(
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    let response = reqwest::Client::new()
+    let response = http_client()
+        .build()
+        .unwrap()
         .post(format!("{issuer}/protocol/openid-connect/token"))
         .form(&form)
         .send()
@@ -128,8 +166,7 @@ pub async fn client_token(issuer: &str, client: &str, secret: &str) -> String {
 /// A client of Keycloak's Admin REST API, as the master realm's bootstrap admin (`admin-cli`).
 ///
 /// The master realm's access tokens live 60 s; a token is reused for 30 s, then a new one is
-/// fetched.
-#[derive(Debug)]
+/// fetched. `Debug` leaves the password and the token out.
 pub struct Admin {
     http: reqwest::Client,
     base: String,
@@ -138,13 +175,20 @@ pub struct Admin {
     token: Mutex<Option<(Instant, String)>>,
 }
 
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("base", &self.base)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A realm imported from the production realm file by [`Admin::import_realm_copy`].
 #[derive(Debug)]
 pub struct TestRealm {
     /// Its name.
     pub name: String,
-    /// The realm's internal id (the `parentId` of its components).
-    pub id: String,
     /// `{base}/realms/{name}`.
     pub issuer: String,
     /// The fresh secret of `agentcube-app`.
@@ -242,8 +286,23 @@ impl Admin {
 
     /// `DELETE /admin/realms{path}`; expects 204.
     pub async fn delete(&self, path: &str) {
-        let request = self.http.delete(self.url(path));
-        self.expect(&format!("DELETE {path}"), request, 204).await;
+        if let Err(failed) = self.try_delete(path).await {
+            panic!("{failed}");
+        }
+    }
+
+    /// `DELETE /admin/realms{path}`, for a cleanup that must not hide a test's own verdict: an
+    /// answer other than 204 is an error, not a panic.
+    ///
+    /// # Errors
+    /// The status and body of any other answer.
+    pub async fn try_delete(&self, path: &str) -> Result<(), String> {
+        let (status, _, text) = self.send(self.http.delete(self.url(path))).await;
+        if status == 204 {
+            Ok(())
+        } else {
+            Err(format!("DELETE {path}: {status} {text}"))
+        }
     }
 
     /// Imports a copy of `deploy/keycloak/agentcube-realm.json` as realm `{prefix}-{random}`,
@@ -288,14 +347,9 @@ impl Admin {
             "every placeholder of the realm file is substituted"
         );
         self.post("", &realm).await;
-        let id = self.get(&format!("/{name}")).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
         TestRealm {
             issuer: keycloak.issuer_of(name),
             name: name.to_owned(),
-            id,
             app_secret,
             admin_secret,
             router_secret,
@@ -495,7 +549,11 @@ impl Admin {
 
 /// Fetches the JWKS of `issuer` directly (`{issuer}/protocol/openid-connect/certs`).
 pub async fn jwks(issuer: &str) -> Vec<Value> {
-    let jwks: Value = reqwest::get(format!("{issuer}/protocol/openid-connect/certs"))
+    let jwks: Value = http_client()
+        .build()
+        .unwrap()
+        .get(format!("{issuer}/protocol/openid-connect/certs"))
+        .send()
         .await
         .unwrap()
         .error_for_status()
@@ -571,11 +629,7 @@ pub async fn browse(
     user_code: Option<&str>,
     stop_at: Option<&str>,
 ) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = http_client().cookie_store(true).build().unwrap();
     let mut next = browser.get(start);
     let mut logged_in = false;
     for _ in 0..20 {
@@ -586,7 +640,14 @@ pub async fn browse(
             let location = response.headers()["location"].to_str().unwrap();
             let location = url.join(location).unwrap();
             if stop_at.is_some_and(|prefix| location.as_str().starts_with(prefix)) {
-                let done = reqwest::get(location).await.unwrap();
+                // The loopback listener of the login, without the browser's cookies.
+                let done = http_client()
+                    .build()
+                    .unwrap()
+                    .get(location)
+                    .send()
+                    .await
+                    .unwrap();
                 return done.text().await.unwrap();
             }
             next = browser.get(location);
@@ -620,4 +681,51 @@ pub async fn browse(
         }
     }
     panic!("too many steps in the browser");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_is_found_by_a_marker_with_its_action_and_hidden_fields_unescaped() {
+        let html = r#"<html><form id="other" action="/nope"><input name="q"></form>
+            <form id="kc-form-login" action="https://kc/login?a=1&amp;b=&quot;2&quot;" method="post">
+            <input type="hidden" name="session_code" value="x&lt;y">
+            <input type="hidden" name="empty">
+            <input name="username" type="text">
+            </form></html>"#;
+        let form = find_form(html, r#"name="username""#).unwrap();
+        assert_eq!(form.action, r#"https://kc/login?a=1&b="2""#);
+        assert_eq!(
+            form.fields,
+            [
+                ("session_code".to_owned(), "x<y".to_owned()),
+                ("empty".to_owned(), String::new())
+            ]
+        );
+        assert!(find_form(html, r#"name="device_user_code""#).is_none());
+        // A form without an action is no form to post.
+        assert!(find_form(r#"<form><input name="username"></form>"#, "username").is_none());
+    }
+
+    #[test]
+    fn debug_leaves_secrets_out() {
+        let keycloak = Keycloak {
+            base: "http://127.0.0.1:1".into(),
+            realm: "agentcube".into(),
+            issuer: "http://127.0.0.1:1/realms/agentcube".into(),
+            admin_user: "admin".into(),
+            admin_password: "hunter2-password".into(),
+            app_secret: "hunter2-app".into(),
+            admin_secret: "hunter2-admin".into(),
+            router_secret: "hunter2-router".into(),
+        };
+        let admin = keycloak.admin();
+        *admin.token.lock().unwrap() = Some((Instant::now(), "hunter2-token".into()));
+        for shown in [format!("{keycloak:?}"), format!("{admin:?}")] {
+            assert!(shown.contains("127.0.0.1:1"), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
 }

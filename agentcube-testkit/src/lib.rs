@@ -3,8 +3,6 @@
 //! A helper that two crates' tests need lives here once, so that its rule cannot drift between
 //! copies.
 
-#![forbid(unsafe_code)]
-
 #[cfg(feature = "keycloak")]
 pub mod keycloak;
 pub mod net;

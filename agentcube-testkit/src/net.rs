@@ -10,7 +10,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-/// A loopback port nothing listens on, for as long as this value lives.
+/// A loopback port nothing listens on, for as long as this value lives (or until [`listen`](Self::listen)).
 ///
 /// Its socket is bound but never listens, so a connection to it is refused, and no other
 /// socket can be given the port meanwhile: neither a server binding port 0 nor one binding it
@@ -26,8 +26,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 #[derive(Debug)]
 pub struct ClosedPort {
     addr: SocketAddr,
-    // Held, not read: dropping it frees the port.
-    _socket: tokio::net::TcpSocket,
+    // Held: dropping it frees the port.
+    socket: tokio::net::TcpSocket,
 }
 
 impl ClosedPort {
@@ -42,7 +42,7 @@ impl ClosedPort {
             .expect("a loopback port");
         Self {
             addr: socket.local_addr().expect("the bound address"),
-            _socket: socket,
+            socket,
         }
     }
 
@@ -59,6 +59,13 @@ impl ClosedPort {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Starts listening on the port: a server that was down comes up at the same address, with
+    /// no moment in between where another socket could take the port. Must run inside a tokio
+    /// runtime.
+    pub fn listen(self) -> tokio::net::TcpListener {
+        self.socket.listen(64).expect("listening on a bound port")
     }
 }
 
@@ -95,6 +102,18 @@ mod tests {
         tokio::net::TcpListener::bind(addr)
             .await
             .expect("free once dropped");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_comes_up_at_the_same_address() {
+        let closed = ClosedPort::bind();
+        let addr = closed.addr();
+        let listener = closed.listen();
+        assert_eq!(listener.local_addr().unwrap(), addr);
+        let (connected, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        connected.unwrap();
+        accepted.unwrap();
     }
 
     #[test]

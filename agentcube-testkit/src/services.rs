@@ -29,6 +29,26 @@ pub fn required(test: &str, variable: &str) -> Option<String> {
     }
 }
 
+/// The value of `variable`, which names a service a test uses when it is there and runs
+/// without otherwise (saying so, naming `test`). Under CI every service is there, so its
+/// absence fails the test, as with [`required`].
+///
+/// # Panics
+/// When it is unset or empty and `CI` is set.
+pub fn optional(test: &str, variable: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "{test}: {variable} is not set, but CI is: the tests against real services must run \
+             there with every service (use scripts/with-services.sh)"
+        ),
+        _ => {
+            eprintln!("{test}: {variable} is not set; running without it");
+            None
+        }
+    }
+}
+
 /// The Redis started by `scripts/with-services.sh` (`AGENTCUBE_REDIS_URL`), as [`required`]
 /// finds it.
 pub fn redis_url(test: &str) -> Option<String> {

@@ -128,6 +128,18 @@ impl DevIdp {
     /// # Errors
     /// As [`DevIdp::start`].
     pub async fn start_on(realm_json: &str, addr: SocketAddr) -> Result<Self, DevIdpError> {
+        Self::start_on_listener(realm_json, TcpListener::bind(addr).await?).await
+    }
+
+    /// Like [`DevIdp::start`], serving on `listener` (e.g. a port held since a service was
+    /// configured with its address, so nothing else could take it while the IdP was down).
+    ///
+    /// # Errors
+    /// As [`DevIdp::start`], but for the bind.
+    pub async fn start_on_listener(
+        realm_json: &str,
+        listener: TcpListener,
+    ) -> Result<Self, DevIdpError> {
         let realm: Value =
             serde_json::from_str(realm_json).map_err(|e| DevIdpError::Realm(e.to_string()))?;
         let name = realm
@@ -137,7 +149,6 @@ impl DevIdp {
             .to_owned();
         let hierarchy = keycloak_composites(&realm)?;
         let clients = realm_clients(&realm);
-        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
             issuer: format!("http://{addr}/realms/{name}"),

@@ -353,8 +353,7 @@ async fn router_starts_with_the_idp_down_and_becomes_ready_when_it_comes_up() {
     let missing = invoke(&base, AR, None, None, &[]).await;
     assert_eq!(missing.status, 401);
 
-    drop(idp_port);
-    let idp = DevIdp::start_on(AGENTCUBE_REALM_JSON, idp_addr)
+    let idp = DevIdp::start_on_listener(AGENTCUBE_REALM_JSON, idp_port.listen())
         .await
         .expect("idp up");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -27,6 +27,7 @@ use agentcube_examples::scenario::{
 };
 use agentcube_identity::IDENTITY_HEADER;
 use agentcube_testkit::keycloak::{Admin, keycloak};
+use agentcube_testkit::services;
 use serde_json::{Value, json};
 
 /// A confidential client of `realm` with a service account, the `agentcube-api` audience mapper,
@@ -107,9 +108,15 @@ async fn scenario_against_keycloak() {
                     "keySize": ["2048"],
                     "algorithm": ["RS256"]
                 });
-                let id = admin
-                    .add_key_provider(&realm, &name, "rsa-generated", config)
-                    .await;
+                // In a task of its own: a failed Admin call (which panics) is then the
+                // scenario's failed row, and the cleanup below still runs.
+                let id = tokio::spawn(async move {
+                    admin
+                        .add_key_provider(&realm, &name, "rsa-generated", config)
+                        .await
+                })
+                .await
+                .map_err(|e| format!("adding a key provider failed: {e}"))?;
                 if let Ok(mut c) = components.lock() {
                     c.push(id);
                 }
@@ -123,7 +130,7 @@ async fn scenario_against_keycloak() {
         second: Some(second),
         no_role: Some(no_role),
     };
-    let redis_url = std::env::var("AGENTCUBE_REDIS_URL").ok();
+    let redis_url = services::optional("scenario_against_keycloak", "AGENTCUBE_REDIS_URL");
     let shared_redis = redis_url.is_some();
     let qs = quickstart::start_with_issuer(&issuer, identities.clone(), Some(rotate), redis_url)
         .await
@@ -199,13 +206,18 @@ async fn scenario_against_keycloak() {
 
     // Clean up before asserting.
     qs.stack.shutdown().await;
-    admin.delete(&format!("/{realm}/clients/{second_id}")).await;
-    admin
-        .delete(&format!("/{realm}/clients/{no_role_id}"))
-        .await;
     let ids: Vec<String> = components.lock().map(|c| c.clone()).unwrap_or_default();
-    for id in ids {
-        admin.delete(&format!("/{realm}/components/{id}")).await;
+    let cleanup = [
+        format!("/{realm}/clients/{second_id}"),
+        format!("/{realm}/clients/{no_role_id}"),
+    ]
+    .into_iter()
+    .chain(ids.iter().map(|id| format!("/{realm}/components/{id}")));
+    for path in cleanup {
+        // Best effort: a failed cleanup is reported, and the verdict below still comes first.
+        if let Err(failed) = admin.try_delete(&path).await {
+            println!("cleanup failed: {failed}");
+        }
     }
 
     assert!(report.passed(), "{}", report.render());

@@ -11,8 +11,8 @@
 //! the production realm.
 //!
 //! Run with `scripts/with-services.sh cargo test -p agentcube-examples --all-features --test
-//! e2e_revocation_keycloak`. Without `AGENTCUBE_KEYCLOAK_URL` and `AGENTCUBE_REDIS_URL` the test
-//! prints a notice and passes, unless `CI` is set.
+//! e2e_revocation_keycloak`. Without either of `AGENTCUBE_KEYCLOAK_URL` and `AGENTCUBE_REDIS_URL`
+//! the test prints a notice and passes, unless `CI` is set.
 
 #![allow(
     clippy::unwrap_used,
