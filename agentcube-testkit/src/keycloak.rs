@@ -26,11 +26,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The HTTP client of every request here: loopback only, so no proxy (reqwest would send
 /// `127.0.0.1` through `HTTP_PROXY`), redirects not followed (the browser follows them itself,
 /// keeping its cookies), and a timeout.
-fn http_client() -> reqwest::ClientBuilder {
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
+}
+
+/// A client with [`client_builder`]'s settings.
+fn http_client() -> reqwest::Client {
+    client_builder().build().unwrap()
 }
 
 /// The Keycloak started by `scripts/with-services.sh`. `Debug` leaves the password and the
@@ -104,13 +109,23 @@ impl Keycloak {
     /// An Admin REST API client logged in as the bootstrap admin.
     pub fn admin(&self) -> Admin {
         Admin {
-            http: http_client().build().unwrap(),
+            http: http_client(),
             base: self.base.clone(),
             user: self.admin_user.clone(),
             password: self.admin_password.clone(),
             token: Mutex::new(None),
         }
     }
+}
+
+/// Sends `request` and reads the JSON body of its 2xx answer; any other answer fails the test,
+/// naming `what` and showing the status and the body.
+async fn ok_json(what: &str, request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{what}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}: {text}"))
 }
 
 /// `n` random bytes as lowercase hex.
@@ -138,18 +153,10 @@ pub async fn client_credentials_grant(
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    let response = http_client()
-        .build()
-        .unwrap()
+    let request = http_client()
         .post(format!("{issuer}/protocol/openid-connect/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(status.is_success(), "{client}: {status} {body}");
-    body
+        .form(&form);
+    ok_json(client, request).await
 }
 
 /// A client_credentials access token of `client` in the realm of `issuer`.
@@ -206,7 +213,7 @@ impl Admin {
         {
             return token.clone();
         }
-        let response: Value = self
+        let request = self
             .http
             .post(format!(
                 "{}/realms/master/protocol/openid-connect/token",
@@ -217,15 +224,8 @@ impl Admin {
                 ("client_id", "admin-cli"),
                 ("username", &self.user),
                 ("password", &self.password),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            ]);
+        let response = ok_json("the admin login", request).await;
         let token = response["access_token"].as_str().unwrap().to_owned();
         *self.token.lock().unwrap() = Some((Instant::now(), token.clone()));
         token
@@ -549,18 +549,8 @@ impl Admin {
 
 /// Fetches the JWKS of `issuer` directly (`{issuer}/protocol/openid-connect/certs`).
 pub async fn jwks(issuer: &str) -> Vec<Value> {
-    let jwks: Value = http_client()
-        .build()
-        .unwrap()
-        .get(format!("{issuer}/protocol/openid-connect/certs"))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let request = http_client().get(format!("{issuer}/protocol/openid-connect/certs"));
+    let jwks = ok_json("the JWKS", request).await;
     jwks["keys"].as_array().unwrap().clone()
 }
 
@@ -629,7 +619,7 @@ pub async fn browse(
     user_code: Option<&str>,
     stop_at: Option<&str>,
 ) -> String {
-    let browser = http_client().cookie_store(true).build().unwrap();
+    let browser = client_builder().cookie_store(true).build().unwrap();
     let mut next = browser.get(start);
     let mut logged_in = false;
     for _ in 0..20 {
@@ -641,13 +631,7 @@ pub async fn browse(
             let location = url.join(location).unwrap();
             if stop_at.is_some_and(|prefix| location.as_str().starts_with(prefix)) {
                 // The loopback listener of the login, without the browser's cookies.
-                let done = http_client()
-                    .build()
-                    .unwrap()
-                    .get(location)
-                    .send()
-                    .await
-                    .unwrap();
+                let done = http_client().get(location).send().await.unwrap();
                 return done.text().await.unwrap();
             }
             next = browser.get(location);
