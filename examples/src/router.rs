@@ -1184,11 +1184,6 @@ impl HttpBody for UpstreamBody {
     }
 }
 
-/// A session id from a client: one a sandbox token may be bound to, in visible ASCII.
-fn valid_session_id(id: &str) -> bool {
-    agentcube_identity::valid_session_id(id) && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -1272,17 +1267,12 @@ impl Shared {
         {
             return Err(body_too_large());
         }
-        let record = match parts.headers.get(SESSION_HEADER) {
+        let record = match server::requested_session_id(&parts.headers)? {
             None => {
                 self.create_session(kind, namespace, name, caller, request_id.as_deref())
                     .await?
             }
-            Some(value) => {
-                let id = value
-                    .to_str()
-                    .ok()
-                    .filter(|id| valid_session_id(id))
-                    .ok_or_else(server::invalid_session_id)?;
+            Some(id) => {
                 self.authorize(caller, id, Action::Invoke, request_id.as_deref())
                     .await?
             }
@@ -1369,7 +1359,7 @@ impl Shared {
         let created: CreateSessionResponse =
             response.json().await.map_err(|_| wm_error()).and_then(
                 |c: CreateSessionResponse| {
-                    if valid_session_id(&c.session_id) {
+                    if server::valid_session_id(&c.session_id) {
                         Ok(c)
                     } else {
                         Err(wm_error())
@@ -1592,7 +1582,7 @@ impl Shared {
         caller: Caller<'_>,
         request_id: Option<&str>,
     ) -> Result<Response, ServiceError> {
-        if !valid_session_id(session_id) {
+        if !server::valid_session_id(session_id) {
             return Err(server::session_not_found());
         }
         let record = self

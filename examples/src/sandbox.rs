@@ -28,8 +28,8 @@
 //! `Authorization` header is ignored; the binary refuses `--router-jwks-url` and
 //! `--router-public-key` with it), and echoes `"user_sub": null` and `"user_email": null`. The
 //! session still comes from the request: a shared sandbox requires `x-agentcube-session-id`
-//! (400 `missing_session_id`; 400 `invalid_session_id` for an id no sandbox token could be
-//! bound to: empty, or longer than 256 bytes), a bound one serves its `--session-id` and refuses a request
+//! (400 `missing_session_id`; 400 `invalid_session_id` for an id the Router would refuse too:
+//! empty, longer than 256 bytes, or not visible ASCII), a bound one serves its `--session-id` and refuses a request
 //! naming another session (400 `session_mismatch`) — a routing check, no longer a security one.
 //! With authentication enabled (the default) a request without a valid sandbox token is
 //! refused 401 as always.
@@ -217,11 +217,7 @@ fn unauthenticated_session<'a>(
     session: &'a SandboxSession,
     headers: &'a HeaderMap,
 ) -> Result<&'a str, ServiceError> {
-    let named = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(named)) if agentcube_identity::valid_session_id(named) => Some(named),
-        Some(_) => return Err(server::invalid_session_id()),
-    };
+    let named = server::requested_session_id(headers)?;
     match (session, named) {
         (SandboxSession::Shared, Some(named)) => Ok(named),
         (SandboxSession::Shared, None) => Err(missing_session_id()),

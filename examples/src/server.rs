@@ -272,8 +272,32 @@ pub fn warn_auth_disabled(service: &'static str, skipped: &'static str) {
     );
 }
 
-/// 400 `invalid_session_id`: an `x-agentcube-session-id` header that no sandbox token could be
-/// bound to (empty, too long, not text; for the Router, not visible ASCII).
+/// Whether `id` is a session id a client may name: one a sandbox token can be bound to
+/// ([`agentcube_identity::valid_session_id`]: not empty, at most 256 bytes), in visible ASCII.
+pub fn valid_session_id(id: &str) -> bool {
+    agentcube_identity::valid_session_id(id) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The `x-agentcube-session-id` a request names, if any; 400 `invalid_session_id` for a value
+/// that is not a [`valid_session_id`]. The Router and a sandbox read the header through this.
+///
+/// # Errors
+/// [`invalid_session_id`].
+pub fn requested_session_id(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ServiceError> {
+    headers
+        .get(crate::sandbox::SESSION_HEADER)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .filter(|id| valid_session_id(id))
+                .ok_or_else(invalid_session_id)
+        })
+        .transpose()
+}
+
+/// 400 `invalid_session_id`: an `x-agentcube-session-id` header that is not a
+/// [`valid_session_id`] (empty, longer than 256 bytes, not visible ASCII).
 pub fn invalid_session_id() -> ServiceError {
     ServiceError::new(
         StatusCode::BAD_REQUEST,

@@ -820,9 +820,20 @@ async fn reference_error_bodies_health_and_jwks() {
     let unknown = invoke(&base, AR, Some(&app), Some("no-such-session"), &[]).await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.code(), "session_not_found");
-    let bad_header = invoke(&base, AR, Some(&app), Some("a b"), &[]).await;
-    assert_eq!(bad_header.status, 400);
-    assert_eq!(bad_header.code(), "invalid_session_id");
+    // Every id no sandbox token could carry: a space, empty, longer than 256 bytes, not text.
+    let too_long = [b'x'; agentcube_identity::MAX_SESSION_ID_BYTES + 1];
+    for id in [&b"a b"[..], b"", &too_long, b"s\xff"] {
+        let bad_header = send(http().post(format!("{base}{AR}")).bearer_auth(&app).header(
+            SESSION_HEADER,
+            reqwest::header::HeaderValue::from_bytes(id).unwrap(),
+        ))
+        .await;
+        assert_eq!(
+            (bad_header.status, bad_header.code()),
+            (400, "invalid_session_id"),
+            "{id:?}"
+        );
+    }
     // The workload manager's 400 reaches the client with its code.
     let bad_namespace = invoke(
         &base,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use agentcube_auth_core::jose::{Algorithm, SigningKey};
 use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_testkit::net::free_port;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use support::http::{client, send, try_send};
 use support::process::{Proc, TempDir, outputs, run_to_end};
@@ -109,6 +109,46 @@ fn spawn_sandbox(port: u16, extra: &[&str], dir: &Path) -> Proc {
     Proc::spawn("sandbox", env!("CARGO_BIN_EXE_sandbox"), &args, &[], dir)
 }
 
+/// A Router, workload manager and sandbox, all with authentication disabled, each ready;
+/// `router_extra` follows the Router's flags.
+struct DisabledStack {
+    router: Proc,
+    wm: Proc,
+    sandbox: Proc,
+    router_port: u16,
+    wm_port: u16,
+}
+
+impl DisabledStack {
+    async fn start(dir: &Path, router_extra: &[&str]) -> Self {
+        let (router_port, wm_port, sandbox_port) = (free_port(), free_port(), free_port());
+        let sandbox = spawn_sandbox(sandbox_port, DISABLED, dir);
+        let wm = spawn_wm(wm_port, sandbox_port, DISABLED, dir);
+        let router = spawn_router(
+            router_port,
+            wm_port,
+            &[DISABLED, router_extra].concat(),
+            dir,
+        );
+        let stack = Self {
+            router,
+            wm,
+            sandbox,
+            router_port,
+            wm_port,
+        };
+        let procs = stack.procs();
+        wait_ready(&format!("{}/health/ready", url(router_port)), &procs).await;
+        wait_ready(&format!("{}/health/ready", url(wm_port)), &procs).await;
+        wait_ready(&format!("{}/health", url(sandbox_port)), &procs).await;
+        stack
+    }
+
+    fn procs(&self) -> [&Proc; 3] {
+        [&self.router, &self.wm, &self.sandbox]
+    }
+}
+
 /// How many times `text` appears in a process's output.
 fn count(proc: &Proc, text: &str) -> usize {
     proc.output().matches(text).count()
@@ -125,14 +165,8 @@ fn assert_warned_once(proc: &Proc) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auth_disabled_deployment_serves_invocations_without_any_token() {
     let dir = TempDir::new();
-    let (router_port, wm_port, sandbox_port) = (free_port(), free_port(), free_port());
-    let sandbox = spawn_sandbox(sandbox_port, DISABLED, dir.path());
-    let wm = spawn_wm(wm_port, sandbox_port, DISABLED, dir.path());
-    let router = spawn_router(router_port, wm_port, DISABLED, dir.path());
-    let procs = [&router, &wm, &sandbox];
-    wait_ready(&format!("{}/health/ready", url(router_port)), &procs).await;
-    wait_ready(&format!("{}/health/ready", url(wm_port)), &procs).await;
-    wait_ready(&format!("{}/health", url(sandbox_port)), &procs).await;
+    let stack = DisabledStack::start(dir.path(), &[]).await;
+    let (router_port, wm_port, procs) = (stack.router_port, stack.wm_port, stack.procs());
 
     // No token at all; a client Authorization and a forged identity are sent and dropped.
     let created = send(
@@ -292,20 +326,8 @@ async fn an_auth_disabled_router_sends_no_identity_to_the_workload_manager() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auth_disabled_router_keeps_its_concurrency_limit() {
     let dir = TempDir::new();
-    let (router_port, wm_port, sandbox_port) = (free_port(), free_port(), free_port());
-    let sandbox = spawn_sandbox(sandbox_port, DISABLED, dir.path());
-    let wm = spawn_wm(wm_port, sandbox_port, DISABLED, dir.path());
-    let router = spawn_router(
-        router_port,
-        wm_port,
-        &[DISABLED, &["--max-concurrent-requests", "1"]].concat(),
-        dir.path(),
-    );
-    let procs = [&router, &wm, &sandbox];
-    wait_ready(&format!("{}/health/ready", url(router_port)), &procs).await;
-    wait_ready(&format!("{}/health/ready", url(wm_port)), &procs).await;
-    wait_ready(&format!("{}/health", url(sandbox_port)), &procs).await;
-    let invoke = format!("{}{INVOKE_PATH}", url(router_port));
+    let stack = DisabledStack::start(dir.path(), &["--max-concurrent-requests", "1"]).await;
+    let invoke = format!("{}{INVOKE_PATH}", url(stack.router_port));
     let created = send(http().post(&invoke)).await;
     assert_eq!(created.status, 200, "{created:?}");
     let session = created.session();
@@ -317,8 +339,15 @@ async fn an_auth_disabled_router_keeps_its_concurrency_limit() {
             .header(SESSION_HEADER, &session)
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let overloaded = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;
+    // Asked until the slow one holds the slot (a probe that finds it free takes it only for
+    // its own quick answer), and no later than the slow one's end.
+    let overloaded = loop {
+        let probe = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;
+        if probe.status != 200 || slow.is_finished() {
+            break probe;
+        }
+        tokio::time::sleep(POLL).await;
+    };
     assert_eq!(
         (overloaded.status, overloaded.code()),
         (429, "server_overloaded"),
@@ -326,10 +355,18 @@ async fn an_auth_disabled_router_keeps_its_concurrency_limit() {
     );
     let slow = slow.await.unwrap().unwrap();
     assert_eq!(slow.status(), 200);
-    // The slot comes back once the slow response has been read.
+    // The slot comes back once the slow response has been read (a moment after its last byte).
     drop(slow.bytes().await.unwrap());
-    let after = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;
-    assert_eq!(after.status, 200, "{after:?}");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let after = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;
+        if after.status == 200 {
+            break;
+        }
+        assert_eq!(after.code(), "server_overloaded", "{after:?}");
+        assert!(Instant::now() < deadline, "the slot was never released");
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,8 +564,8 @@ fn auth_flags_are_refused_with_auth_disabled() {
 }
 
 /// With authentication disabled the sandbox still routes by session: the header must name
-/// the session a bound sandbox serves, a shared one needs the header, and an empty header is
-/// refused.
+/// the session a bound sandbox serves, a shared one needs the header, and an id the Router
+/// would refuse (empty, too long, not visible ASCII) is refused.
 #[tokio::test]
 async fn a_sandbox_without_authentication_still_checks_the_session_it_serves() {
     use agentcube_examples::sandbox::{SandboxSession, serve_auth_disabled};
@@ -575,6 +612,22 @@ async fn a_sandbox_without_authentication_still_checks_the_session_it_serves() {
         ),
         (
             send(invoke(shared.url(), Some(&too_long))).await,
+            400,
+            "invalid_session_id",
+        ),
+        // Not visible ASCII, as the Router refuses it too: a space, and a byte that is not text.
+        (
+            send(invoke(shared.url(), Some("a b"))).await,
+            400,
+            "invalid_session_id",
+        ),
+        (
+            send(
+                client
+                    .get(format!("{}{INVOKE_PATH}", shared.url()))
+                    .header(SESSION_HEADER, HeaderValue::from_bytes(b"s\xff").unwrap()),
+            )
+            .await,
             400,
             "invalid_session_id",
         ),
