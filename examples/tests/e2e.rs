@@ -491,24 +491,28 @@ async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
     let down_port = ClosedPort::bind();
     let down = down_port.addr().to_string();
     // A stand-in workload manager: agent runtimes in `default` are recorded for someone else;
-    // in `down` for the caller but on a sandbox nobody listens on, and in `malformed` on an
-    // endpoint that is no URL at all; code interpreters fail with a 500.
+    // for the caller in `down` on a sandbox nobody listens on, in `malformed` on an endpoint
+    // that is no URL at all, in `noentry` with no entry point, and in `badid` under an id no
+    // sandbox token could carry; code interpreters fail with a 500.
     let fake_wm = server::serve(
         axum::Router::new()
             .route(
                 "/v1/agent-runtime",
                 axum::routing::post(move |axum::Json(body): axum::Json<Value>| async move {
-                    let (session, endpoint, owner) = match body["namespace"].as_str() {
-                        Some("down") => ("s-1", down.as_str(), caller.as_str()),
-                        Some("malformed") => ("s-2", "not a host", caller.as_str()),
-                        _ => ("s-0", down.as_str(), "mallory"),
+                    let entry = |endpoint: &str| json!([{"path": "/", "protocol": "HTTP", "endpoint": endpoint}]);
+                    let (session, entry_points, owner) = match body["namespace"].as_str() {
+                        Some("down") => ("s-1", entry(&down), caller.as_str()),
+                        Some("malformed") => ("s-2", entry("not a host"), caller.as_str()),
+                        Some("noentry") => ("s-3", json!([]), caller.as_str()),
+                        Some("badid") => ("bad id", entry(&down), caller.as_str()),
+                        _ => ("s-0", entry(&down), "mallory"),
                     };
                     axum::Json(json!({
                         "kind": "AgentRuntime",
                         "sessionId": session,
                         "sandboxId": "x",
                         "sandboxName": "x",
-                        "entryPoints": [{"path": "/", "protocol": "HTTP", "endpoint": endpoint}],
+                        "entryPoints": entry_points,
                         "ownerId": owner,
                     }))
                 }),
@@ -542,11 +546,18 @@ async fn router_refuses_unexpected_workload_manager_answers_and_large_bodies() {
     assert_eq!(failed.code(), "workload_manager_error");
     // A sandbox nobody listens on, and a request to it that cannot even be built (its entry
     // point is no URL): the same refusal.
-    for namespace in ["down", "malformed"] {
+    // A session with no entry point is one the Router cannot reach either; a session id no
+    // sandbox token could carry is the workload manager's error.
+    for (namespace, code) in [
+        ("down", "sandbox_unavailable"),
+        ("malformed", "sandbox_unavailable"),
+        ("noentry", "sandbox_unavailable"),
+        ("badid", "workload_manager_error"),
+    ] {
         let path = format!("/v1/namespaces/{namespace}/agent-runtimes/demo/invocations/run");
         let refused = invoke(&base, &path, Some(&app), None, &[]).await;
         assert_eq!(refused.status, 502, "{namespace}: {:?}", refused.body);
-        assert_eq!(refused.code(), "sandbox_unavailable", "{namespace}");
+        assert_eq!(refused.code(), code, "{namespace}");
     }
     let large = send(
         http()
