@@ -127,6 +127,22 @@ mod tests {
     }
 
     #[test]
+    fn text_at_fails_closed_on_a_range_it_was_not_given_by_this_module() {
+        assert_eq!(code(text_at(b"abc", 1..3)), Ok("bc"));
+        for (value, range) in [
+            (&b"ab"[..], 1..5),
+            (b"\xff", 0..1),
+            (b"ab", Range { start: 2, end: 1 }),
+        ] {
+            assert_eq!(
+                code(text_at(value, range.clone())),
+                Err(ErrorCode::InvalidAuthorizationFormat),
+                "{value:?} {range:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bearer_values() {
         use ErrorCode::*;
         let cases: &[(&[u8], Result<&str, ErrorCode>)] = &[

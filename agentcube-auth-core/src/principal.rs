@@ -426,7 +426,7 @@ mod tests {
         let builder = Principal::builder("https://kc/realms/a", "sub-1")
             .email("alice@example.com", true)
             .username("alice")
-            .client_id("cli")
+            .client_id("client-7f3")
             .scopes(["read:secret-scope"])
             .permissions(["write:secret-permission"])
             .roles([Role::new("sandbox:invoke")])
@@ -435,7 +435,12 @@ mod tests {
         let shown = format!("{:?}", builder.build());
         for (name, text) in [("PrincipalBuilder", &shown_builder), ("Principal", &shown)] {
             assert!(text.starts_with(&format!("{name} {{")), "{text}");
-            for visible in ["https://kc/realms/a", "sub-1", "cli", "sandbox:invoke"] {
+            for visible in [
+                "https://kc/realms/a",
+                "sub-1",
+                "client-7f3",
+                "sandbox:invoke",
+            ] {
                 assert!(text.contains(visible), "{name} hides {visible}: {text}");
             }
             for hidden in [

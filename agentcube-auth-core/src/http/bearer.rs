@@ -86,12 +86,6 @@ impl TokenLocation {
     /// `MissingAuthorization`, twice is `InvalidAuthorizationFormat`, non-ASCII is `malformed`.
     pub fn token<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, AuthError> {
         let value = self.value(headers)?;
-        token_at(value, self.token_range(value)?)
+        crate::bearer::text_at(value.as_bytes(), self.token_range(value)?)
     }
-}
-
-/// The token at `range` of `value`, as found by [`TokenLocation::token_range`] (already checked
-/// to be visible ASCII).
-pub(crate) fn token_at(value: &HeaderValue, range: Range<usize>) -> Result<&str, AuthError> {
-    crate::bearer::text_at(value.as_bytes(), range)
 }

@@ -333,7 +333,7 @@ where
         authorization: &HeaderValue,
         token: std::ops::Range<usize>,
     ) -> Result<Principal, Refusal> {
-        let token = super::bearer::token_at(authorization, token)?;
+        let token = crate::bearer::text_at(authorization.as_bytes(), token)?;
         let principal = self.verifier.verify(token).await?;
         if let Some(requirement) = &self.requirement
             && let Err(error) = requirement.check(&principal, &self.hierarchy)
