@@ -48,6 +48,12 @@ impl<B> AuthBody<B> {
         }
     }
 
+    /// The response of a layer that refuses a request with `error` (its status, headers and
+    /// JSON body; see [`error_response`](super::error_response)).
+    pub(crate) fn refusal(error: &crate::error::AuthError) -> http::Response<Self> {
+        super::error_response(error).map(Self::rejection)
+    }
+
     /// A body of fixed bytes (used for rejections).
     pub fn rejection(bytes: Bytes) -> Self {
         Self {

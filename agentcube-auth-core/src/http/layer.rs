@@ -314,6 +314,20 @@ pub(crate) trait Report: Send + Sync {
     fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError);
 }
 
+/// Tells the rejection hook behind `report` of a refusal: the request's metadata, and the caller
+/// when one was identified (a refused requirement). Both layers report through this.
+pub(crate) fn report_refusal<B>(
+    report: &dyn Report,
+    request: &Request<B>,
+    error: &AuthError,
+    principal: Option<&Principal>,
+) {
+    report.rejected(
+        &RejectedRequest::of(request).with_principal(principal),
+        error,
+    );
+}
+
 impl<V: Send + Sync, F: OnRejection> Report for Shared<V, F> {
     fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError) {
         self.on_rejection.on_rejected_request(request, error);

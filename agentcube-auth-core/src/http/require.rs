@@ -12,8 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::AuthBody;
-use super::layer::{OnRejection, RejectedRequest};
-use super::response::error_response;
+use super::layer::{OnRejection, RejectedRequest, Report, report_refusal};
 use crate::error::AuthError;
 use crate::hierarchy::RoleHierarchy;
 use crate::principal::Principal;
@@ -158,6 +157,12 @@ struct Shared<F> {
     on_rejection: F,
 }
 
+impl<F: OnRejection> Report for Shared<F> {
+    fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError) {
+        self.on_rejection.on_rejected_request(request, error);
+    }
+}
+
 /// The middleware built by [`RequireLayer`]; see there for what it does.
 pub struct RequireService<S, F = ()> {
     inner: S,
@@ -224,10 +229,7 @@ where
                 .check(principal, &self.shared.hierarchy),
         };
         if let Err(error) = &verdict {
-            let rejected = RejectedRequest::of(&request).with_principal(principal);
-            self.shared
-                .on_rejection
-                .on_rejected_request(&rejected, error);
+            report_refusal(&*self.shared, &request, error, principal);
         }
         match verdict {
             Ok(()) => RequireFuture {
@@ -290,7 +292,7 @@ where
                 .poll(cx)
                 .map(|result| result.map(|res| res.map(AuthBody::inner))),
             RequireStateProj::Rejected { error } => match error.take() {
-                Some(error) => Poll::Ready(Ok(error_response(&error).map(AuthBody::rejection))),
+                Some(error) => Poll::Ready(Ok(AuthBody::refusal(&error))),
                 None => Poll::Pending,
             },
         }

@@ -12,8 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::AuthBody;
-use super::layer::{OnRejection, Refusal, RejectedRequest, Report, Shared};
-use super::response::error_response;
+use super::layer::{OnRejection, Refusal, Report, Shared, report_refusal};
 use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::verifier::TokenVerifier;
@@ -245,7 +244,7 @@ where
                         }
                         Err(Refusal { error, principal }) => {
                             report_refusal(&*report, &request, &error, principal.as_ref());
-                            return Poll::Ready(Ok(rejection(&error)));
+                            return Poll::Ready(Ok(AuthBody::refusal(&error)));
                         }
                     }
                 }
@@ -258,7 +257,7 @@ where
                     if let StateProjReplace::Rejected { error } =
                         state.as_mut().project_replace(State::Done)
                     {
-                        return Poll::Ready(Ok(rejection(&error)));
+                        return Poll::Ready(Ok(AuthBody::refusal(&error)));
                     }
                 }
                 StateProj::Done => return Poll::Pending,
@@ -274,22 +273,4 @@ where
 {
     request.extensions_mut().insert(principal);
     inner.call(request)
-}
-
-/// Tells the rejection hook of a refusal: the request's metadata, and the caller when the
-/// verifier identified one (a refused requirement).
-fn report_refusal<B>(
-    report: &dyn Report,
-    request: &Request<B>,
-    error: &AuthError,
-    principal: Option<&Principal>,
-) {
-    report.rejected(
-        &RejectedRequest::of(request).with_principal(principal),
-        error,
-    );
-}
-
-fn rejection<B>(error: &AuthError) -> Response<AuthBody<B>> {
-    error_response(error).map(AuthBody::rejection)
 }
