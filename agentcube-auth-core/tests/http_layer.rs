@@ -613,8 +613,10 @@ async fn the_service_driven_to_readiness_is_the_one_called() {
     // A verification that answers at once calls the ready service directly; one that waits
     // takes it into the response future and leaves a clone behind: one clone per request that
     // reaches the verifier (seven here, the one it refuses included).
-    for (verifier, expected_clones) in [(FakeVerifier::default(), 0), (FakeVerifier::waiting(), 7)]
-    {
+    for (verifier, answers_at_once, expected_clones) in [
+        (FakeVerifier::default(), true, 0),
+        (FakeVerifier::waiting(), false, 7),
+    ] {
         let calls = Arc::new(AtomicUsize::new(0));
         let clones = Arc::new(AtomicUsize::new(0));
         let mut service = AuthLayer::new(verifier).layer(MustBeReady {
@@ -652,7 +654,14 @@ async fn the_service_driven_to_readiness_is_the_one_called() {
         let ready_service = service.ready().await.unwrap();
         let refused = ready_service.call(request("expired")).await.unwrap();
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(calls.load(Ordering::SeqCst), 6);
+        let mut expected_calls = 6;
+        if answers_at_once {
+            // A refusal of the token decided in `call` leaves the ready service in place too.
+            let res = service.call(request("invoker")).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            expected_calls += 1;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), expected_calls);
         assert_eq!(clones.load(Ordering::SeqCst), expected_clones);
     }
 }
