@@ -76,12 +76,7 @@ const ROUNDS_PER_PHASE: u64 = 5;
 // ---- processes ----
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
+    support::http::client(Duration::from_secs(5))
 }
 
 /// Polls `check` until it returns `Some`, or fails the test at the deadline.
