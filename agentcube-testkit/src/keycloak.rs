@@ -71,10 +71,7 @@ pub struct Keycloak {
 pub fn keycloak(test: &str) -> Option<Keycloak> {
     let base = crate::services::required(test, "AGENTCUBE_KEYCLOAK_URL")?;
     let var = |name: &str, default: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| default.to_owned())
+        crate::services::env_value(name).unwrap_or_else(|| default.to_owned())
     };
     let base = base.trim_end_matches('/').to_owned();
     let realm = var("AGENTCUBE_KEYCLOAK_REALM", "agentcube");

@@ -5,7 +5,9 @@
 //! owner store when `AGENTCUBE_REDIS_URL` is set.
 //!
 //! Run with `scripts/with-services.sh cargo test -p agentcube-examples --test e2e_keycloak`.
-//! Without `AGENTCUBE_KEYCLOAK_URL` the test prints a notice and passes, unless `CI` is set.
+//! Without `AGENTCUBE_KEYCLOAK_URL` the test prints a notice and passes, and without
+//! `AGENTCUBE_REDIS_URL` it runs with in-memory owner stores; under CI (`CI` set) either absence
+//! fails it.
 
 #![allow(
     clippy::unwrap_used,
@@ -130,7 +132,7 @@ async fn scenario_against_keycloak() {
         second: Some(second),
         no_role: Some(no_role),
     };
-    let redis_url = services::optional("scenario_against_keycloak", "AGENTCUBE_REDIS_URL");
+    let redis_url = services::optional("scenario_against_keycloak", services::REDIS_URL);
     let shared_redis = redis_url.is_some();
     let qs = quickstart::start_with_issuer(&issuer, identities.clone(), Some(rotate), redis_url)
         .await
