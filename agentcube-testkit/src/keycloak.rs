@@ -402,11 +402,15 @@ impl Admin {
 
     /// The internal id of client `client_id` in `realm`.
     pub async fn client_uuid(&self, realm: &str, client_id: &str) -> String {
-        let found = self
-            .get(&format!("/{realm}/clients?clientId={client_id}"))
-            .await;
+        self.only_id(&format!("/{realm}/clients?clientId={client_id}"))
+            .await
+    }
+
+    /// The `id` of the one object a search at `path` finds; any other count fails the test.
+    async fn only_id(&self, path: &str) -> String {
+        let found = self.get(path).await;
         let found = found.as_array().unwrap();
-        assert_eq!(found.len(), 1, "{client_id}: {found:?}");
+        assert_eq!(found.len(), 1, "{path}: {found:?}");
         found[0]["id"].as_str().unwrap().to_owned()
     }
 
@@ -512,12 +516,8 @@ impl Admin {
 
     /// The id of user `username` in `realm`.
     pub async fn user_id(&self, realm: &str, username: &str) -> String {
-        let found = self
-            .get(&format!("/{realm}/users?username={username}&exact=true"))
-            .await;
-        let found = found.as_array().unwrap();
-        assert_eq!(found.len(), 1, "{username}: {found:?}");
-        found[0]["id"].as_str().unwrap().to_owned()
+        self.only_id(&format!("/{realm}/users?username={username}&exact=true"))
+            .await
     }
 
     /// Creates a user with a password (and a verified email) in `realm`; returns
