@@ -162,6 +162,22 @@ struct Snapshot {
     last_error: Option<FetchError>,
 }
 
+impl Snapshot {
+    /// Before the first fetch: no keys, nothing attempted, the background refresh due at `now`.
+    fn empty(now: Instant) -> Self {
+        Self {
+            keys: KeySet::default(),
+            confirmed_at: None,
+            attempted_at: None,
+            miss_at: None,
+            generation: 0,
+            next_refresh: now,
+            failures: 0,
+            last_error: None,
+        }
+    }
+}
+
 /// State only the flight holder touches.
 #[derive(Default)]
 struct FlightState {
@@ -283,16 +299,7 @@ impl RemoteKeySet {
                 label,
                 config,
                 http,
-                state: ArcSwap::from_pointee(Snapshot {
-                    keys: KeySet::default(),
-                    confirmed_at: None,
-                    attempted_at: None,
-                    miss_at: None,
-                    generation: 0,
-                    next_refresh: now,
-                    failures: 0,
-                    last_error: None,
-                }),
+                state: ArcSwap::from_pointee(Snapshot::empty(now)),
                 flight: Arc::new(Mutex::new(FlightState::default())),
                 in_flight: AtomicBool::new(false),
                 refresh_spawned: AtomicBool::new(false),
@@ -845,19 +852,6 @@ mod tests {
         assert_eq!(none.shared.backoff(1, false), Duration::ZERO);
     }
 
-    fn snapshot(now: Instant) -> Snapshot {
-        Snapshot {
-            keys: KeySet::default(),
-            confirmed_at: None,
-            attempted_at: None,
-            miss_at: None,
-            generation: 0,
-            next_refresh: now,
-            failures: 0,
-            last_error: None,
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn what_a_rate_limited_refresh_waits_for() {
         let s = store();
@@ -868,12 +862,12 @@ mod tests {
         let secs = Duration::from_secs;
 
         // Nothing loaded, nothing tried: go.
-        assert_eq!(wait(&snapshot(t0)), Duration::ZERO);
+        assert_eq!(wait(&Snapshot::empty(t0)), Duration::ZERO);
         // Nothing loaded, 5 failures (the last one 1 s ago): the rest of its 1.6 s step.
         let snap = Snapshot {
             attempted_at: ago(1),
             failures: 5,
-            ..snapshot(t0)
+            ..Snapshot::empty(t0)
         };
         assert_eq!(wait(&snap), Duration::from_millis(600));
 
@@ -882,7 +876,7 @@ mod tests {
         let loaded = Snapshot {
             confirmed_at: ago(1),
             attempted_at: ago(1),
-            ..snapshot(t0)
+            ..Snapshot::empty(t0)
         };
         assert_eq!(wait(&loaded), Duration::ZERO);
         // A lookup's refresh 10 s ago: the rest of the cooldown, whatever came after it.
@@ -897,7 +891,7 @@ mod tests {
             attempted_at: ago(4),
             miss_at: ago(9),
             failures: 1,
-            ..snapshot(t0)
+            ..Snapshot::empty(t0)
         };
         assert_eq!(wait(&failing), secs(26));
         // ...and once the issuer answers again, only the lookup's cooldown is left.
