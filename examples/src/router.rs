@@ -889,7 +889,7 @@ fn trim_slashes(mut url: String) -> String {
 }
 
 fn request_id(req: &Request) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+    RequestId::of(req.extensions()).map(str::to_owned)
 }
 
 fn signing_failed(err: &MintError) -> ServiceError {
@@ -1195,7 +1195,8 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-/// Headers never copied from the client to the sandbox.
+/// Headers never copied from the client to the sandbox: the Router sets its own credentials,
+/// session, forwarding headers and request id (the client's id only when it was valid).
 fn is_stripped_request_header(name: &HeaderName, connection: &[String]) -> bool {
     let name = name.as_str();
     HOP_BY_HOP.contains(&name)
@@ -1205,6 +1206,7 @@ fn is_stripped_request_header(name: &HeaderName, connection: &[String]) -> bool 
         || name == header::CONTENT_LENGTH.as_str()
         || name.eq_ignore_ascii_case(IDENTITY_HEADER)
         || name == SESSION_HEADER
+        || name == REQUEST_ID_HEADER
         || name == "x-forwarded-for"
         || name == "x-forwarded-host"
         || name == "x-forwarded-proto"
@@ -1245,10 +1247,6 @@ impl Shared {
         let namespace = params.get("namespace").map_or("", String::as_str);
         let name = params.get("name").map_or("", String::as_str);
         let request_id = request_id(&req);
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
         if let Some(principal) = caller.principal() {
             tracing::info!(
                 subject = principal.subject(),
@@ -1277,7 +1275,7 @@ impl Shared {
                     .await?
             }
         };
-        self.forward(&record, caller, parts, body, &path, peer)
+        self.forward(&record, caller, parts, body, &path, request_id)
             .await
     }
 
@@ -1424,7 +1422,7 @@ impl Shared {
         parts: axum::http::request::Parts,
         body: Body,
         target_path: &str,
-        peer: Option<SocketAddr>,
+        request_id: Option<String>,
     ) -> Result<Response, ServiceError> {
         let entry = entry_point_for(&record.entry_points, target_path).ok_or_else(|| {
             ServiceError::new(
@@ -1477,7 +1475,7 @@ impl Shared {
             .filter_map(|v| v.to_str().ok())
             .map(str::to_owned)
             .collect();
-        if let Some(peer) = peer {
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             forwarded_for.push(peer.ip().to_string());
         }
         if !forwarded_for.is_empty()
@@ -1489,7 +1487,6 @@ impl Shared {
             headers.insert("x-forwarded-host", host.clone());
         }
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         if let Some(id) = &request_id
             && let Ok(v) = HeaderValue::from_str(id)
         {
