@@ -164,7 +164,6 @@
 //! `--jwt-issuer-url`, `--identity-key`, `--role-hierarchy-file` or `--owner-id-scheme`,
 //! rather than ignore them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -858,14 +857,22 @@ async fn admin_revoke(
     .into_response())
 }
 
+/// The workload an invocation route names. The `{*path}` capture is not read from here: the
+/// forwarded path comes from the raw request path (see "The forwarded path" in the module docs).
+#[derive(serde::Deserialize)]
+struct Workload {
+    namespace: String,
+    name: String,
+}
+
 /// The invocation route of `kind` (`GET` and `POST`).
 fn invoke_route(kind: SessionKind) -> MethodRouter<Arc<Shared>> {
     let handler = move |State(shared): State<Arc<Shared>>,
-                        Path(params): Path<HashMap<String, String>>,
+                        Path(workload): Path<Workload>,
                         principal: Option<AuthenticatedPrincipal>,
                         req: Request| async move {
         let caller = shared.caller(principal.as_deref())?;
-        shared.invoke(kind, &params, caller, req).await
+        shared.invoke(kind, &workload, caller, req).await
     };
     get(handler).post(handler)
 }
@@ -1240,12 +1247,10 @@ impl Shared {
     async fn invoke(
         &self,
         kind: SessionKind,
-        params: &HashMap<String, String>,
+        workload: &Workload,
         caller: Caller<'_>,
         req: Request,
     ) -> Result<Response, ServiceError> {
-        let namespace = params.get("namespace").map_or("", String::as_str);
-        let name = params.get("name").map_or("", String::as_str);
         let request_id = request_id(&req);
         if let Some(principal) = caller.principal() {
             tracing::info!(
@@ -1267,7 +1272,7 @@ impl Shared {
         }
         let record = match server::requested_session_id(&parts.headers)? {
             None => {
-                self.create_session(kind, namespace, name, caller, request_id.as_deref())
+                self.create_session(kind, workload, caller, request_id.as_deref())
                     .await?
             }
             Some(id) => {
@@ -1333,15 +1338,15 @@ impl Shared {
     async fn create_session(
         &self,
         kind: SessionKind,
-        namespace: &str,
-        name: &str,
+        workload: &Workload,
         caller: Caller<'_>,
         request_id: Option<&str>,
     ) -> Result<SessionRecord, ServiceError> {
         // No owner only with authentication disabled.
         let owner = server::authorize_creation(&self.policy, caller.principal(), request_id)?;
         let expected_owner = owner.as_ref().map_or("", OwnerId::as_str);
-        let body = json!({"kind": kind.name(), "name": name, "namespace": namespace});
+        let body =
+            json!({"kind": kind.name(), "name": workload.name, "namespace": workload.namespace});
         let response = self
             .call_wm(
                 Method::POST,
@@ -1396,7 +1401,7 @@ impl Shared {
                     SessionRecord::new(self.policy.auth_mode(), owner, created.session_id.clone())
                         .map_err(|e| e.to_service_error())?;
                 record.kind = created.kind;
-                record.namespace = namespace.to_owned();
+                record.namespace.clone_from(&workload.namespace);
                 record.sandbox_id = created.sandbox_id;
                 record.sandbox_name = created.sandbox_name;
                 record.entry_points = created.entry_points;
