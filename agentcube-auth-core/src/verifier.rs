@@ -9,8 +9,9 @@ use crate::principal::Principal;
 /// Verifies a token and returns the principal it vouches for.
 ///
 /// Implemented by `agentcube-oidc`'s verifiers; the tower layer in the `http` feature runs any
-/// implementation. The future is `Send` and generic (not boxed), so the per-request path
-/// allocates nothing for it.
+/// implementation. The future is `Send` and generic (not boxed): a caller that awaits it
+/// allocates nothing for it. (The tower layer boxes it once per request, because a
+/// `Service::Future` cannot name an `impl Future` on stable Rust.)
 ///
 /// A verifier turns the verified claims into the principal with a
 /// [`ClaimMapper`](crate::ClaimMapper) and passes the mapper's refusal on as it is, so an
