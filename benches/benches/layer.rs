@@ -39,7 +39,7 @@ fn bench_layer(c: &mut Criterion) {
     let verifier = OidcVerifier::new(
         OidcConfig::new(ISSUER)
             .algorithms(AlgorithmSet::only(Algorithm::RS256))
-            .static_keys(f.keys.clone()),
+            .static_keys(f.keys),
     )
     .unwrap();
     let mut plain = service_fn(answer);
