@@ -5,11 +5,14 @@
 //! `profile_verify [N] [MODE] [ALG]`: `N` iterations (2000), `MODE` one of `uncached` (the
 //! default: the whole pipeline with the verified-token cache off), `cached` (the cache's hit
 //! path), `floor` (the bare signature check of the same bytes with the same key, the benches'
-//! floor) or `compare` (`floor` in `floor_loop`, then `uncached` in `pipeline_loop`, in one
-//! process, so both check the same signature with the same key), `ALG` one of `RS256` (the
-//! default), `ES256`, `EdDSA`. Each path runs once before it is counted, so what runs only once
-//! is not counted; the verifier is polled as the criterion benches poll it (once, no runtime).
-//! `scripts/bench-report --instructions` runs `compare` and `cached`.
+//! floor), `compare` (`floor` in `floor_loop`, then `uncached` in `pipeline_loop`, in one
+//! process, so both check the same signature with the same key) or `layer` (a request to the
+//! bare inner service in `floor_loop`, then the same request with a cached token through
+//! `AuthLayer` in `pipeline_loop`: `benches/layer.rs`'s two paths; RS256 only), `ALG` one of
+//! `RS256` (the default), `ES256`, `EdDSA`. Each path runs once before it is counted, so what
+//! runs only once is not counted; the verifier is polled as the criterion benches poll it
+//! (once, no runtime). `scripts/bench-report --instructions` runs `compare`, `cached` and
+//! `layer`.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,8 +21,10 @@
     reason = "a profiling tool: a wrong argument or a failed verification stops it loudly"
 )]
 
+use std::cell::RefCell;
+
 use agentcube_auth_core::jose::{Algorithm, AlgorithmSet};
-use agentcube_benches::{ISSUER, fixture, now, ready};
+use agentcube_benches::{ISSUER, fixture, layer, now, ready};
 use agentcube_oidc::{CacheConfig, OidcConfig, OidcVerifier};
 
 fn main() {
@@ -73,30 +78,64 @@ fn main() {
             floor_loop(iterations, &floor);
             pipeline_loop(iterations, &pipeline);
         }
-        other => panic!("unknown mode {other:?}: uncached, cached, floor or compare"),
+        "layer" => {
+            assert_eq!(
+                alg,
+                Algorithm::RS256,
+                "the layer is profiled with an RS256 token"
+            );
+            let bearer = http::HeaderValue::from_str(&format!("Bearer {}", f.token)).unwrap();
+            let (plain, authenticated) = (
+                RefCell::new(layer::inner()),
+                RefCell::new(layer::authenticated(&f)),
+            );
+            let bare = || {
+                std::hint::black_box(layer::serve(
+                    &mut *plain.borrow_mut(),
+                    layer::request(&bearer),
+                ));
+            };
+            let through_layer = || {
+                std::hint::black_box(layer::serve(
+                    &mut *authenticated.borrow_mut(),
+                    layer::request(&bearer),
+                ));
+            };
+            bare();
+            through_layer();
+            floor_loop(iterations, &bare);
+            pipeline_loop(iterations, &through_layer);
+        }
+        other => panic!("unknown mode {other:?}: uncached, cached, floor, compare or layer"),
     }
 }
 
-/// The profiled region (`valgrind --tool=callgrind --toggle-collect='*profiled_loop*'`).
-#[inline(never)]
-fn profiled_loop(n: usize, verify_once: &dyn Fn()) {
-    for _ in 0..n {
-        verify_once();
-    }
+/// A counted loop: a function of its own, so that callgrind can collect on its name
+/// (`--toggle-collect='*<name>*'`). Each loop hands its own name to `black_box`, so no two
+/// have the same code and the linker cannot fold them into one symbol (it did, once a fourth
+/// caller made identical loops worth merging; the counts then found no `pipeline_loop`).
+macro_rules! counted_loop {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[inline(never)]
+        fn $name(n: usize, once: &dyn Fn()) {
+            for _ in 0..n {
+                once();
+            }
+            std::hint::black_box(stringify!($name));
+        }
+    };
 }
 
-/// `compare`'s bare signature checks (`--toggle-collect='*floor_loop*'`).
-#[inline(never)]
-fn floor_loop(n: usize, verify_once: &dyn Fn()) {
-    for _ in 0..n {
-        verify_once();
-    }
-}
-
-/// `compare`'s uncached pipelines (`--toggle-collect='*pipeline_loop*'`).
-#[inline(never)]
-fn pipeline_loop(n: usize, verify_once: &dyn Fn()) {
-    for _ in 0..n {
-        verify_once();
-    }
-}
+counted_loop!(
+    /// The profiled region of `uncached`, `cached` and `floor`.
+    profiled_loop
+);
+counted_loop!(
+    /// `compare`'s bare signature checks and `layer`'s requests to the bare inner service.
+    floor_loop
+);
+counted_loop!(
+    /// `compare`'s uncached pipelines and `layer`'s requests through the layer.
+    pipeline_loop
+);

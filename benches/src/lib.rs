@@ -1,12 +1,15 @@
 //! Fixtures shared by the benches: realistic Keycloak-shaped access tokens (~1.4 KB) signed
 //! with RS256, ES256 and EdDSA keys, with the matching verification keys in every form the
-//! benches compare (our pre-parsed keys, jsonwebtoken's `DecodingKey`, bare aws-lc-rs keys).
+//! benches compare (our pre-parsed keys, jsonwebtoken's `DecodingKey`, bare aws-lc-rs keys);
+//! and, in [`layer`], the tower layer's requests and services.
 
 use agentcube_auth_core::jose::{Algorithm, Jwk, KeySet, SigningKey, VerificationKey};
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+
+pub mod layer;
 
 /// The issuer the fixture tokens name.
 pub const ISSUER: &str = "http://keycloak.agentcube.svc.cluster.local:8080/realms/agentcube";
