@@ -10,8 +10,8 @@ use crate::principal::Principal;
 ///
 /// Implemented by `agentcube-oidc`'s verifiers; the tower layer in the `http` feature runs any
 /// implementation. The future is `Send` and generic (not boxed): a caller that awaits it
-/// allocates nothing for it. (The tower layer boxes it once per request, because a
-/// `Service::Future` cannot name an `impl Future` on stable Rust.)
+/// allocates nothing for it. (The tower layer boxes it once per request that carries a
+/// well-formed token, because a `Service::Future` cannot name an `impl Future` on stable Rust.)
 ///
 /// A verifier turns the verified claims into the principal with a
 /// [`ClaimMapper`](crate::ClaimMapper) and passes the mapper's refusal on as it is, so an

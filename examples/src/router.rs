@@ -32,8 +32,9 @@
 //!   sandbox" / `no_owner_record` "sandbox has no owner record"), then proxy.
 //!
 //! Proxying sends `Authorization: Bearer <sandbox token>` (bound to that session), the session
-//! header, `X-Forwarded-For/Host/Proto`, and the client's other headers — never the client's
-//! `Authorization`, its `X-AgentCube-User-Identity`, hop-by-hop headers, or the
+//! header, `X-Forwarded-For/Host/Proto`, the request id as `X-Request-Id` (the client's when it
+//! was a valid one, else the one the Router made), and the client's other headers — never the
+//! client's `Authorization`, its `X-AgentCube-User-Identity`, hop-by-hop headers, or the
 //! `X-Forwarded-Host/Proto` it sent (its `X-Forwarded-For` is extended with its address).
 //!
 //! # The forwarded path
@@ -859,7 +860,7 @@ async fn admin_revoke(
 
 /// The workload an invocation route names. The `{*path}` capture is not read from here: the
 /// forwarded path comes from the raw request path (see "The forwarded path" in the module docs).
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 struct Workload {
     namespace: String,
     name: String,

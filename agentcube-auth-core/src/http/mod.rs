@@ -27,9 +27,10 @@
 //!   (requiring `Data: From<Bytes>`, true for hyper's and axum's bodies), so axum's
 //!   `Router::layer` accepts it as is.
 //! - **Cost per request.** Header problems are rejected in `call`, without allocating. A
-//!   well-formed token costs one allocation, the boxed verification future, because the
-//!   verifier's `impl Future` cannot be named in `Service::Future` on stable Rust; the inner
-//!   service's future is not boxed.
+//!   well-formed token costs one allocation for its verification, the boxed verification
+//!   future, because the verifier's `impl Future` cannot be named in `Service::Future` on
+//!   stable Rust (the principal handed to the inner service in the request's extensions is
+//!   one more); the inner service's future is not boxed.
 //! - **`poll_ready`.** `call` polls the verification once. When it is done (a verified-token
 //!   cache hit), the ready inner service is called at once and nothing is cloned; when it has
 //!   to wait, the ready inner service is moved into the response future and a clone left

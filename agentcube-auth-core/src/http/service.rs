@@ -20,9 +20,10 @@ use crate::verifier::TokenVerifier;
 /// The middleware built by [`AuthLayer`](super::AuthLayer); see there for what it does.
 ///
 /// Header problems (missing, malformed, empty token) are rejected synchronously in `call`,
-/// without allocating. A request with a well-formed bearer token costs one allocation: the
-/// verifier's future is boxed, because [`TokenVerifier::verify`] returns an `impl Future` that
-/// stable Rust cannot name in [`Service::Future`]. The inner service's future is not boxed.
+/// without allocating. A request with a well-formed bearer token costs one allocation for its
+/// verification, besides the principal the inner service receives in the request's extensions:
+/// the verifier's future is boxed, because [`TokenVerifier::verify`] returns an `impl Future`
+/// that stable Rust cannot name in [`Service::Future`]. The inner service's future is not boxed.
 ///
 /// `poll_ready` is the inner service's. `call` polls the verification once: a verification that
 /// is done at once (a verified-token cache hit, the common case) calls the ready inner service
