@@ -160,6 +160,7 @@ async fn client_identity_header_is_ignored_and_its_authorization_never_reaches_t
         1,
         "{seen:?}"
     );
+    assert_eq!(created.header("x-request-id"), Some("client-chosen-id"));
 
     // The owner recorded by the workload manager is the caller, with annotation and label.
     let caller = Principal::builder(idp.issuer(), app_sub.as_str()).build();
