@@ -32,7 +32,7 @@ use agentcube_rlac::{InMemoryOwnerStore, OWNER_ANNOTATION, OWNER_HASH_LABEL, Own
 use agentcube_testkit::net::ClosedPort;
 use agentcube_testkit::services::redis_url;
 use serde_json::{Value, json};
-use support::http::{Answer, send};
+use support::http::{Answer, hold_the_slot, send, until_refused};
 
 const AR: &str = "/v1/namespaces/default/agent-runtimes/demo/invocations/run";
 const CI: &str = "/v1/namespaces/default/code-interpreters/demo/invocations/run";
@@ -48,6 +48,17 @@ async fn invoke(
     session: Option<&str>,
     extra: &[(&str, &str)],
 ) -> Answer {
+    send(invocation(base, path, token, session, extra)).await
+}
+
+/// The request [`invoke`] sends.
+fn invocation(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    session: Option<&str>,
+    extra: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
     let mut request = http()
         .post(format!("{base}{path}"))
         .json(&json!({"hello": "world"}));
@@ -60,7 +71,7 @@ async fn invoke(
     for (name, value) in extra {
         request = request.header(*name, *value);
     }
-    send(request).await
+    request
 }
 
 fn token(idp: &DevIdp, client: &str) -> String {
@@ -749,22 +760,25 @@ async fn authentication_runs_before_the_concurrency_limit() {
     let app = token(&idp, "agentcube-app");
     let session = invoke(&base, AR, Some(&app), None, &[]).await.session();
 
-    // Hold the only slot.
+    // Hold the only slot, and see it held.
     let slow = {
         let (base, app, session) = (base.clone(), app.clone(), session.clone());
-        tokio::spawn(async move {
-            invoke(
-                &base,
-                &format!("{AR}?delay_ms=1500"),
-                Some(&app),
-                Some(&session),
-                &[],
-            )
-            .await
-        })
+        let path = format!("{AR}?delay_ms=1500");
+        hold_the_slot(move || invocation(&base, &path, Some(&app), Some(&session), &[]))
     };
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let overloaded = until_refused(
+        || invocation(&base, AR, Some(&app), Some(&session), &[]),
+        &slow,
+    )
+    .await;
+    assert_eq!(overloaded.status, 429, "{:?}", overloaded.body);
+    assert_eq!(overloaded.code(), "server_overloaded");
+    assert_eq!(
+        overloaded.error(),
+        "server overloaded, please try again later"
+    );
 
+    // While it is held, authentication still answers first.
     let unauthenticated = invoke(&base, AR, None, None, &[]).await;
     assert_eq!(unauthenticated.status, 401);
     let forged = invoke(&base, AR, Some("a.b.c"), None, &[]).await;
@@ -776,13 +790,7 @@ async fn authentication_runs_before_the_concurrency_limit() {
         wrong_role.error(),
         "insufficient permissions: missing role sandbox:invoke"
     );
-    let overloaded = invoke(&base, AR, Some(&app), Some(&session), &[]).await;
-    assert_eq!(overloaded.status, 429, "{:?}", overloaded.body);
-    assert_eq!(overloaded.code(), "server_overloaded");
-    assert_eq!(
-        overloaded.error(),
-        "server overloaded, please try again later"
-    );
+    assert!(!slow.is_finished(), "the slot was released during the checks");
     let live = send(http().get(format!("{base}/health/live"))).await;
     assert_eq!(live.status, 200);
 

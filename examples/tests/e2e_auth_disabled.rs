@@ -25,7 +25,7 @@ use agentcube_examples::sandbox::SESSION_HEADER;
 use agentcube_testkit::net::free_port;
 use axum::http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use support::http::{client, send, try_send};
+use support::http::{client, hold_the_slot, send, try_send, until_refused};
 use support::process::{Proc, TempDir, outputs, run_to_end};
 use tokio::time::Instant;
 
@@ -332,31 +332,23 @@ async fn an_auth_disabled_router_keeps_its_concurrency_limit() {
     assert_eq!(created.status, 200, "{created:?}");
     let session = created.session();
 
-    // Hold the only slot with a slow invocation, then ask for another.
-    let slow = tokio::spawn(
-        http()
-            .get(format!("{invoke}?delay_ms=1500"))
-            .header(SESSION_HEADER, &session)
-            .send(),
-    );
-    // Asked until the slow one holds the slot (a probe that finds it free takes it only for
-    // its own quick answer), and no later than the slow one's end.
-    let overloaded = loop {
-        let probe = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;
-        if probe.status != 200 || slow.is_finished() {
-            break probe;
-        }
-        tokio::time::sleep(POLL).await;
+    // Hold the only slot with a slow invocation, then ask for another until it is refused.
+    let slow = {
+        let (slow, session) = (format!("{invoke}?delay_ms=1500"), session.clone());
+        hold_the_slot(move || http().get(&slow).header(SESSION_HEADER, &session))
     };
+    let overloaded = until_refused(
+        || http().get(&invoke).header(SESSION_HEADER, &session),
+        &slow,
+    )
+    .await;
     assert_eq!(
         (overloaded.status, overloaded.code()),
         (429, "server_overloaded"),
         "{overloaded:?}"
     );
-    let slow = slow.await.unwrap().unwrap();
-    assert_eq!(slow.status(), 200);
-    // The slot comes back once the slow response has been read (a moment after its last byte).
-    drop(slow.bytes().await.unwrap());
+    // Its answer is read whole, after which the slot comes back (a moment after its last byte).
+    assert_eq!(slow.await.unwrap().status, 200);
     let deadline = Instant::now() + DEADLINE;
     loop {
         let after = send(http().get(&invoke).header(SESSION_HEADER, &session)).await;

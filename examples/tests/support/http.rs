@@ -70,6 +70,46 @@ impl Answer {
     }
 }
 
+/// Holds a Router's only concurrency slot with `slow`, a request the sandbox answers after a
+/// delay. It is sent again while it finds the slot taken (a 429: a probe held the slot for a
+/// moment), so it ends up holding the slot itself. Its task returns its answer.
+pub(crate) fn hold_the_slot(
+    slow: impl Fn() -> reqwest::RequestBuilder + Send + 'static,
+) -> tokio::task::JoinHandle<Answer> {
+    tokio::spawn(async move {
+        loop {
+            let answer = send(slow()).await;
+            if answer.status != 429 {
+                return answer;
+            }
+            tokio::time::sleep(SLOT_POLL).await;
+        }
+    })
+}
+
+/// Sends `probe` until it is not answered 200 (the slot is held) and returns that answer.
+/// Panics when `holder`, the request that holds the slot, ends before a probe was refused: the
+/// limit then let a second request in.
+pub(crate) async fn until_refused(
+    probe: impl Fn() -> reqwest::RequestBuilder,
+    holder: &tokio::task::JoinHandle<Answer>,
+) -> Answer {
+    loop {
+        let answer = send(probe()).await;
+        if answer.status != 200 {
+            return answer;
+        }
+        assert!(
+            !holder.is_finished(),
+            "every probe was served while the slot was held"
+        );
+        tokio::time::sleep(SLOT_POLL).await;
+    }
+}
+
+/// How often the slot helpers ask again.
+const SLOT_POLL: Duration = Duration::from_millis(10);
+
 /// The answer; panics when nothing answered.
 pub(crate) async fn send(request: reqwest::RequestBuilder) -> Answer {
     try_send(request).await.expect("the service answers")
