@@ -289,7 +289,7 @@ pub(crate) struct Shared<V, F> {
     pub(crate) location: TokenLocation,
     requirement: Option<Requirement>,
     hierarchy: Arc<RoleHierarchy>,
-    on_rejection: F,
+    pub(crate) on_rejection: F,
 }
 
 /// A refused request: the error, and the caller when the token verified but the requirement was
@@ -308,29 +308,29 @@ impl From<AuthError> for Refusal {
     }
 }
 
-/// Reports a rejection to the hook; object-safe, so the response future names no verifier or
-/// hook type.
+/// The auth layer's hook, reached through its shared state without naming the verifier or the
+/// hook type: what a response future that is still verifying holds, to report a refusal later.
 pub(crate) trait Report: Send + Sync {
-    fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError);
+    fn hook(&self) -> &dyn OnRejection;
 }
 
-/// Tells the rejection hook behind `report` of a refusal: the request's metadata, and the caller
-/// when one was identified (a refused requirement). Both layers report through this.
-pub(crate) fn report_refusal<B>(
-    report: &dyn Report,
+/// Tells `hook` of a refusal: the request's metadata, and the caller when one was identified (a
+/// refused requirement). Both layers report through this.
+pub(crate) fn report_refusal<H: OnRejection + ?Sized, B>(
+    hook: &H,
     request: &Request<B>,
     error: &AuthError,
     principal: Option<&Principal>,
 ) {
-    report.rejected(
+    hook.on_rejected_request(
         &RejectedRequest::of(request).with_principal(principal),
         error,
     );
 }
 
 impl<V: Send + Sync, F: OnRejection> Report for Shared<V, F> {
-    fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError) {
-        self.on_rejection.on_rejected_request(request, error);
+    fn hook(&self) -> &dyn OnRejection {
+        &self.on_rejection
     }
 }
 

@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::AuthBody;
-use super::layer::{OnRejection, RejectedRequest, Report, report_refusal};
+use super::layer::{OnRejection, report_refusal};
 use crate::error::AuthError;
 use crate::hierarchy::RoleHierarchy;
 use crate::principal::Principal;
@@ -157,12 +157,6 @@ struct Shared<F> {
     on_rejection: F,
 }
 
-impl<F: OnRejection> Report for Shared<F> {
-    fn rejected(&self, request: &RejectedRequest<'_>, error: &AuthError) {
-        self.on_rejection.on_rejected_request(request, error);
-    }
-}
-
 /// The middleware built by [`RequireLayer`]; see there for what it does.
 pub struct RequireService<S, F = ()> {
     inner: S,
@@ -229,7 +223,7 @@ where
                 .check(principal, &self.shared.hierarchy),
         };
         if let Err(error) = &verdict {
-            report_refusal(&*self.shared, &request, error, principal);
+            report_refusal(&self.shared.on_rejection, &request, error, principal);
         }
         match verdict {
             Ok(()) => RequireFuture {

@@ -149,7 +149,7 @@ impl<S, V: Send + Sync, F: OnRejection> AuthService<S, V, F> {
     where
         S: Service<Request<B>>,
     {
-        report_refusal(&*self.shared, request, &error, principal);
+        report_refusal(&self.shared.on_rejection, request, &error, principal);
         ResponseFuture {
             state: State::Rejected { error },
         }
@@ -244,7 +244,7 @@ where
                             state.set(State::Calling { future });
                         }
                         Err(Refusal { error, principal }) => {
-                            report_refusal(&*report, &request, &error, principal.as_ref());
+                            report_refusal(report.hook(), &request, &error, principal.as_ref());
                             return Poll::Ready(Ok(AuthBody::refusal(&error)));
                         }
                     }
