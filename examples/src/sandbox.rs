@@ -93,6 +93,16 @@ impl SandboxSession {
         session_id.map_or(Self::Shared, Self::Bound)
     }
 
+    /// Refuses a bound id that no request could name: one that is not a
+    /// [`server::valid_session_id`] (empty, longer than 256 bytes, not visible ASCII). Both apps
+    /// check it, so a sandbox takes the same ids with authentication on and off.
+    fn check(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::Bound(id) if !server::valid_session_id(id) => Err(ConfigError::InvalidSessionId),
+            _ => Ok(()),
+        }
+    }
+
     fn binding(&self) -> SessionBinding {
         match self {
             Self::Bound(id) => SessionBinding::Session(id.clone()),
@@ -105,11 +115,12 @@ impl SandboxSession {
 /// of a sandbox token against `keys` (the Router's).
 ///
 /// # Errors
-/// [`ConfigError`] for an unusable session id (empty or too long).
+/// [`ConfigError`] for an unusable bound session id (empty, too long, not visible ASCII).
 pub fn app<K: KeySource + 'static>(
     keys: K,
     session: &SandboxSession,
 ) -> Result<Router, ConfigError> {
+    session.check()?;
     let verifier = SandboxVerifier::new(keys, session.binding())?;
     let auth = AuthLayer::new(verifier)
         .on_rejection(server::AuditRejections::new("sandbox token rejected"));
@@ -131,14 +142,9 @@ pub fn app<K: KeySource + 'static>(
 /// Logs a warning saying so.
 ///
 /// # Errors
-/// [`ConfigError::InvalidSessionId`] for an unusable bound session id (empty or too long), as
-/// [`app`].
+/// [`ConfigError::InvalidSessionId`] for an unusable bound session id, as [`app`].
 pub fn app_auth_disabled(session: &SandboxSession) -> Result<Router, ConfigError> {
-    if let SandboxSession::Bound(id) = session
-        && !agentcube_identity::valid_session_id(id)
-    {
-        return Err(ConfigError::InvalidSessionId);
-    }
+    session.check()?;
     server::warn_auth_disabled(
         "sandbox",
         "no sandbox token is verified and any caller that can reach it is served",

@@ -298,7 +298,7 @@ pub fn requested_session_id(headers: &axum::http::HeaderMap) -> Result<Option<&s
 
 /// 400 `invalid_session_id`: an `x-agentcube-session-id` header that is not a
 /// [`valid_session_id`] (empty, longer than 256 bytes, not visible ASCII).
-pub fn invalid_session_id() -> ServiceError {
+fn invalid_session_id() -> ServiceError {
     ServiceError::new(
         StatusCode::BAD_REQUEST,
         Code::new("invalid_session_id"),

@@ -790,7 +790,10 @@ async fn authentication_runs_before_the_concurrency_limit() {
         wrong_role.error(),
         "insufficient permissions: missing role sandbox:invoke"
     );
-    assert!(!slow.is_finished(), "the slot was released during the checks");
+    assert!(
+        !slow.is_finished(),
+        "the slot was released during the checks"
+    );
     let live = send(http().get(format!("{base}/health/live"))).await;
     assert_eq!(live.status, 200);
 

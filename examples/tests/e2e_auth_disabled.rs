@@ -538,20 +538,22 @@ fn auth_flags_are_refused_with_auth_disabled() {
         ),
         &combined("sandbox", "--router-jwks-url"),
     );
-    // A bound session id is checked by the same rule as with authentication on.
+    // A bound session id is checked by the same rule with authentication on and off: one a
+    // request could name.
     let too_long = "s".repeat(agentcube_identity::MAX_SESSION_ID_BYTES + 1);
-    for session_id in ["", too_long.as_str()] {
+    let refused = format!(
+        "sandbox: --session-id: {}",
+        agentcube_identity::ConfigError::InvalidSessionId
+    );
+    let listen = ["--listen", "127.0.0.1:0"];
+    for session_id in ["", too_long.as_str(), "a b"] {
+        let bound = ["--session-id", session_id];
         assert_refused(
-            &run_to_end(
-                sandbox,
-                &disabled(&["--listen", "127.0.0.1:0"], &["--session-id", session_id]),
-                &[],
-            ),
-            &format!(
-                "sandbox: --session-id: {}",
-                agentcube_identity::ConfigError::InvalidSessionId
-            ),
+            &run_to_end(sandbox, &disabled(&listen, &bound), &[]),
+            &refused,
         );
+        let with_key = [listen.as_slice(), &["--router-public-key", &key], &bound].concat();
+        assert_refused(&run_to_end(sandbox, &with_key, &[]), &refused);
     }
 }
 

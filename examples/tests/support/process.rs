@@ -9,8 +9,10 @@
 )]
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A directory removed when dropped.
 pub(crate) struct TempDir(PathBuf);
@@ -98,12 +100,58 @@ pub(crate) fn command(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Command
     command
 }
 
-/// Runs `bin` (configured as [`command`] does) to its end; its output.
+/// Runs `bin` (configured as [`command`] does) to its end; its output. A binary still running
+/// after [`RUN_TO_END_LIMIT`] (a server that started where it should have refused its
+/// configuration) is killed and the test fails, instead of waiting for it forever.
 pub(crate) fn run_to_end(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(bin, args, env)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
+    let mut child = command(bin, args, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+    // Read on threads of their own, so that a chatty binary never blocks on a full pipe.
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                pipe.read_to_end(&mut bytes).unwrap();
+            }
+            bytes
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + RUN_TO_END_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{bin} {args:?} was still running after {RUN_TO_END_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
+
+/// How long [`run_to_end`] waits for a binary to end.
+pub(crate) const RUN_TO_END_LIMIT: Duration = Duration::from_secs(60);
 
 /// The output of every process, for a failure message.
 pub(crate) fn outputs<'a>(procs: impl IntoIterator<Item = &'a Proc>) -> String {
