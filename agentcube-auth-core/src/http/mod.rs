@@ -30,7 +30,8 @@
 //!   well-formed token costs one allocation for its verification, the boxed verification
 //!   future, because the verifier's `impl Future` cannot be named in `Service::Future` on
 //!   stable Rust (the principal handed to the inner service in the request's extensions is
-//!   one more); the inner service's future is not boxed.
+//!   one more where the request already has extensions, as a server's do); the inner
+//!   service's future is not boxed.
 //! - **`poll_ready`.** `call` polls the verification once. When it is done (a verified-token
 //!   cache hit), the ready inner service is called at once and nothing is cloned; when it has
 //!   to wait, the ready inner service is moved into the response future and a clone left

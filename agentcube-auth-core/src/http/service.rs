@@ -21,8 +21,9 @@ use crate::verifier::TokenVerifier;
 ///
 /// Header problems (missing, malformed, empty token) are rejected synchronously in `call`,
 /// without allocating. A request with a well-formed bearer token costs one allocation for its
-/// verification, besides the principal the inner service receives in the request's extensions:
-/// the verifier's future is boxed, because [`TokenVerifier::verify`] returns an `impl Future`
+/// verification, besides handing the principal to the inner service in the request's
+/// extensions (one more where the request already has extensions, as a server's requests do;
+/// three on a request with none): the verifier's future is boxed, because [`TokenVerifier::verify`] returns an `impl Future`
 /// that stable Rust cannot name in [`Service::Future`]. The inner service's future is not boxed.
 ///
 /// `poll_ready` is the inner service's. `call` polls the verification once: a verification that
