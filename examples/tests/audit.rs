@@ -200,6 +200,19 @@ async fn every_decision_that_reaches_a_response_is_one_audit_event_without_a_tok
         send(invoke(Some(&app), Some(&session)), "r-owner").await,
         200
     );
+    // A request id the services refuse (a space, a `!`) is replaced by the Router, and every
+    // service records the replacement, never the client's value.
+    let replaced = invoke(Some(&app), Some(&session))
+        .header(REQUEST_ID_HEADER, "bad id!")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), 200);
+    let replacement = replaced.headers()[REQUEST_ID_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(replacement, "bad id!");
     // The workload manager and the sandbox, called directly with bad tokens.
     let wm = qs.stack.workload_manager.url();
     assert_eq!(
@@ -274,6 +287,8 @@ async fn every_decision_that_reaches_a_response_is_one_audit_event_without_a_tok
         Expect::new("r-owner", "invoke", "allow", "owner")
             .resource(&on_session)
             .subject(&app_sub),
+        Expect::new(&replacement, "invoke", "allow", "owner").subject(&app_sub),
+        Expect::new(&replacement, "invoke", "allow", "session_bound").resource(&on_session),
         Expect::new("r-wm", "authenticate", "deny", "malformed")
             .resource("/v1/agent-runtime")
             .status("401"),
@@ -311,6 +326,10 @@ async fn every_decision_that_reaches_a_response_is_one_audit_event_without_a_tok
     assert_eq!(count("r-create", "session_bound"), 1);
     assert_eq!(count("r-delete", "admin_bypass"), 2);
     assert_eq!(count("r-forged", "invalid_signature"), 1);
+    assert!(
+        !events.iter().any(|e| e["request_id"].contains("bad id")),
+        "{events:#?}"
+    );
     // The Router's callers are named by their client too.
     assert!(
         events.iter().any(|e| e["request_id"] == "r-owner"
