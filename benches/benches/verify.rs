@@ -79,11 +79,7 @@ fn bench_verify(c: &mut Criterion) {
             });
         });
         // The real verifier: OidcVerifier with the same key, uncached and through its cache.
-        let config = || {
-            OidcConfig::new(ISSUER)
-                .algorithms(AlgorithmSet::only(alg))
-                .static_keys(f.keys.clone())
-        };
+        let config = || f.config();
         let uncached = OidcVerifier::new(config().cache(CacheConfig::disabled())).unwrap();
         let cached = OidcVerifier::new(config()).unwrap();
         group.bench_function("oidc_pipeline", |b| {

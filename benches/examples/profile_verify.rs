@@ -8,7 +8,7 @@
 //! floor), `compare` (`floor` in `floor_loop`, then `uncached` in `pipeline_loop`, in one
 //! process, so both check the same signature with the same key) or `layer` (a request to the
 //! bare inner service in `floor_loop`, then the same request with a cached token through
-//! `AuthLayer` in `pipeline_loop`: `benches/layer.rs`'s two paths; RS256 only), `ALG` one of
+//! `AuthLayer` in `pipeline_loop`: `benches/layer.rs`'s two paths), `ALG` one of
 //! `RS256` (the default), `ES256`, `EdDSA`. Each path runs once before it is counted, so what
 //! runs only once is not counted; the verifier is polled as the criterion benches poll it
 //! (once, no runtime). `scripts/bench-report --instructions` runs `compare`, `cached` and
@@ -21,11 +21,9 @@
     reason = "a profiling tool: a wrong argument or a failed verification stops it loudly"
 )]
 
-use std::cell::RefCell;
-
-use agentcube_auth_core::jose::{Algorithm, AlgorithmSet};
-use agentcube_benches::{ISSUER, fixture, layer, now, ready};
-use agentcube_oidc::{CacheConfig, OidcConfig, OidcVerifier};
+use agentcube_auth_core::jose::Algorithm;
+use agentcube_benches::{fixture, layer, now, ready};
+use agentcube_oidc::{CacheConfig, OidcVerifier};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -36,75 +34,54 @@ fn main() {
         .map(|name| Algorithm::from_name(&name).expect("an algorithm: RS256, ES256 or EdDSA"))
         .unwrap_or(Algorithm::RS256);
     let f = fixture(alg, now()).expect("fixture");
-    let verifier = |cache: CacheConfig| {
-        OidcVerifier::new(
-            OidcConfig::new(ISSUER)
-                .algorithms(AlgorithmSet::only(alg))
-                .static_keys(f.keys.clone())
-                .cache(cache),
-        )
-        .expect("verifier")
-    };
-    let floor = || {
+    let verifier =
+        |cache: CacheConfig| OidcVerifier::new(f.config().cache(cache)).expect("verifier");
+    let mut floor = || {
         f.bare
             .verify_sig(f.signing_input.as_bytes(), &f.signature)
             .expect("the fixture's signature verifies");
     };
     let uncached = verifier(CacheConfig::disabled());
-    let pipeline = || {
+    let mut pipeline = || {
         std::hint::black_box(ready(uncached.verify(&f.token)).unwrap());
     };
     let cached = verifier(CacheConfig::new());
-    let cache_hit = || {
+    let mut cache_hit = || {
         std::hint::black_box(ready(cached.verify(&f.token)).unwrap());
     };
     // Each path runs once before it is counted: what runs only once is not counted.
     match mode.as_str() {
         "floor" => {
             floor();
-            profiled_loop(iterations, &floor);
+            profiled_loop(iterations, &mut floor);
         }
         "uncached" => {
             pipeline();
-            profiled_loop(iterations, &pipeline);
+            profiled_loop(iterations, &mut pipeline);
         }
         "cached" => {
             cache_hit();
-            profiled_loop(iterations, &cache_hit);
+            profiled_loop(iterations, &mut cache_hit);
         }
         "compare" => {
             floor();
             pipeline();
-            floor_loop(iterations, &floor);
-            pipeline_loop(iterations, &pipeline);
+            floor_loop(iterations, &mut floor);
+            pipeline_loop(iterations, &mut pipeline);
         }
         "layer" => {
-            assert_eq!(
-                alg,
-                Algorithm::RS256,
-                "the layer is profiled with an RS256 token"
-            );
             let bearer = http::HeaderValue::from_str(&format!("Bearer {}", f.token)).unwrap();
-            let (plain, authenticated) = (
-                RefCell::new(layer::inner()),
-                RefCell::new(layer::authenticated(&f)),
-            );
-            let bare = || {
-                std::hint::black_box(layer::serve(
-                    &mut *plain.borrow_mut(),
-                    layer::request(&bearer),
-                ));
+            let (mut plain, mut authenticated) = (layer::inner(), layer::authenticated(&f));
+            let mut bare = || {
+                std::hint::black_box(layer::serve(&mut plain, layer::request(&bearer)));
             };
-            let through_layer = || {
-                std::hint::black_box(layer::serve(
-                    &mut *authenticated.borrow_mut(),
-                    layer::request(&bearer),
-                ));
+            let mut through_layer = || {
+                std::hint::black_box(layer::serve(&mut authenticated, layer::request(&bearer)));
             };
             bare();
             through_layer();
-            floor_loop(iterations, &bare);
-            pipeline_loop(iterations, &through_layer);
+            floor_loop(iterations, &mut bare);
+            pipeline_loop(iterations, &mut through_layer);
         }
         other => panic!("unknown mode {other:?}: uncached, cached, floor, compare or layer"),
     }
@@ -118,7 +95,7 @@ macro_rules! counted_loop {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[inline(never)]
-        fn $name(n: usize, once: &dyn Fn()) {
+        fn $name(n: usize, once: &mut dyn FnMut()) {
             for _ in 0..n {
                 once();
             }

@@ -8,13 +8,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use agentcube_auth_core::Requirement;
 use agentcube_auth_core::http::{AuthLayer, AuthService};
-use agentcube_auth_core::jose::{Algorithm, AlgorithmSet};
-use agentcube_oidc::{OidcConfig, OidcVerifier};
+use agentcube_oidc::OidcVerifier;
 use http::{HeaderValue, Request, Response, header};
 use tower::util::ServiceFn;
 use tower::{Layer as _, Service, service_fn};
 
-use crate::{Fixture, ISSUER, ready};
+use crate::{Fixture, ready};
 
 /// The inner service: an empty response, so that a call without the layer is the floor.
 pub type Inner = ServiceFn<fn(Request<()>) -> Ready<Result<Response<()>, Infallible>>>;
@@ -32,18 +31,13 @@ pub fn inner() -> Inner {
     service_fn(answer as fn(_) -> _)
 }
 
-/// The inner service behind the layer, for the fixture's token (an RS256 fixture).
+/// The inner service behind the layer, for the fixture's token.
 ///
 /// # Panics
 /// If the verifier cannot be built (then the fixture is wrong).
 #[allow(clippy::expect_used)]
 pub fn authenticated(f: &Fixture) -> Authenticated {
-    let verifier = OidcVerifier::new(
-        OidcConfig::new(ISSUER)
-            .algorithms(AlgorithmSet::only(Algorithm::RS256))
-            .static_keys(f.keys.clone()),
-    )
-    .expect("a verifier for the fixture's key");
+    let verifier = OidcVerifier::new(f.config()).expect("a verifier for the fixture's key");
     AuthLayer::new(verifier)
         .require(Requirement::realm_role("sandbox:invoke"))
         .layer(inner())

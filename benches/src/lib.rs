@@ -3,7 +3,10 @@
 //! benches compare (our pre-parsed keys, jsonwebtoken's `DecodingKey`, bare aws-lc-rs keys);
 //! and, in [`layer`], the tower layer's requests and services.
 
-use agentcube_auth_core::jose::{Algorithm, Jwk, KeySet, SigningKey, VerificationKey};
+use agentcube_auth_core::jose::{
+    Algorithm, AlgorithmSet, Jwk, KeySet, SigningKey, VerificationKey,
+};
+use agentcube_oidc::OidcConfig;
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,6 +35,16 @@ pub struct Fixture {
     pub bare: ParsedPublicKey,
     /// jsonwebtoken's key, for the library floor.
     pub decoding_key: jsonwebtoken::DecodingKey,
+}
+
+impl Fixture {
+    /// An `OidcVerifier` configuration for this fixture's tokens: the issuer, only the
+    /// fixture's algorithm, its key as a static key set (the cache at its default).
+    pub fn config(&self) -> OidcConfig {
+        OidcConfig::new(ISSUER)
+            .algorithms(AlgorithmSet::only(self.alg))
+            .static_keys(self.keys.clone())
+    }
 }
 
 /// Errors building fixtures (they only happen if the crypto library is broken).
