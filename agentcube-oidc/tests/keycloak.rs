@@ -46,8 +46,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use support::{
-    Keycloak, REALM_FILE, audiences, client_credentials_grant, client_token, header_of, jwks,
-    keycloak, kid_of, payload_of, realm_roles_of, with_header,
+    Keycloak, REALM_FILE, audiences, client_credentials_grant, client_token, discovery, header_of,
+    jwks, keycloak, kid_of, payload_of, realm_roles_of, with_header,
 };
 use tokio::time::Instant;
 
@@ -252,12 +252,7 @@ async fn discovery_and_jwks_skip_the_encryption_key() {
         return;
     };
     // What Keycloak publishes: one `use: sig` RS256 key and one `use: enc` RSA-OAEP key.
-    let discovery: Value = reqwest::get(format!("{}/.well-known/openid-configuration", kc.issuer))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = discovery(&kc.issuer).await;
     assert_eq!(discovery["issuer"], kc.issuer.as_str());
     assert_eq!(
         discovery["jwks_uri"],

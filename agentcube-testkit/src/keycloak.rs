@@ -23,19 +23,10 @@ pub const REALM_FILE: &str = include_str!("../../deploy/keycloak/agentcube-realm
 /// How long one request to Keycloak may take before the test fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The HTTP client of every request here: loopback only, so no proxy (reqwest would send
-/// `127.0.0.1` through `HTTP_PROXY`), redirects not followed (the browser follows them itself,
-/// keeping its cookies), and a timeout.
-fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-}
-
-/// A client with [`client_builder`]'s settings.
+/// The HTTP client of every request here: a loopback client (the browser follows redirects
+/// itself, keeping its cookies).
 fn http_client() -> reqwest::Client {
-    client_builder().build().unwrap()
+    crate::http::loopback_client(REQUEST_TIMEOUT)
 }
 
 /// The Keycloak started by `scripts/with-services.sh`. `Debug` leaves the password and the
@@ -544,6 +535,12 @@ impl Admin {
     }
 }
 
+/// Fetches the discovery document of `issuer` directly (`{issuer}/.well-known/openid-configuration`).
+pub async fn discovery(issuer: &str) -> Value {
+    let request = http_client().get(format!("{issuer}/.well-known/openid-configuration"));
+    ok_json("the discovery document", request).await
+}
+
 /// Fetches the JWKS of `issuer` directly (`{issuer}/protocol/openid-connect/certs`).
 pub async fn jwks(issuer: &str) -> Vec<Value> {
     let request = http_client().get(format!("{issuer}/protocol/openid-connect/certs"));
@@ -616,7 +613,10 @@ pub async fn browse(
     user_code: Option<&str>,
     stop_at: Option<&str>,
 ) -> String {
-    let browser = client_builder().cookie_store(true).build().unwrap();
+    let browser = crate::http::loopback_client_builder(REQUEST_TIMEOUT)
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let mut next = browser.get(start);
     let mut logged_in = false;
     for _ in 0..20 {

@@ -3,6 +3,8 @@
 //! A helper that two crates' tests need lives here once, so that its rule cannot drift between
 //! copies.
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "keycloak")]
 pub mod keycloak;
 pub mod net;

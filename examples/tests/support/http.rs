@@ -12,17 +12,10 @@
 
 use std::time::Duration;
 
+/// A client without proxies or redirects, giving up on a request after its timeout.
+#[allow(unused_imports, reason = "not every test binary uses it")]
+pub(crate) use agentcube_testkit::http::loopback_client as client;
 use serde_json::Value;
-
-/// A client without proxies or redirects, giving up on a request after `timeout`.
-pub(crate) fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .build()
-        .unwrap()
-}
 
 /// A response, read whole (a body that is not JSON reads as `null`).
 #[derive(Debug)]
