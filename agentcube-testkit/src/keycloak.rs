@@ -223,9 +223,20 @@ impl Admin {
         format!("{}/admin/realms{path}", self.base)
     }
 
-    /// Sends `request` with the admin token; returns the status, the last segment of the
-    /// `Location` header (if any) and the body.
-    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
+    /// `method /admin/realms{path}` with the admin token (and `body` as JSON); answers `expected`
+    /// with the last segment of the `Location` header (if any) and the body, or any other
+    /// status as an error naming the request.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        expected: u16,
+    ) -> Result<(Option<String>, String), String> {
+        let mut request = self.http.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         let response = request
             .bearer_auth(self.token().await)
             .send()
@@ -236,40 +247,45 @@ impl Admin {
             .headers()
             .get("location")
             .map(|l| l.to_str().unwrap().rsplit('/').next().unwrap().to_owned());
-        (status, location, response.text().await.unwrap())
+        let text = response.text().await.unwrap();
+        if status == expected {
+            Ok((location, text))
+        } else {
+            Err(format!("{method} {path}: {status} {text}"))
+        }
     }
 
-    /// Sends `request` and asserts its status is `expected`; returns the last segment of the
-    /// `Location` header (if any) and the body.
+    /// [`call`](Self::call), failing the test on any other status.
     async fn expect(
         &self,
-        what: &str,
-        request: reqwest::RequestBuilder,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
         expected: u16,
     ) -> (Option<String>, String) {
-        let (status, location, text) = self.send(request).await;
-        assert_eq!(status, expected, "{what}: {text}");
-        (location, text)
+        self.call(method, path, body, expected)
+            .await
+            .unwrap_or_else(|failed| panic!("{failed}"))
     }
 
     /// `GET /admin/realms{path}` (path empty or starting with `/`); expects 200.
     pub async fn get(&self, path: &str) -> Value {
-        let request = self.http.get(self.url(path));
-        let (_, text) = self.expect(&format!("GET {path}"), request, 200).await;
+        let (_, text) = self.expect(reqwest::Method::GET, path, None, 200).await;
         serde_json::from_str(&text).unwrap()
     }
 
     /// `POST /admin/realms{path}` with a JSON body; expects 201 and returns the id at the end
     /// of the `Location` header, if any.
     pub async fn post(&self, path: &str, body: &Value) -> Option<String> {
-        let request = self.http.post(self.url(path)).json(body);
-        self.expect(&format!("POST {path}"), request, 201).await.0
+        self.expect(reqwest::Method::POST, path, Some(body), 201)
+            .await
+            .0
     }
 
     /// `PUT /admin/realms{path}` with a JSON body; expects 204.
     pub async fn put(&self, path: &str, body: &Value) {
-        let request = self.http.put(self.url(path)).json(body);
-        self.expect(&format!("PUT {path}"), request, 204).await;
+        self.expect(reqwest::Method::PUT, path, Some(body), 204)
+            .await;
     }
 
     /// `DELETE /admin/realms{path}`; expects 204.
@@ -285,12 +301,9 @@ impl Admin {
     /// # Errors
     /// The status and body of any other answer.
     pub async fn try_delete(&self, path: &str) -> Result<(), String> {
-        let (status, _, text) = self.send(self.http.delete(self.url(path))).await;
-        if status == 204 {
-            Ok(())
-        } else {
-            Err(format!("DELETE {path}: {status} {text}"))
-        }
+        self.call(reqwest::Method::DELETE, path, None, 204)
+            .await
+            .map(drop)
     }
 
     /// Imports a copy of `deploy/keycloak/agentcube-realm.json` as realm `{prefix}-{random}`,
@@ -349,8 +362,7 @@ impl Admin {
     /// back-channel logouts of the clients the user was signed in to.
     pub async fn logout_user(&self, realm: &str, user_id: &str) {
         let path = format!("/{realm}/users/{user_id}/logout");
-        let request = self.http.post(self.url(&path));
-        self.expect(&format!("POST {path}"), request, 204).await;
+        self.expect(reqwest::Method::POST, &path, None, 204).await;
     }
 
     /// Adds a key provider component to realm `realm`; returns its id. A provider with a higher
@@ -473,16 +485,16 @@ impl Admin {
     pub async fn add_realm_roles(&self, realm: &str, user_id: &str, roles: &[&str]) {
         let path = format!("/{realm}/users/{user_id}/role-mappings/realm");
         let body = self.realm_roles(realm, roles).await;
-        let request = self.http.post(self.url(&path)).json(&body);
-        self.expect(&format!("POST {path}"), request, 204).await;
+        self.expect(reqwest::Method::POST, &path, Some(&body), 204)
+            .await;
     }
 
     /// Removes the direct mappings of the realm roles `roles` from user `user_id` (expects 204).
     pub async fn remove_realm_roles(&self, realm: &str, user_id: &str, roles: &[&str]) {
         let path = format!("/{realm}/users/{user_id}/role-mappings/realm");
         let body = self.realm_roles(realm, roles).await;
-        let request = self.http.delete(self.url(&path)).json(&body);
-        self.expect(&format!("DELETE {path}"), request, 204).await;
+        self.expect(reqwest::Method::DELETE, &path, Some(&body), 204)
+            .await;
     }
 
     /// The representations of the realm roles `roles`, as role mappings take them.
