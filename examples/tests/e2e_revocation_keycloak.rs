@@ -64,15 +64,14 @@ async fn invoke(base: &str, token: &str, session: Option<&str>) -> Answer {
     send(request).await
 }
 
-async fn revoke(base: &str, token: &str, body: &Value) -> (u16, Value) {
-    let answer = send(
+async fn revoke(base: &str, token: &str, body: &Value) -> Answer {
+    send(
         http()
             .post(format!("{base}{}", router::ADMIN_REVOCATIONS_PATH))
             .bearer_auth(token)
             .json(body),
     )
-    .await;
-    (answer.status, answer.body)
+    .await
 }
 
 /// Polls `done` every 20 ms until it holds or `limit` passes; returns how long it took.
@@ -256,21 +255,15 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
 
     // A service account has no Keycloak session: an administrator revokes its client on the
     // Router. Only the admin role may.
-    let (status, body) = revoke(&b, &app, &json!({"client": "agentcube-app"})).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("insufficient_role"))
-    );
+    let refused = revoke(&b, &app, &json!({"client": "agentcube-app"})).await;
+    assert_eq!((refused.status, refused.code()), (403, "insufficient_role"));
     let admin_token = client_token(&issuer, "agentcube-admin", &realm.admin_secret).await;
-    let (status, body) = revoke(&b, &admin_token, &json!({"sub": "x", "client": "y"})).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid_request"))
-    );
-    let (status, body) = revoke(&b, &admin_token, &json!({"client": "agentcube-app"})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["iss"], issuer.as_str());
-    assert_eq!(body["kind"], "client");
+    let invalid = revoke(&b, &admin_token, &json!({"sub": "x", "client": "y"})).await;
+    assert_eq!((invalid.status, invalid.code()), (400, "invalid_request"));
+    let revoked = revoke(&b, &admin_token, &json!({"client": "agentcube-app"})).await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    assert_eq!(revoked.body["iss"], issuer.as_str());
+    assert_eq!(revoked.body["kind"], "client");
     let answer = invoke(&b, &app, None).await;
     assert_eq!((answer.status, answer.code()), (401, "token_revoked"));
     within(
@@ -282,7 +275,7 @@ async fn logout_in_keycloak_revokes_the_token_on_every_replica_at_once() {
     let answer = invoke(&a, &app, None).await;
     assert_eq!((answer.status, answer.code()), (401, "token_revoked"));
     // A token the service account gets after the revocation's second works again.
-    let revoked_at = body["revokedAt"].as_i64().unwrap();
+    let revoked_at = revoked.body["revokedAt"].as_i64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let renewed = loop {
         let t = client_token(&issuer, "agentcube-app", app_secret).await;

@@ -54,11 +54,7 @@ static ZEROS: [u8; CHUNK] = [0; CHUNK];
 // Small helpers
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client")
+    support::http::client(Duration::from_secs(120))
 }
 
 /// `GET {base}{INVOKE}/{suffix}` with `token` (and `session`).
