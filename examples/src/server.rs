@@ -282,7 +282,7 @@ pub fn valid_session_id(id: &str) -> bool {
 /// that is not a [`valid_session_id`]. The Router and a sandbox read the header through this.
 ///
 /// # Errors
-/// [`invalid_session_id`].
+/// 400 `invalid_session_id` (the header is not a [`valid_session_id`]).
 pub fn requested_session_id(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ServiceError> {
     headers
         .get(crate::sandbox::SESSION_HEADER)
